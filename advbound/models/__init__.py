@@ -1,0 +1,69 @@
+"""Flax NNX models and the bridge from a model to a pure `logits_fn`."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+from flax import nnx
+
+from advbound.models.mnist_cnn import MnistCNN
+from advbound.models.small_cifar import SmallCifarCNN
+from advbound.models.wide_resnet import WideResNet
+
+LogitsFn = Callable[[jax.Array], jax.Array]
+
+# name -> constructor(**kwargs, rngs) ; configs choose models by these names.
+REGISTRY: dict[str, Callable[..., nnx.Module]] = {
+    "mnist_cnn": MnistCNN,
+    "wide_resnet": WideResNet,
+    "small_cifar": SmallCifarCNN,
+}
+
+
+def build(name: str, *, rngs: nnx.Rngs, **kwargs: Any) -> nnx.Module:
+  """Builds a registered model by name, e.g. build("wide_resnet", depth=32, width=10, rngs=...)."""
+  if name not in REGISTRY:
+    raise ValueError(f"unknown model {name!r}; expected one of {sorted(REGISTRY)}")
+  try:
+    return REGISTRY[name](**kwargs, rngs=rngs)
+  except TypeError as e:
+    raise ValueError(f"bad arguments {kwargs} for model {name!r}: {e}") from e
+
+
+def as_logits_fn(model: nnx.Module) -> LogitsFn:
+  """Returns a pure `logits_fn(x [N, *image_shape]) -> logits [N, K]` of `model` in eval mode.
+
+  The function closes over a snapshot of the model's current state (batch norm uses its running
+  averages, dropout is off), never updates it, and can be used inside jit, vmap and grad. The
+  caller's model is not modified.
+  """
+  graphdef, state = nnx.split(model)
+  snapshot = nnx.merge(graphdef, state, copy=True)
+  snapshot.eval()
+  graphdef, state = nnx.split(snapshot)
+  # A Partial is a pytree whose leaves are the model's arrays: passed as an argument to a jitted
+  # function, the weights stay device buffers instead of being baked into the program.
+  return jax.tree_util.Partial(functools.partial(_apply, graphdef), state)
+
+
+def _apply(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> jax.Array:
+  return nnx.merge(graphdef, state, copy=True)(x)
+
+
+def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
+  """Wraps any logits_fn so it can be passed as a (non-static) argument to jax.jit.
+
+  Results of `as_logits_fn` already are such pytrees and are returned unchanged; a plain Python
+  function becomes a leafless Partial, compiled once per function object.
+  """
+  if isinstance(logits_fn, jax.tree_util.Partial):
+    return logits_fn
+  if not callable(logits_fn):
+    raise TypeError(f"logits_fn must be callable, got {type(logits_fn).__name__}")
+  return jax.tree_util.Partial(logits_fn)
+
+
+__all__ = ["MnistCNN", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
+           "as_pytree_fn", "LogitsFn"]

@@ -1,0 +1,341 @@
+"""Training: a jit-once step for natural and PGD adversarial training, orbax checkpoints, resume.
+
+A run is fully determined by its data, model and train settings: the batch at step s is drawn
+from a permutation seeded by (seed, epoch), and the step key is fold_in(key, s). A run killed at
+any point resumes from its last checkpoint and ends with the same parameters as an uninterrupted
+run (tests/train_test.py checks this).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+from flax import nnx
+
+from advbound import models
+from advbound.attacks.pgd import pgd
+from advbound.data import Dataset
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a resumed run needs. `rest` holds non-parameter variables (batch statistics)."""
+
+  step: jax.Array  # int32 []
+  params: nnx.State
+  rest: nnx.State
+  opt_state: optax.OptState
+
+
+def _model_kwargs(model_cfg) -> dict[str, Any]:
+  kwargs = dict(model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else model_cfg)
+  return {k: v for k, v in kwargs.items() if k != "name"}
+
+
+def build_model(model_cfg, seed: int) -> nnx.Module:
+  """The model named by `model_cfg.name` with its other fields as arguments, initialised by seed."""
+  return models.build(model_cfg.name, rngs=nnx.Rngs(seed), **_model_kwargs(model_cfg))
+
+
+def make_schedule(cfg) -> optax.Schedule:
+  """Learning-rate schedule: 'constant', 'piecewise' (factors at fractions of the run),
+  'cosine' (with linear warm-up) or 'onecycle'."""
+  lr, n = cfg.learning_rate, cfg.num_steps
+  if cfg.schedule == "constant":
+    return optax.constant_schedule(lr)
+  if cfg.schedule == "piecewise":
+    if len(cfg.schedule_boundaries) != len(cfg.schedule_factors):
+      raise ValueError(f"schedule_boundaries {cfg.schedule_boundaries} and schedule_factors "
+                       f"{cfg.schedule_factors} differ in length")
+    scales, prev = {}, 1.0
+    for b, f in zip(cfg.schedule_boundaries, cfg.schedule_factors):
+      scales[int(round(b * n))] = f / prev
+      prev = f
+    return optax.piecewise_constant_schedule(lr, scales)
+  if cfg.schedule == "cosine":
+    warmup = int(round(cfg.warmup_fraction * n))
+    return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 1), n)
+  if cfg.schedule == "onecycle":
+    return optax.cosine_onecycle_schedule(n, lr, pct_start=max(cfg.warmup_fraction, 1e-3))
+  raise ValueError(f"unknown schedule {cfg.schedule!r}; expected constant, piecewise, cosine, "
+                   "onecycle")
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+  """'adam' or 'sgd' (momentum, Nesterov); weight decay adds wd * w to the kernels' gradient."""
+  schedule = make_schedule(cfg)
+  if cfg.optimizer == "adam":
+    opt = optax.adam(schedule)
+  elif cfg.optimizer == "sgd":
+    opt = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
+  else:
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected 'adam' or 'sgd'")
+  if cfg.weight_decay:
+    # On conv and dense kernels only (rank >= 2), as in Madry et al.'s code; not on biases or
+    # batch-norm scales and offsets.
+    kernels = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+    opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=kernels), opt)
+  return opt
+
+
+def augment(key: jax.Array, x: jax.Array, kind: str) -> jax.Array:
+  """Data augmentation of x [N, H, W, C]: 'none', or 'crop_flip' (pad 4 by edge reflection,
+  random 32x32 crop, random horizontal flip; the CIFAR-10 recipe)."""
+  if kind == "none":
+    return x
+  if kind != "crop_flip":
+    raise ValueError(f"unknown augmentation {kind!r}; expected 'none' or 'crop_flip'")
+  n, h, w, _ = x.shape
+  k_crop, k_flip = jax.random.split(key)
+  padded = jnp.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+  offsets = jax.random.randint(k_crop, (n, 2), 0, 9)
+
+  def crop(img, off):
+    return jax.lax.dynamic_slice(img, (off[0], off[1], 0), (h, w, img.shape[-1]))
+
+  x = jax.vmap(crop)(padded, offsets)
+  flip = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
+  return jnp.where(flip, x[:, :, ::-1], x)
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg,
+                    bounds: tuple[float, float]) -> Callable:
+  """Returns the jitted `step(state, batch, key) -> (state, metrics)`.
+
+  batch: {"image": float32 [B, *image_shape], "label": int32 [B]}. With cfg.adversarial the
+  loss is taken on PGD examples (cfg.attack: epsilon, step_size, num_steps, random_start, and
+  epsilon_warmup_fraction, a linear ramp of epsilon from 0 over that fraction of the run), made
+  with the current weights and batch statistics of the batch (not written back), as in Madry
+  et al.'s code. metrics: loss and accuracy on the examples trained on (float32 []).
+  """
+  attack = cfg.attack
+
+  def step(state: TrainState, batch, key):
+    k_aug, k_attack = jax.random.split(key)
+    x = augment(k_aug, batch["image"], cfg.augment)
+    y = batch["label"]
+    if cfg.adversarial:
+      def attack_logits(z):
+        return nnx.merge(graphdef, state.params, state.rest, copy=True)(z)
+      epsilon = attack.epsilon
+      if attack.epsilon_warmup_fraction > 0:
+        ramp = (state.step + 1) / (attack.epsilon_warmup_fraction * cfg.num_steps)
+        epsilon = attack.epsilon * jnp.minimum(1.0, ramp.astype(jnp.float32))
+      x = jax.lax.stop_gradient(pgd(
+          attack_logits, k_attack, x, y, epsilon=epsilon, step_size=attack.step_size,
+          num_steps=attack.num_steps, bounds=bounds, random_start=attack.random_start))
+
+    def loss_fn(params, rest):
+      model = nnx.merge(graphdef, params, rest, copy=True)
+      logits = model(x)
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      return loss, (logits, nnx.state(model, nnx.Not(nnx.Param)))
+
+    (loss, (logits, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.rest)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return TrainState(state.step + 1, params, rest, opt_state), metrics
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
+  """Indices [batch_size] of the examples of `step`: epochs are seeded permutations of range(n),
+  the remainder of each epoch is dropped."""
+  per_epoch = n // batch_size
+  if per_epoch == 0:
+    raise ValueError(f"batch_size {batch_size} exceeds the {n} training examples")
+  epoch, pos = divmod(step, per_epoch)
+  perm = np.random.default_rng([seed, epoch]).permutation(n)
+  return perm[pos * batch_size:(pos + 1) * batch_size]
+
+
+def _settings(data: Dataset, model_cfg, train_cfg) -> dict[str, Any]:
+  """The settings a checkpoint depends on (stored beside it, compared on resume)."""
+  return {"data": {"name": data.name, "n": len(data), "shape": list(data.images.shape[1:])},
+          "model": _to_dict(model_cfg), "train": _to_dict(train_cfg)}
+
+
+def _to_dict(cfg) -> dict[str, Any]:
+  d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+  return json.loads(json.dumps(d, default=list))
+
+
+def _checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=keep))
+
+
+def _initial_state(model_cfg, cfg, workdir: str):
+  """(model in train mode, TrainState at step 0 or from the latest checkpoint, manager)."""
+  model = build_model(model_cfg, cfg.seed)
+  model.train()
+  _, params, rest = nnx.split(model, nnx.Param, ...)
+  state = TrainState(jnp.zeros((), jnp.int32), params, rest, make_optimizer(cfg).init(params))
+  manager = _checkpoint_manager(workdir)
+  if manager.latest_step() is not None:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
+  return model, state, manager
+
+
+def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
+          on_step: Callable[[int], None] | None = None) -> nnx.Module:
+  """Trains (or resumes training) a model on `data` and returns it.
+
+  Args:
+    data: the training split.
+    model_cfg: model name and constructor arguments (ConfigDict).
+    train_cfg: optimizer, schedule, steps, batch size, adversarial settings (ConfigDict).
+    workdir: folder for `checkpoints/` and `settings.json`; resumed if they exist.
+    on_step: called with the step number after each step (tests use it to simulate a kill).
+
+  Returns:
+    The trained model (train mode; use models.as_logits_fn for a pure eval-mode function).
+  """
+  cfg = train_cfg
+  os.makedirs(workdir, exist_ok=True)
+  settings = _settings(data, model_cfg, cfg)
+  settings_path = os.path.join(workdir, "settings.json")
+  if os.path.exists(settings_path):
+    with open(settings_path) as f:
+      old = json.load(f)
+    if old != settings:
+      raise ValueError(f"{workdir} holds a run with other settings; use a new workdir or delete "
+                       f"it. stored: {old}; requested: {settings}")
+  else:
+    from advbound import io  # pylint: disable=g-import-not-at-top
+    io.write_json(settings_path, settings)
+
+  model, state, manager = _initial_state(model_cfg, cfg, workdir)
+  if int(state.step):
+    logging.info("resumed %s from step %d", workdir, int(state.step))
+  graphdef = nnx.graphdef(model)
+  step_fn = make_train_step(graphdef, make_optimizer(cfg), cfg, data.bounds)
+  images, labels = jnp.asarray(data.images), jnp.asarray(data.labels)
+  gather = jax.jit(lambda idx: {"image": images[idx], "label": labels[idx]})
+  base_key = jax.random.fold_in(jax.random.key(cfg.seed), 1)
+
+  start = int(state.step)
+  pending: list[dict[str, jax.Array]] = []
+  t_last, s_last = time.time(), start
+  for step in range(start, cfg.num_steps):
+    batch = gather(batch_indices(cfg.seed, step, cfg.batch_size, len(data)))
+    state, metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
+    pending.append(metrics)
+    done = step + 1
+    if on_step is not None:
+      on_step(done)
+    is_last = done == cfg.num_steps
+    if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or is_last:
+      losses = np.asarray(jnp.stack([m["loss"] for m in pending]))
+      bad = np.flatnonzero(~np.isfinite(losses))
+      if bad.size:
+        raise FloatingPointError(
+            f"non-finite loss {losses[bad[0]]} at step {done - len(losses) + bad[0] + 1} of "
+            f"{workdir}; lower the learning rate (now {cfg.learning_rate}) or check the data")
+      acc = float(np.mean(np.asarray(jnp.stack([m["accuracy"] for m in pending]))))
+      now = time.time()
+      rate = (done - s_last) * cfg.batch_size / max(now - t_last, 1e-9)
+      eta = (cfg.num_steps - done) * cfg.batch_size / max(rate, 1e-9)
+      logging.info("%s step %d/%d loss %.4f acc %.4f | %.0f examples/s | ETA %s",
+                   os.path.basename(os.path.normpath(workdir)), done, cfg.num_steps,
+                   float(losses.mean()), acc, rate, _hms(eta))
+      pending, t_last, s_last = [], now, done
+      if done % cfg.checkpoint_every == 0 or is_last:
+        manager.save(done, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+  nnx.update(model, state.params, state.rest)
+  return model
+
+
+def load_model(model_cfg, train_cfg, workdir: str) -> nnx.Module:
+  """Builds the model of `model_cfg` and restores the latest checkpoint under `workdir`.
+
+  Raises FileNotFoundError if there is none, and ValueError if the checkpoint did not finish
+  `train_cfg.num_steps` steps.
+  """
+  model, state, manager = _initial_state(model_cfg, train_cfg, workdir)
+  manager.close()
+  if int(state.step) != train_cfg.num_steps:
+    raise ValueError(f"the checkpoint under {workdir} is at step {int(state.step)}, not "
+                     f"{train_cfg.num_steps}: training did not finish")
+  nnx.update(model, state.params, state.rest)
+  return model
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def train_and_evaluate(config, workdir: str, *,
+                       variants: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
+  """Trains every model variant of `config.models` and evaluates it on the test split.
+
+  Each variant trains under `workdir/models/<variant>/` (resuming if interrupted); its test
+  accuracy, clean and under `config.eval.pgd`, is written atomically to
+  `workdir/models/<variant>/metrics.json` and returned as {variant: metrics}. `variants`
+  restricts the run to some of the variants (default: all, natural first).
+  """
+  names = sorted(config.models, key=lambda v: (v != "natural", v))
+  if variants:
+    unknown = [v for v in variants if v not in config.models]
+    if unknown:
+      raise ValueError(f"unknown model variant(s) {unknown}; the config has {names}")
+    names = [v for v in names if v in variants]
+  from advbound import data as data_lib  # pylint: disable=g-import-not-at-top
+  from advbound import evaluate, io  # pylint: disable=g-import-not-at-top
+
+  dcfg = config.data
+  load = lambda split: data_lib.load(dcfg.name, source=dcfg.source, split=split,
+                                     path=dcfg.path or None, seed=dcfg.seed)
+  train_data, test_data = load("train"), load("test")
+  logging.info("data %s (%s): %d train, %d test examples, bounds %s", dcfg.name, dcfg.source,
+               len(train_data), len(test_data), train_data.bounds)
+  results = {}
+  for variant in names:
+    vcfg = config.models[variant]
+    vdir = os.path.join(workdir, "models", variant)
+    t0 = time.time()
+    model = train(train_data, config.model, vcfg, vdir)
+    train_seconds = time.time() - t0
+    logits_fn = models.as_logits_fn(model)
+    ecfg = config.eval
+    n_pgd = min(ecfg.pgd_examples, len(test_data)) if ecfg.pgd_examples else len(test_data)
+    t0 = time.time()
+    metrics = {
+        "test_accuracy": evaluate.accuracy(logits_fn, test_data.images, test_data.labels,
+                                           batch_size=ecfg.batch_size),
+        "test_examples": len(test_data),
+        "pgd_accuracy": evaluate.pgd_accuracy(
+            logits_fn, jax.random.key(ecfg.seed), test_data.images[:n_pgd],
+            test_data.labels[:n_pgd], bounds=test_data.bounds, epsilon=ecfg.pgd.epsilon,
+            step_size=ecfg.pgd.step_size, num_steps=ecfg.pgd.num_steps,
+            random_start=ecfg.pgd.random_start, batch_size=ecfg.batch_size),
+        "pgd_examples": n_pgd,
+        "pgd": _to_dict(ecfg.pgd),
+        "train_steps": vcfg.num_steps,
+        "train_seconds_this_run": train_seconds,
+        "eval_seconds": time.time() - t0,
+    }
+    io.write_json(os.path.join(vdir, "metrics.json"), metrics)
+    logging.info("%s: test accuracy %.4f (%d images), PGD accuracy %.4f (%d images, eps %g, "
+                 "%d steps of %g)", variant, metrics["test_accuracy"], len(test_data),
+                 metrics["pgd_accuracy"], n_pgd, ecfg.pgd.epsilon, ecfg.pgd.num_steps,
+                 ecfg.pgd.step_size)
+    results[variant] = metrics
+  return results

@@ -1,0 +1,1 @@
+"""ml_collections configs; each file's docstring holds its run command and expected runtime."""

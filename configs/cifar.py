@@ -1,0 +1,36 @@
+"""CIFAR-10 with the paper's settings: Madry et al.'s WRN-32-10, natural and PGD-trained.
+
+Run (tfds CIFAR-10; needs the prepared data set or network access, and a GPU):
+  python -m experiments.train --config=configs/cifar.py --workdir=runs/cifar
+
+On the files in ../shared/data instead of tfds:
+  python -m experiments.train --config=configs/cifar.py --workdir=runs/cifar \
+      --config.data.source=npz --config.data.path='../shared/data/cifar10_{split}*.npz'
+
+Settings of Madry et al.'s released CIFAR-10 model (used by He et al.): pixels in [0, 255],
+SGD momentum 0.9, lr 0.1 / 0.01 / 0.001 switching at 50% / 75% of 80,000 steps, batch 128,
+weight decay 2e-4 on conv and dense kernels, random crop (pad 4) and flip; adversarial training on
+PGD examples (eps 8, 7 steps of 2, random start). Expected runtime: about 10 hours natural and
+3 days PGD-trained on one modern GPU; not practical on CPU (about 3 images/s).
+"""
+
+from ml_collections import config_dict
+
+from configs import common
+
+
+def get_config() -> config_dict.ConfigDict:
+  config = config_dict.ConfigDict()
+  config.data = common.data("cifar10", "tfds")
+  config.model = config_dict.ConfigDict(dict(name="wide_resnet", depth=32, width=10))
+  madry = dict(num_steps=80_000, batch_size=128, optimizer="sgd", learning_rate=0.1,
+               momentum=0.9, weight_decay=2e-4, schedule="piecewise",
+               schedule_boundaries=(0.5, 0.75), schedule_factors=(0.1, 0.01),
+               augment="crop_flip", log_every=200, checkpoint_every=2000)
+  config.models = config_dict.ConfigDict()
+  config.models.natural = common.train(**madry)
+  config.models.adversarial = common.train(**madry, adversarial=True,
+                                           attack=dict(epsilon=8.0, step_size=2.0, num_steps=7))
+  config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000)
+  config.eval.batch_size = 200
+  return config

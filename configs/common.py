@@ -1,0 +1,49 @@
+"""Defaults shared by the configs (data only: scalars, strings, tuples, ConfigDicts)."""
+
+from ml_collections import config_dict
+
+
+def data(name: str, source: str, path: str = "") -> config_dict.ConfigDict:
+  """data.source: tfds | embedded | npz; data.path: file or glob for npz (may hold '{split}')."""
+  return config_dict.ConfigDict(dict(name=name, source=source, path=path, seed=0))
+
+
+def pgd(epsilon: float, step_size: float, num_steps: int) -> config_dict.ConfigDict:
+  return config_dict.ConfigDict(dict(epsilon=epsilon, step_size=step_size, num_steps=num_steps,
+                                     random_start=True))
+
+
+def train(**overrides) -> config_dict.ConfigDict:
+  """Settings of one model variant's training run."""
+  cfg = config_dict.ConfigDict(dict(
+      seed=0,
+      num_steps=1000,
+      batch_size=128,
+      optimizer="adam",         # adam | sgd
+      learning_rate=1e-3,
+      momentum=0.9,             # sgd only
+      nesterov=False,           # sgd only
+      weight_decay=0.0,         # L2 term added to the gradient
+      schedule="constant",      # constant | piecewise | cosine | onecycle
+      schedule_boundaries=(0.5, 0.75),   # piecewise: fractions of num_steps
+      schedule_factors=(0.1, 0.01),      # piecewise: lr multipliers from each boundary on
+      warmup_fraction=0.0,      # cosine / onecycle
+      augment="none",           # none | crop_flip
+      adversarial=False,        # train on PGD examples of `attack`
+      attack=pgd(0.3, 0.01, 40),   # adversarial only; epsilon_warmup_fraction added below
+      log_every=100,
+      checkpoint_every=500,
+  ))
+  # Linear ramp of the training epsilon from 0 over this fraction of the run (0: none).
+  cfg.attack.epsilon_warmup_fraction = 0.0
+  attack = overrides.pop("attack", None)
+  if attack is not None:
+    cfg.attack.update(attack)
+  cfg.update(overrides)
+  return cfg
+
+
+def evaluation(pgd_cfg: config_dict.ConfigDict, pgd_examples: int) -> config_dict.ConfigDict:
+  """Test-set evaluation: clean accuracy on all test images, PGD on the first pgd_examples."""
+  return config_dict.ConfigDict(dict(seed=0, batch_size=500, pgd_examples=pgd_examples,
+                                     pgd=pgd_cfg))

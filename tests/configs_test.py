@@ -1,0 +1,32 @@
+"""Every config loads, documents its run command, and rejects keys that do not exist."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
+                 if f.endswith(".py") and f not in ("__init__.py", "common.py"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_loads_and_documents_command(name):
+  module = importlib.import_module(f"configs.{name}")
+  config = module.get_config()
+  assert f"--config=configs/{name}.py" in module.__doc__
+  assert config.data.source in ("tfds", "embedded", "npz")
+  for variant in config.models:
+    assert config.models[variant].num_steps > 0
+
+
+def test_unknown_config_key_is_an_error():
+  env = dict(os.environ, PYTHONPATH=REPO)
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.train", "--config=configs/quickstart.py",
+       "--workdir=/tmp/unused", "--config.models.natural.num_stepz=3"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert "num_stepz" in proc.stderr

