@@ -199,14 +199,18 @@ def _read_npz(pattern: str) -> tuple[np.ndarray, np.ndarray]:
   xs, ys = [], []
   for file in files:
     try:
-      with np.load(file, allow_pickle=False) as f:
-        missing = [k for k in ("x", "y") if k not in f.files]
-        if missing:
-          raise ValueError(f"{file}: missing array(s) {missing}; found {f.files} "
-                           "(expected 'x' images [N, H, W, C] and 'y' labels [N])")
-        x, y = f["x"], f["y"]
-    except (OSError, EOFError) as e:  # not a zip file, truncated, ...
+      f = np.load(file, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as e:  # not a zip file, truncated, pickled, ...
       raise ValueError(f"{file}: not a readable .npz file ({e})") from e
+    if not isinstance(f, np.lib.npyio.NpzFile):
+      raise ValueError(f"{file}: not a readable .npz file (holds a single array; expected an "
+                       "archive with 'x' and 'y')")
+    with f:
+      missing = [k for k in ("x", "y") if k not in f.files]
+      if missing:
+        raise ValueError(f"{file}: missing array(s) {missing}; found {f.files} "
+                         "(expected 'x' images [N, H, W, C] and 'y' labels [N])")
+      x, y = f["x"], f["y"]
     if x.shape[:1] != y.shape[:1]:
       raise ValueError(f"{file}: {x.shape[0] if x.ndim else 0} images but "
                        f"{y.shape[0] if y.ndim else 0} labels")
@@ -230,8 +234,7 @@ def _load_tfds(info: DatasetInfo, split: str, seed: int,
   n = len(source)
   if n == 0:
     raise ValueError(f"tfds {info.name!r} split is empty")
-  examples = source.__getitems__(list(range(n))) if hasattr(source, "__getitems__") else [
-      source[i] for i in range(n)]
+  examples = [source[i] for i in range(n)]
   x = np.stack([np.asarray(e["image"]) for e in examples])
   y = np.asarray([int(e["label"]) for e in examples])
   if split != "test":

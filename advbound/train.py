@@ -148,7 +148,20 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
     metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
     return TrainState(state.step + 1, params, rest, opt_state), metrics
 
-  return jax.jit(step, donate_argnums=0)
+  # One compilation per run: a retrace (changed shapes or dtypes) is a bug, so it fails loudly.
+  # (chex.assert_max_traces keys on the definition site, so it would count every run of this
+  # factory together; this counter belongs to one returned step function.)
+  traces = 0
+
+  def traced_once(*args):
+    nonlocal traces
+    traces += 1
+    if traces > 1:
+      raise AssertionError("the train step was traced > 1 times: batch shapes or dtypes changed "
+                           "between steps")
+    return step(*args)
+
+  return jax.jit(traced_once, donate_argnums=0)
 
 
 def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
@@ -231,33 +244,36 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   start = int(state.step)
   pending: list[dict[str, jax.Array]] = []
   t_last, s_last = time.time(), start
-  for step in range(start, cfg.num_steps):
-    batch = gather(batch_indices(cfg.seed, step, cfg.batch_size, len(data)))
-    state, metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
-    pending.append(metrics)
-    done = step + 1
-    if on_step is not None:
-      on_step(done)
-    is_last = done == cfg.num_steps
-    if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or is_last:
-      losses = np.asarray(jnp.stack([m["loss"] for m in pending]))
-      bad = np.flatnonzero(~np.isfinite(losses))
-      if bad.size:
-        raise FloatingPointError(
-            f"non-finite loss {losses[bad[0]]} at step {done - len(losses) + bad[0] + 1} of "
-            f"{workdir}; lower the learning rate (now {cfg.learning_rate}) or check the data")
-      acc = float(np.mean(np.asarray(jnp.stack([m["accuracy"] for m in pending]))))
-      now = time.time()
-      rate = (done - s_last) * cfg.batch_size / max(now - t_last, 1e-9)
-      eta = (cfg.num_steps - done) * cfg.batch_size / max(rate, 1e-9)
-      logging.info("%s step %d/%d loss %.4f acc %.4f | %.0f examples/s | ETA %s",
-                   os.path.basename(os.path.normpath(workdir)), done, cfg.num_steps,
-                   float(losses.mean()), acc, rate, _hms(eta))
-      pending, t_last, s_last = [], now, done
-      if done % cfg.checkpoint_every == 0 or is_last:
-        manager.save(done, args=ocp.args.StandardSave(state))
-  manager.wait_until_finished()
-  manager.close()
+  try:
+    for step in range(start, cfg.num_steps):
+      batch = gather(batch_indices(cfg.seed, step, cfg.batch_size, len(data)))
+      state, metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
+      pending.append(metrics)
+      done = step + 1
+      if on_step is not None:
+        on_step(done)
+      is_last = done == cfg.num_steps
+      if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or is_last:
+        losses = np.asarray(jnp.stack([m["loss"] for m in pending]))
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+          raise FloatingPointError(
+              f"non-finite loss {losses[bad[0]]} at step {done - len(losses) + bad[0] + 1} of "
+              f"{workdir}; lower the learning rate (now {cfg.learning_rate}) or check the data")
+        acc = float(np.mean(np.asarray(jnp.stack([m["accuracy"] for m in pending]))))
+        now = time.time()
+        rate = (done - s_last) * cfg.batch_size / max(now - t_last, 1e-9)
+        eta = (cfg.num_steps - done) * cfg.batch_size / max(rate, 1e-9)
+        logging.info("%s step %d/%d loss %.4f acc %.4f | %.0f examples/s | ETA %s",
+                     os.path.basename(os.path.normpath(workdir)), done, cfg.num_steps,
+                     float(losses.mean()), acc, rate, _hms(eta))
+        pending, t_last, s_last = [], now, done
+        if done % cfg.checkpoint_every == 0 or is_last:
+          manager.save(done, args=ocp.args.StandardSave(state))
+  finally:
+    # Let an in-flight async save finish even when the run stops with an exception.
+    manager.wait_until_finished()
+    manager.close()
   nnx.update(model, state.params, state.rest)
   return model
 
@@ -269,7 +285,10 @@ def load_model(model_cfg, train_cfg, workdir: str) -> nnx.Module:
   `train_cfg.num_steps` steps.
   """
   model, state, manager = _initial_state(model_cfg, train_cfg, workdir)
+  latest = manager.latest_step()
   manager.close()
+  if latest is None:
+    raise FileNotFoundError(f"no checkpoint under {os.path.join(workdir, 'checkpoints')}")
   if int(state.step) != train_cfg.num_steps:
     raise ValueError(f"the checkpoint under {workdir} is at step {int(state.step)}, not "
                      f"{train_cfg.num_steps}: training did not finish")

@@ -25,7 +25,6 @@ def main(argv):
   lines = ["", f"{'model':<14}{'test accuracy':>15}{'PGD accuracy':>15}"]
   for variant, m in results.items():
     lines.append(f"{variant:<14}{m['test_accuracy']:>15.4f}{m['pgd_accuracy']:>15.4f}")
-  logging.info("\n".join(lines))
   print("\n".join(lines))
 
 

@@ -44,11 +44,11 @@ def test_wide_resnet_shape_and_size(depth, width):
 
 
 def test_wrn_32_10_size():
-  """The paper's WRN-32-10 (about 46M parameters); built abstractly, no weights allocated."""
+  """The paper's WRN-32-10 (45.9M parameters); built abstractly, no weights allocated."""
   abstract = nnx.eval_shape(lambda: models.WideResNet(32, 10, rngs=nnx.Rngs(0)))
   n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
   assert n == _wrn_expected_params(32, 10)
-  assert 46e6 < n < 47e6
+  assert 45.5e6 < n < 46.5e6  # "about 46M" for Madry et al.'s WRN-32-10
 
 
 @pytest.mark.parametrize("depth,width", [(10, 1), (7, 1), (2, 1), (8, 0)])

@@ -83,7 +83,7 @@ def test_bad_inputs():
     pgd(linear, jax.random.key(0), np.zeros((2, 4), np.float32), np.zeros(3, np.int32), **kw)
 
 
-@pytest.mark.xdist_group("quickstart")  # shares the session-scoped trained model
+@pytest.mark.xdist_group(name="quickstart")  # shares the session-scoped trained model
 def test_lowers_accuracy_of_trained_model(quickstart_natural):
   model, _, test = quickstart_natural
   fn = as_logits_fn(model)

@@ -7,6 +7,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -174,10 +175,27 @@ def test_sigkill_then_resume_matches(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, _params(a), _params(b))
 
 
-@pytest.mark.xdist_group("quickstart")  # shares the session-scoped trained model
+@pytest.mark.xdist_group(name="quickstart")  # shares the session-scoped trained model
 def test_quickstart_natural_accuracy(quickstart_natural):
   """configs/quickstart.py's natural MnistCNN reaches >= 97% on the held-out MNIST-5k test split."""
   model, _, test = quickstart_natural
   acc = evaluate.accuracy(models.as_logits_fn(model), test.images, test.labels)
   print(f"quickstart natural test accuracy: {acc:.4f} on {len(test)} images")
   assert acc >= 0.97
+
+
+def test_train_step_compiles_once():
+  """The step is traced once; a batch of another shape is a recompile and fails loudly."""
+  model = train.build_model(config_dict.ConfigDict(dict(name="mnist_cnn")), 0)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  cfg = common.train(num_steps=3, batch_size=4)
+  tx = train.make_optimizer(cfg)
+  state = train.TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  step = train.make_train_step(graphdef, tx, cfg, (0.0, 1.0))
+  batch = {"image": jnp.zeros((4, 28, 28, 1)), "label": jnp.zeros(4, jnp.int32)}
+  for i in range(3):
+    state, metrics = step(state, batch, jax.random.key(i))
+  assert int(state.step) == 3 and np.isfinite(float(metrics["loss"]))
+  with pytest.raises(AssertionError, match="traced > 1 times"):
+    step(state, {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros(2, jnp.int32)},
+         jax.random.key(0))
