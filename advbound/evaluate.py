@@ -19,10 +19,11 @@ def _predict(logits_fn, x):
   return jnp.argmax(logits, -1), jnp.all(jnp.isfinite(logits), axis=-1)
 
 
-def predict(logits_fn, x, *, batch_size: int = 500) -> np.ndarray:
+def predict(logits_fn, x, *, batch_size: int = 500, desc: str | None = None) -> np.ndarray:
   """Predicted classes int32 [N] of x [N, *image_shape]; raises on NaN/inf logits."""
   fn = as_pytree_fn(logits_fn)
-  labels, finite = batching.map_chunks(functools.partial(_predict, fn), x, chunk_size=batch_size)
+  labels, finite = batching.map_chunks(functools.partial(_predict, fn), x, chunk_size=batch_size,
+                                       desc=desc)
   if not finite.all():
     raise FloatingPointError(f"logits_fn returned NaN or inf for {int((~finite).sum())} of "
                              f"{len(finite)} inputs (first at index {int(np.argmin(finite))})")
@@ -32,7 +33,8 @@ def predict(logits_fn, x, *, batch_size: int = 500) -> np.ndarray:
 def accuracy(logits_fn, x, y, *, batch_size: int = 500) -> float:
   """Fraction of x [N, ...] classified as y [N]."""
   checks.check_labels(y, np.shape(x)[0])
-  return float(np.mean(predict(logits_fn, x, batch_size=batch_size) == np.asarray(y)))
+  return float(np.mean(predict(logits_fn, x, batch_size=batch_size, desc="accuracy")
+                       == np.asarray(y)))
 
 
 def pgd_accuracy(logits_fn, key, x, y, *, bounds, epsilon, step_size, num_steps,
@@ -47,7 +49,7 @@ def pgd_accuracy(logits_fn, key, x, y, *, bounds, epsilon, step_size, num_steps,
     return _predict(fn, adv)
 
   labels, finite = batching.map_chunks(attack_chunk, x, y, np.arange(len(y)),
-                                       chunk_size=batch_size)
+                                       chunk_size=batch_size, desc="PGD accuracy")
   if not finite.all():
     raise FloatingPointError("logits_fn returned NaN or inf on PGD examples")
   return float(np.mean(labels == np.asarray(y)))

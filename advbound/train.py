@@ -22,7 +22,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from advbound import models
+from advbound import data as data_lib
+from advbound import evaluate, io, models
 from advbound.attacks.pgd import pgd
 from advbound.data import Dataset
 
@@ -175,10 +176,15 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
   return perm[pos * batch_size:(pos + 1) * batch_size]
 
 
+# Train settings that do not change the result (free to differ when a run is resumed).
+_COSMETIC = ("log_every", "checkpoint_every")
+
+
 def _settings(data: Dataset, model_cfg, train_cfg) -> dict[str, Any]:
   """The settings a checkpoint depends on (stored beside it, compared on resume)."""
+  train_settings = {k: v for k, v in _to_dict(train_cfg).items() if k not in _COSMETIC}
   return {"data": {"name": data.name, "n": len(data), "shape": list(data.images.shape[1:])},
-          "model": _to_dict(model_cfg), "train": _to_dict(train_cfg)}
+          "model": _to_dict(model_cfg), "train": train_settings}
 
 
 def _to_dict(cfg) -> dict[str, Any]:
@@ -229,7 +235,6 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
       raise ValueError(f"{workdir} holds a run with other settings; use a new workdir or delete "
                        f"it. stored: {old}; requested: {settings}")
   else:
-    from advbound import io  # pylint: disable=g-import-not-at-top
     io.write_json(settings_path, settings)
 
   model, state, manager = _initial_state(model_cfg, cfg, workdir)
@@ -316,9 +321,6 @@ def train_and_evaluate(config, workdir: str, *,
     if unknown:
       raise ValueError(f"unknown model variant(s) {unknown}; the config has {names}")
     names = [v for v in names if v in variants]
-  from advbound import data as data_lib  # pylint: disable=g-import-not-at-top
-  from advbound import evaluate, io  # pylint: disable=g-import-not-at-top
-
   dcfg = config.data
   load = lambda split: data_lib.load(dcfg.name, source=dcfg.source, split=split,
                                      path=dcfg.path or None, seed=dcfg.seed)

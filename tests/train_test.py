@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, evaluate, models, train
+from advbound import data, evaluate, io, models, train
 from configs import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,6 +137,12 @@ def get_config():
 '''
 
 
+def test_unknown_variant_is_an_error(tmp_path):
+  from configs import quickstart
+  with pytest.raises(ValueError, match=r"unknown model variant\(s\) \['robust'\]"):
+    train.train_and_evaluate(quickstart.get_config(), str(tmp_path), variants=["robust"])
+
+
 def _run(config, workdir, **kw):
   env = dict(os.environ, PYTHONPATH=REPO)
   return subprocess.Popen([sys.executable, "-m", "experiments.train", f"--config={config}",
@@ -163,6 +169,10 @@ def test_sigkill_then_resume_matches(tmp_path):
   assert not (killed_dir / "models" / "natural" / "metrics.json").exists()
   out = _run(config, killed_dir).communicate(timeout=300)[0].decode()
   assert "resumed" in out, out[-2000:]
+  metrics = io.read_json(str(killed_dir / "models" / "natural" / "metrics.json"))
+  assert 0.5 < metrics["test_accuracy"] <= 1.0  # 40 steps already learn most digits
+  assert 0.0 <= metrics["pgd_accuracy"] <= 1.0
+  assert metrics["pgd_examples"] == 20 and metrics["test_examples"] == 1000
   ref = _run(config, ref_dir).communicate(timeout=300)[0].decode()
   assert "natural" in ref
   import importlib.util
@@ -199,3 +209,24 @@ def test_train_step_compiles_once():
   with pytest.raises(AssertionError, match="traced > 1 times"):
     step(state, {"image": jnp.zeros((2, 28, 28, 1)), "label": jnp.zeros(2, jnp.int32)},
          jax.random.key(0))
+
+
+@pytest.mark.parametrize("model_cfg", [dict(name="wide_resnet", depth=8, width=1),
+                                       dict(name="small_cifar", width=8)])
+def test_cifar_models_fit_a_fixed_batch(model_cfg):
+  """Gradients flow through residual units and batch norm: 30 Adam steps on one batch of 16
+  random images drive the training loss well below its start."""
+  model = train.build_model(config_dict.ConfigDict(model_cfg), 0)
+  model.train()
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  cfg = common.train(num_steps=30, batch_size=16, learning_rate=3e-3)
+  tx = train.make_optimizer(cfg)
+  state = train.TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  step = train.make_train_step(graphdef, tx, cfg, (0.0, 255.0))
+  ds = _tiny_data("cifar10", n=16)
+  batch = {"image": jnp.asarray(ds.images), "label": jnp.asarray(ds.labels)}
+  losses = []
+  for i in range(30):
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < 0.3 * losses[0], losses
