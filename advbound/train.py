@@ -348,15 +348,18 @@ def train_and_evaluate(config, workdir: str, *,
             step_size=ecfg.pgd.step_size, num_steps=ecfg.pgd.num_steps,
             random_start=ecfg.pgd.random_start, batch_size=ecfg.batch_size),
         "pgd_examples": n_pgd,
+        # clean accuracy on the same first pgd_examples images, for a like-for-like comparison
+        "subset_accuracy": evaluate.accuracy(logits_fn, test_data.images[:n_pgd],
+                                             test_data.labels[:n_pgd], batch_size=ecfg.batch_size),
         "pgd": _to_dict(ecfg.pgd),
         "train_steps": vcfg.num_steps,
         "train_seconds_this_run": train_seconds,
         "eval_seconds": time.time() - t0,
     }
     io.write_json(os.path.join(vdir, "metrics.json"), metrics)
-    logging.info("%s: test accuracy %.4f (%d images), PGD accuracy %.4f (%d images, eps %g, "
-                 "%d steps of %g)", variant, metrics["test_accuracy"], len(test_data),
-                 metrics["pgd_accuracy"], n_pgd, ecfg.pgd.epsilon, ecfg.pgd.num_steps,
-                 ecfg.pgd.step_size)
+    logging.info("%s: test accuracy %.4f (%d images); on the first %d: clean %.4f, PGD %.4f "
+                 "(eps %g, %d steps of %g)", variant, metrics["test_accuracy"], len(test_data),
+                 n_pgd, metrics["subset_accuracy"], metrics["pgd_accuracy"], ecfg.pgd.epsilon,
+                 ecfg.pgd.num_steps, ecfg.pgd.step_size)
     results[variant] = metrics
   return results

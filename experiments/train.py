@@ -22,9 +22,10 @@ def main(argv):
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
   results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
                                      variants=_ONLY.value)
-  lines = ["", f"{'model':<14}{'test accuracy':>15}{'PGD accuracy':>15}"]
+  lines = ["", f"{'model':<14}{'test accuracy':>15}{'first N: clean':>16}{'PGD':>8}{'N':>7}"]
   for variant, m in results.items():
-    lines.append(f"{variant:<14}{m['test_accuracy']:>15.4f}{m['pgd_accuracy']:>15.4f}")
+    lines.append(f"{variant:<14}{m['test_accuracy']:>15.4f}{m['subset_accuracy']:>16.4f}"
+                 f"{m['pgd_accuracy']:>8.4f}{m['pgd_examples']:>7d}")
   print("\n".join(lines))
 
 
