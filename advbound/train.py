@@ -338,9 +338,10 @@ def train_and_evaluate(config, workdir: str, *,
     ecfg = config.eval
     n_pgd = min(ecfg.pgd_examples, len(test_data)) if ecfg.pgd_examples else len(test_data)
     t0 = time.time()
+    correct = evaluate.predict(logits_fn, test_data.images, batch_size=ecfg.batch_size,
+                               desc="accuracy") == test_data.labels
     metrics = {
-        "test_accuracy": evaluate.accuracy(logits_fn, test_data.images, test_data.labels,
-                                           batch_size=ecfg.batch_size),
+        "test_accuracy": float(correct.mean()),
         "test_examples": len(test_data),
         "pgd_accuracy": evaluate.pgd_accuracy(
             logits_fn, jax.random.key(ecfg.seed), test_data.images[:n_pgd],
@@ -349,8 +350,7 @@ def train_and_evaluate(config, workdir: str, *,
             random_start=ecfg.pgd.random_start, batch_size=ecfg.batch_size),
         "pgd_examples": n_pgd,
         # clean accuracy on the same first pgd_examples images, for a like-for-like comparison
-        "subset_accuracy": evaluate.accuracy(logits_fn, test_data.images[:n_pgd],
-                                             test_data.labels[:n_pgd], batch_size=ecfg.batch_size),
+        "subset_accuracy": float(correct[:n_pgd].mean()),
         "pgd": _to_dict(ecfg.pgd),
         "train_steps": vcfg.num_steps,
         "train_seconds_this_run": train_seconds,
