@@ -1,5 +1,5 @@
-"""Projected gradient descent in the L-inf ball (Madry et al.); BIM / iterative FGSM without
-random start (Kurakin et al.)."""
+"""Projected gradient descent in the L-inf ball (Madry et al.) or the L2 ball; BIM / iterative
+FGSM without random start (Kurakin et al.)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from advbound.models import as_pytree_fn
 
 
 def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_start=True,
-        targeted=False):
-  """L-inf PGD on the cross-entropy loss.
+        targeted=False, norm="linf"):
+  """PGD on the cross-entropy loss, in the L-inf (default) or L2 ball.
 
-  Each step moves by `step_size * sign(grad)` (up the loss of `y`, or down it when `targeted`),
-  then projects onto the L-inf ball of radius `epsilon` around `x` and onto `bounds`.
+  L-inf: each step moves by `step_size * sign(grad)`; L2: by `step_size * grad / |grad|_2` (per
+  example). Steps go up the loss of `y`, or down it when `targeted`; after each step the iterate
+  is projected onto the ball of radius `epsilon` around `x`, then clipped to `bounds`.
 
   Args:
     logits_fn: pure function [N, *image_shape] -> logits [N, K].
@@ -31,10 +32,14 @@ def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_s
     bounds: (low, high) valid pixel range.
     random_start: start from a uniform point of the ball (Madry) instead of x (BIM).
     targeted: descend the loss of y instead of ascending it.
+    norm: "linf" or "l2".
 
   Returns:
-    float32 [N, *image_shape]: adversarial inputs with |x_adv - x|_inf <= epsilon, in bounds.
+    float32 [N, *image_shape]: adversarial inputs with |x_adv - x| <= epsilon in `norm`, in
+    bounds.
   """
+  if norm not in ("linf", "l2"):
+    raise ValueError(f"unknown norm {norm!r}; expected 'linf' or 'l2'")
   low, high = checks.check_bounds(bounds)
   checks.check_positive(epsilon, "epsilon", allow_zero=True)
   checks.check_positive(step_size, "step_size", allow_zero=True)
@@ -43,18 +48,39 @@ def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_s
   checks.check_labels(y, x.shape[0])
   return _pgd(as_pytree_fn(logits_fn), key, jnp.asarray(x, jnp.float32), jnp.asarray(y),
               jnp.float32(epsilon), jnp.float32(step_size), int(num_steps), low, high,
-              bool(random_start), bool(targeted))
+              bool(random_start), bool(targeted), norm)
 
 
-@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9, 10))
-def _pgd(logits_fn, key, x, y, epsilon, step_size, num_steps, low, high, random_start, targeted):
+def _l2_norm(v):
+  """Per-example L2 norm of [N, ...], shaped [N, 1, ..., 1] for broadcasting."""
+  return jnp.sqrt(jnp.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
+
+
+@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9, 10, 11))
+def _pgd(logits_fn, key, x, y, epsilon, step_size, num_steps, low, high, random_start, targeted,
+         norm):
   """Compiled PGD; shapes and loop length static, eps and step traced (no recompiles)."""
-  lo = jnp.maximum(x - epsilon, low)
-  hi = jnp.minimum(x + epsilon, high)
-  if random_start:
-    x_adv = jnp.clip(x + jax.random.uniform(key, x.shape, x.dtype, -epsilon, epsilon), lo, hi)
+  if norm == "linf":
+    lo = jnp.maximum(x - epsilon, low)
+    hi = jnp.minimum(x + epsilon, high)
+    project = lambda z: jnp.clip(z, lo, hi)
+    direction = jnp.sign
+    start = lambda: jax.random.uniform(key, x.shape, x.dtype, -epsilon, epsilon)
   else:
-    x_adv = x
+    def project(z):
+      d = z - x
+      d = d * jnp.minimum(1.0, epsilon / jnp.maximum(_l2_norm(d), 1e-12))
+      return jnp.clip(x + d, low, high)
+    direction = lambda g: g / jnp.maximum(_l2_norm(g), 1e-12)
+
+    def start():  # uniform in the L2 ball: a random direction, radius eps * U^(1/D)
+      k_dir, k_rad = jax.random.split(key)
+      g = jax.random.normal(k_dir, x.shape, x.dtype)
+      dim = x[0].size
+      r = jax.random.uniform(k_rad, (x.shape[0],) + (1,) * (x.ndim - 1)) ** (1.0 / dim)
+      return epsilon * r * g / jnp.maximum(_l2_norm(g), 1e-12)
+
+  x_adv = project(x + start()) if random_start else x
   sign = -1.0 if targeted else 1.0
 
   def loss(z):
@@ -63,6 +89,6 @@ def _pgd(logits_fn, key, x, y, epsilon, step_size, num_steps, low, high, random_
 
   def body(_, z):
     g = jax.grad(loss)(z)
-    return jnp.clip(z + sign * step_size * jnp.sign(g), lo, hi)
+    return project(z + sign * step_size * direction(g))
 
   return jax.lax.fori_loop(0, num_steps, body, x_adv)
