@@ -231,6 +231,8 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   if os.path.exists(settings_path):
     with open(settings_path) as f:
       old = json.load(f)
+    for key in _COSMETIC:  # files written before these were left out of the comparison
+      old.get("train", {}).pop(key, None)
     if old != settings:
       raise ValueError(f"{workdir} holds a run with other settings; use a new workdir or delete "
                        f"it. stored: {old}; requested: {settings}")

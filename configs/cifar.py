@@ -33,4 +33,6 @@ def get_config() -> config_dict.ConfigDict:
                                            attack=dict(epsilon=8.0, step_size=2.0, num_steps=7))
   config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000)
   config.eval.batch_size = 200
+  config.attack = common.attack(num_images=100, batch_size=50, binary_search_steps=4,
+                                 max_iterations=1000)
   return config

@@ -33,4 +33,6 @@ def get_config() -> config_dict.ConfigDict:
       num_steps=4000, **recipe, adversarial=True,
       attack=dict(epsilon=8.0, step_size=4.0, num_steps=3, epsilon_warmup_fraction=0.2))
   config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000)
+  config.attack = common.attack(num_images=100, batch_size=100, binary_search_steps=4,
+                                 max_iterations=1000)
   return config

@@ -47,3 +47,14 @@ def evaluation(pgd_cfg: config_dict.ConfigDict, pgd_examples: int) -> config_dic
   """Test-set evaluation: clean accuracy on all test images, PGD on the first pgd_examples."""
   return config_dict.ConfigDict(dict(seed=0, batch_size=500, pgd_examples=pgd_examples,
                                      pgd=pgd_cfg))
+
+
+def attack(*, num_images: int, batch_size: int, binary_search_steps: int,
+           max_iterations: int) -> config_dict.ConfigDict:
+  """He et al.'s attack study: the named attacks on `num_images` seeded test images that every
+  model classifies correctly. `cw` overrides the CW-based attacks' paper settings."""
+  return config_dict.ConfigDict(dict(
+      names=("optbrittle", "optmargin", "optstrong", "fgsm"),
+      num_images=num_images, seed=0, batch_size=batch_size,
+      cw=config_dict.ConfigDict(dict(binary_search_steps=binary_search_steps,
+                                     max_iterations=max_iterations))))

@@ -30,4 +30,6 @@ def get_config() -> config_dict.ConfigDict:
   config.models.adversarial = common.train(**madry, adversarial=True,
                                            attack=dict(epsilon=0.3, step_size=0.01, num_steps=40))
   config.eval = common.evaluation(common.pgd(0.3, 0.01, 40), pgd_examples=1000)
+  config.attack = common.attack(num_images=100, batch_size=100, binary_search_steps=4,
+                                 max_iterations=1000)
   return config

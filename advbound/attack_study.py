@@ -1,0 +1,145 @@
+"""He et al.'s Table 1: each named attack on each trained model, with success and distortion.
+
+Artifacts under `workdir/attacks/`: `<variant>/<attack>.npz` (indices of the test images,
+adversarial examples, success, RMS / L2 / L-inf / L0 distortion), written atomically and reused
+when their settings match; `table1.json` and `table1.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+
+import jax
+import numpy as np
+from absl import logging
+
+from advbound import data as data_lib
+from advbound import evaluate, io, models, train
+from advbound.attacks import presets
+
+# He et al., Table 1: success rate and mean RMS distortion of successful examples.
+PAPER_TABLE1 = {
+    "mnist": {"natural": {"optbrittle": (1.00, 0.0732), "optmargin": (1.00, 0.158),
+                          "optstrong": (1.00, 0.214), "fgsm": (0.91, 0.219)},
+              "adversarial": {"optbrittle": (1.00, 0.0879), "optmargin": (1.00, 0.168),
+                              "optstrong": (0.28, 0.391), "fgsm": (0.06, 0.221)}},
+    "cifar10": {"natural": {"optbrittle": (1.00, 0.824), "optmargin": (1.00, 1.13),
+                            "optstrong": (1.00, 2.86), "fgsm": (0.82, 8.00)},
+                "adversarial": {"optbrittle": (1.00, 3.83), "optmargin": (1.00, 4.08),
+                                "optstrong": (0.73, 37.4), "fgsm": (0.36, 8.00)}},
+}
+
+
+def select_images(logits_fns, test: data_lib.Dataset, num: int, seed: int) -> np.ndarray:
+  """Indices int64 [num] of seeded random test images that every model classifies correctly."""
+  order = np.random.default_rng(seed).permutation(len(test))
+  correct = np.ones(len(test), bool)
+  for fn in logits_fns:
+    correct &= evaluate.predict(fn, test.images) == test.labels
+  chosen = order[correct[order]][:num]
+  if len(chosen) < num:
+    raise ValueError(f"only {len(chosen)} test images are classified correctly by every model; "
+                     f"asked for {num}")
+  return chosen
+
+
+def _attack_settings(config, name: str, dataset: str) -> dict:
+  kwargs = presets.settings(name, dataset)
+  if name != "fgsm":
+    kwargs.update(config.attack.cw.to_dict())
+    kwargs["batch_size"] = config.attack.batch_size
+  return kwargs
+
+
+def run(config, workdir: str, *, variants=None) -> dict:
+  """Trains (or loads) the config's models, attacks the selected test images with every attack
+  of `config.attack.names`, and writes the artifacts and Table 1.
+
+  Returns:
+    {"table1": {variant: {attack: {"success_rate", "rms"}}}, "num_images": n}.
+  """
+  dcfg = config.data
+  load = lambda split: data_lib.load(dcfg.name, source=dcfg.source, split=split,
+                                     path=dcfg.path or None, seed=dcfg.seed)
+  train_data, test = load("train"), load("test")
+  names = [v for v in sorted(config.models, key=lambda v: (v != "natural", v))
+           if not variants or v in variants]
+  fns = {}
+  for v in names:
+    model = train.train(train_data, config.model, config.models[v],
+                        os.path.join(workdir, "models", v))
+    fns[v] = models.as_logits_fn(model)
+  acfg = config.attack
+  idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed)
+  x, y = test.images[idx], test.labels[idx]
+  table = {}
+  for v in names:
+    table[v] = {}
+    for name in acfg.names:
+      kwargs = _attack_settings(config, name, test.name)
+      path = os.path.join(workdir, "attacks", v, f"{name}.npz")
+      stamp = json.dumps({"kwargs": kwargs, "indices": idx.tolist(), "seed": acfg.seed},
+                         sort_keys=True)
+      result = _load_if_current(path, stamp)
+      if result is None:
+        t0 = time.time()
+        r = presets.run(name, fns[v], jax.random.fold_in(jax.random.key(acfg.seed), 1), x, y,
+                        dataset=test.name, bounds=test.bounds, **kwargs)
+        seconds = time.time() - t0
+        result = {"indices": idx, "adversarial": np.asarray(r.adversarial),
+                  "success": np.asarray(r.success), "seconds": np.float64(seconds),
+                  **{k: np.asarray(d) for k, d in r.distortion.items()}}
+        with io.atomic_path(path) as tmp:
+          np.savez(tmp, settings=np.asarray(stamp), **result)
+        logging.info("%s / %s: %.0f%% success, mean RMS %.4f, %.1f s (%.2f s per image)", v,
+                     name, 100 * result["success"].mean(), _mean_rms(result), seconds,
+                     seconds / len(idx))
+      table[v][name] = {"success_rate": float(result["success"].mean()),
+                        "rms": _mean_rms(result), "seconds": float(result["seconds"])}
+  out = {"table1": table, "num_images": int(len(idx)), "dataset": test.name,
+         "settings": {n: _attack_settings(config, n, test.name) for n in acfg.names}}
+  io.write_json(os.path.join(workdir, "attacks", "table1.json"), out)
+  with io.atomic_path(os.path.join(workdir, "attacks", "table1.md")) as tmp, open(tmp, "w") as f:
+    f.write(format_table1(out))
+  return out
+
+
+def _mean_rms(result) -> float:
+  ok = result["success"].astype(bool)
+  return float(result["rms"][ok].mean()) if ok.any() else float("nan")
+
+
+def _load_if_current(path: str, stamp: str):
+  """The stored arrays if `path` exists, is readable and was made with these settings."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      if str(f["settings"]) != stamp:
+        return None
+      return {k: f[k] for k in f.files if k != "settings"}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    logging.warning("ignoring unreadable artifact %s; recomputing", path)
+    return None
+
+
+def format_table1(out) -> str:
+  """Markdown in the paper's Table 1 layout, ours beside the paper's."""
+  paper = PAPER_TABLE1.get(out["dataset"], {})
+  variants = list(out["table1"])
+  head = "| attack | " + " | ".join(f"{v}: ours | {v}: paper" for v in variants) + " |"
+  lines = [f"Success rate and mean RMS distortion of successful examples "
+           f"({out['num_images']} test images, {out['dataset']}).", "", head,
+           "|---" * (1 + 2 * len(variants)) + "|"]
+  for name in out["table1"][variants[0]]:
+    cells = []
+    for v in variants:
+      r = out["table1"][v][name]
+      p = paper.get(v, {}).get(name)
+      cells.append(f"{100 * r['success_rate']:.0f}% {r['rms']:.4g}")
+      cells.append(f"{100 * p[0]:.0f}% {p[1]:.4g}" if p else "-")
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
