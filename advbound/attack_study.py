@@ -94,7 +94,7 @@ def run(config, workdir: str, *, variants=None) -> dict:
                   **{k: np.asarray(d) for k, d in r.distortion.items()}}
         with io.atomic_path(path) as tmp:
           np.savez(tmp, settings=np.asarray(stamp), **result)
-        logging.info("%s / %s: %.0f%% success, mean RMS %.4f, %.1f s (%.2f s per image)", v,
+        logging.info("%s / %s: %.0f%% success, mean RMS %s, %.1f s (%.2f s per image)", v,
                      name, 100 * result["success"].mean(), _mean_rms(result), seconds,
                      seconds / len(idx))
       table[v][name] = {"success_rate": float(result["success"].mean()),
@@ -107,9 +107,10 @@ def run(config, workdir: str, *, variants=None) -> dict:
   return out
 
 
-def _mean_rms(result) -> float:
+def _mean_rms(result) -> float | None:
+  """Mean RMS distortion of the successful examples; None (JSON null) when none succeeded."""
   ok = result["success"].astype(bool)
-  return float(result["rms"][ok].mean()) if ok.any() else float("nan")
+  return float(result["rms"][ok].mean()) if ok.any() else None
 
 
 def _load_if_current(path: str, stamp: str):
@@ -139,7 +140,8 @@ def format_table1(out) -> str:
     for v in variants:
       r = out["table1"][v][name]
       p = paper.get(v, {}).get(name)
-      cells.append(f"{100 * r['success_rate']:.0f}% {r['rms']:.4g}")
+      rms = "-" if r["rms"] is None else f"{r['rms']:.4g}"
+      cells.append(f"{100 * r['success_rate']:.0f}% {rms}")
       cells.append(f"{100 * p[0]:.0f}% {p[1]:.4g}" if p else "-")
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
