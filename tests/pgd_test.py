@@ -97,3 +97,22 @@ def test_lowers_accuracy_of_trained_model(quickstart_natural):
             bounds=test.bounds)
   assert float(jnp.max(jnp.abs(adv - x))) <= 0.3 + 1e-6
   assert float(adv.min()) >= 0.0 and float(adv.max()) <= 1.0
+
+
+def test_l2_one_step_and_ball():
+  x = np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)
+  y = np.array([0], np.int32)
+  grad = (_softmax(x @ W.T) - np.eye(3)[y]) @ W
+  step = grad / np.linalg.norm(grad)
+  got = pgd(linear, jax.random.key(0), x, y, epsilon=1.0, step_size=0.2, num_steps=1,
+            bounds=(0.0, 1.0), random_start=False, norm="l2")
+  np.testing.assert_allclose(got, np.clip(x + 0.2 * step, 0, 1), atol=1e-6)
+  # many steps and a random start never leave the L2 ball or the bounds
+  xs = np.asarray(jax.random.uniform(jax.random.key(1), (6, 4)))
+  adv = np.asarray(pgd(linear, jax.random.key(2), xs, np.arange(6) % 3, epsilon=0.25,
+                       step_size=0.1, num_steps=10, bounds=(0.0, 1.0), norm="l2"))
+  assert np.all(np.linalg.norm(adv - xs, axis=1) <= 0.25 + 1e-5)
+  assert adv.min() >= 0.0 and adv.max() <= 1.0
+  with pytest.raises(ValueError, match="unknown norm 'l1'"):
+    pgd(linear, jax.random.key(0), x, y, epsilon=1.0, step_size=0.2, num_steps=1,
+        bounds=(0.0, 1.0), norm="l1")
