@@ -56,7 +56,8 @@ def _attack_settings(config, name: str, dataset: str) -> dict:
 
 def run(config, workdir: str, *, variants=None) -> dict:
   """Trains (or loads) the config's models, attacks the selected test images with every attack
-  of `config.attack.names`, and writes the artifacts and Table 1.
+  of `config.attack.names`, and writes the artifacts and Table 1. The images are chosen among
+  those every model of this run (all variants, or `variants`) classifies correctly.
 
   Returns:
     {"table1": {variant: {attack: {"success_rate", "rms"}}}, "num_images": n}.
