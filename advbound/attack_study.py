@@ -62,12 +62,8 @@ def run(config, workdir: str, *, variants=None) -> dict:
   Returns:
     {"table1": {variant: {attack: {"success_rate", "rms"}}}, "num_images": n}.
   """
-  dcfg = config.data
-  load = lambda split: data_lib.load(dcfg.name, source=dcfg.source, split=split,
-                                     path=dcfg.path or None, seed=dcfg.seed)
-  train_data, test = load("train"), load("test")
-  names = [v for v in sorted(config.models, key=lambda v: (v != "natural", v))
-           if not variants or v in variants]
+  train_data, test = train.load_splits(config.data, ("train", "test"))
+  names = train.variant_names(config, variants)
   fns = {}
   for v in names:
     model = train.train(train_data, config.model, config.models[v],
@@ -76,11 +72,12 @@ def run(config, workdir: str, *, variants=None) -> dict:
   acfg = config.attack
   idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed)
   x, y = test.images[idx], test.labels[idx]
+  settings = {name: _attack_settings(config, name, test.name) for name in acfg.names}
   table = {}
   for v in names:
     table[v] = {}
     for name in acfg.names:
-      kwargs = _attack_settings(config, name, test.name)
+      kwargs = settings[name]
       path = os.path.join(workdir, "attacks", v, f"{name}.npz")
       stamp = json.dumps({"kwargs": kwargs, "indices": idx.tolist(), "seed": acfg.seed},
                          sort_keys=True)
@@ -101,7 +98,7 @@ def run(config, workdir: str, *, variants=None) -> dict:
       table[v][name] = {"success_rate": float(result["success"].mean()),
                         "rms": _mean_rms(result), "seconds": float(result["seconds"])}
   out = {"table1": table, "num_images": int(len(idx)), "dataset": test.name,
-         "settings": {n: _attack_settings(config, n, test.name) for n in acfg.names}}
+         "settings": settings}
   io.write_json(os.path.join(workdir, "attacks", "table1.json"), out)
   with io.atomic_path(os.path.join(workdir, "attacks", "table1.md")) as tmp, open(tmp, "w") as f:
     f.write(format_table1(out))

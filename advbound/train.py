@@ -308,6 +308,27 @@ def _hms(seconds: float) -> str:
   return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def variant_names(config, variants=None) -> list[str]:
+  """The model variants of `config.models` to run, natural first; `variants` selects some of
+  them (ValueError naming any the config lacks)."""
+  names = sorted(config.models, key=lambda v: (v != "natural", v))
+  if not variants:
+    return names
+  unknown = [v for v in variants if v not in config.models]
+  if unknown:
+    raise ValueError(f"unknown model variant(s) {unknown}; the config has {names}")
+  return [v for v in names if v in variants]
+
+
+def load_splits(data_cfg, splits) -> list[Dataset]:
+  """The requested splits of the data set that `data_cfg` (name, source, path, seed) selects."""
+  out = [data_lib.load(data_cfg.name, source=data_cfg.source, split=split,
+                       path=data_cfg.path or None, seed=data_cfg.seed) for split in splits]
+  logging.info("data %s (%s): %s, bounds %s", data_cfg.name, data_cfg.source,
+               ", ".join(f"{len(d)} {d.split}" for d in out), out[0].bounds)
+  return out
+
+
 def train_and_evaluate(config, workdir: str, *,
                        variants: tuple[str, ...] | None = None) -> dict[str, dict[str, float]]:
   """Trains every model variant of `config.models` and evaluates it on the test split.
@@ -317,18 +338,8 @@ def train_and_evaluate(config, workdir: str, *,
   `workdir/models/<variant>/metrics.json` and returned as {variant: metrics}. `variants`
   restricts the run to some of the variants (default: all, natural first).
   """
-  names = sorted(config.models, key=lambda v: (v != "natural", v))
-  if variants:
-    unknown = [v for v in variants if v not in config.models]
-    if unknown:
-      raise ValueError(f"unknown model variant(s) {unknown}; the config has {names}")
-    names = [v for v in names if v in variants]
-  dcfg = config.data
-  load = lambda split: data_lib.load(dcfg.name, source=dcfg.source, split=split,
-                                     path=dcfg.path or None, seed=dcfg.seed)
-  train_data, test_data = load("train"), load("test")
-  logging.info("data %s (%s): %d train, %d test examples, bounds %s", dcfg.name, dcfg.source,
-               len(train_data), len(test_data), train_data.bounds)
+  names = variant_names(config, variants)
+  train_data, test_data = load_splits(config.data, ("train", "test"))
   results = {}
   for variant in names:
     vcfg = config.models[variant]

@@ -7,18 +7,16 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from advbound import checks
+from advbound.attacks.pgd import ce_gradient
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 
 
 def _loss_sign(logits_fn, x, y, targeted):
   """sign of d CE(logits_fn(x), y) / dx, negated when targeted; float32 [N, ...]."""
-  def loss(z):
-    return optax.softmax_cross_entropy_with_integer_labels(logits_fn(z), y).sum()
-  s = jnp.sign(jax.grad(loss)(x))
+  s = jnp.sign(ce_gradient(logits_fn, x, y))
   return -s if targeted else s
 
 

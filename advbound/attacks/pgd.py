@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advbound import checks
+from advbound import checks, metrics
 from advbound.models import as_pytree_fn
 
 
@@ -51,9 +51,18 @@ def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_s
               bool(random_start), bool(targeted), norm)
 
 
+def ce_gradient(logits_fn, x, y):
+  """d/dx of the summed cross-entropy of logits_fn(x) [N, K] against labels y [N]; [N, ...].
+
+  Summing keeps each example's gradient independent of the batch."""
+  def loss(z):
+    return optax.softmax_cross_entropy_with_integer_labels(logits_fn(z), y).sum()
+  return jax.grad(loss)(x)
+
+
 def _l2_norm(v):
   """Per-example L2 norm of [N, ...], shaped [N, 1, ..., 1] for broadcasting."""
-  return jnp.sqrt(jnp.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))
+  return metrics.l2(v).reshape((-1,) + (1,) * (v.ndim - 1))
 
 
 @functools.partial(jax.jit, static_argnums=(6, 7, 8, 9, 10, 11))
@@ -83,12 +92,7 @@ def _pgd(logits_fn, key, x, y, epsilon, step_size, num_steps, low, high, random_
   x_adv = project(x + start()) if random_start else x
   sign = -1.0 if targeted else 1.0
 
-  def loss(z):
-    logits = logits_fn(z)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).sum()
-
   def body(_, z):
-    g = jax.grad(loss)(z)
-    return project(z + sign * step_size * direction(g))
+    return project(z + sign * step_size * direction(ce_gradient(logits_fn, z, y)))
 
   return jax.lax.fori_loop(0, num_steps, body, x_adv)
