@@ -58,3 +58,16 @@ def attack(*, num_images: int, batch_size: int, binary_search_steps: int,
       num_images=num_images, seed=0, batch_size=batch_size,
       cw=config_dict.ConfigDict(dict(binary_search_steps=binary_search_steps,
                                      max_iterations=max_iterations))))
+
+
+def boundary(*, num_directions: int, both_signs: bool, step: float, max_distance: float,
+             region_radius: float, method: str = "scan", batch_size: int = 4096,
+             chunk_images: int = 10) -> config_dict.ConfigDict:
+  """He et al.'s boundary study: distances along random orthogonal directions on a grid
+  step, 2*step, ..., max_distance; region_radius is the region classifier's cube half-width
+  (for the figures' reference line); examples are the attacks whose outputs are analysed."""
+  return config_dict.ConfigDict(dict(
+      num_directions=num_directions, both_signs=both_signs, seed=0, step=step,
+      max_distance=max_distance, method=method, batch_size=batch_size,
+      chunk_images=chunk_images, region_radius=region_radius,
+      examples=("fgsm", "optbrittle", "optmargin", "optstrong")))

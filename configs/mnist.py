@@ -32,4 +32,6 @@ def get_config() -> config_dict.ConfigDict:
   config.eval = common.evaluation(common.pgd(0.3, 0.01, 40), pgd_examples=1000)
   config.attack = common.attack(num_images=100, batch_size=100, binary_search_steps=4,
                                  max_iterations=1000)
+  config.boundary = common.boundary(num_directions=784, both_signs=True, step=0.02,
+                                    max_distance=0.5, region_radius=0.3)
   return config

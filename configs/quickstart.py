@@ -36,4 +36,6 @@ def get_config() -> config_dict.ConfigDict:
   config.eval = common.evaluation(common.pgd(0.3, 0.01, 40), pgd_examples=500)
   config.attack = common.attack(num_images=20, batch_size=20, binary_search_steps=4,
                                  max_iterations=100)
+  config.boundary = common.boundary(num_directions=784, both_signs=True, step=0.02,
+                                    max_distance=0.5, region_radius=0.3, method="fast")
   return config

@@ -93,3 +93,21 @@ def test_median_l2_not_worse_than_foolbox(quickstart_natural):
   theirs_median = float(np.median(np.linalg.norm((theirs - x).reshape(len(x), -1), axis=1)))
   print(f"CW-L2 median L2: ours {ours_median:.4f}, foolbox {theirs_median:.4f}")
   assert ours_median <= 1.02 * theirs_median
+  # with the reference's batch-wide abort-early the two run the same algorithm: per-image
+  # distortions agree up to float rounding along 300 Adam steps
+  batch = carlini_wagner_l2(fn, x, y, bounds=(0.0, 1.0), max_iterations=100,
+                            abort_early_scope="batch", **settings)
+  theirs_l2 = np.linalg.norm((theirs - x).reshape(len(x), -1), axis=1)
+  np.testing.assert_allclose(np.asarray(batch.distortion["l2"]), theirs_l2, rtol=0.01)
+
+
+def test_example_abort_early_does_not_depend_on_the_batch():
+  """Per-example abort-early: an image's result is the same alone or among others."""
+  fn, x, y, _ = _linear_problem(n=6)
+  kw = dict(bounds=(0.0, 1.0), binary_search_steps=3, max_iterations=200, learning_rate=0.05)
+  together = carlini_wagner_l2(fn, x, y, **kw)
+  alone = carlini_wagner_l2(fn, x, y, batch_size=1, **kw)
+  np.testing.assert_allclose(np.asarray(together.adversarial), np.asarray(alone.adversarial),
+                             atol=1e-6)
+  with pytest.raises(ValueError, match="abort_early_scope"):
+    carlini_wagner_l2(fn, x, y, abort_early_scope="images", **kw)

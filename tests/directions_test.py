@@ -31,3 +31,20 @@ def test_both_signs_and_determinism():
 def test_bad_num(num):
   with pytest.raises(ValueError, match="num|orthogonal directions"):
     random_orthogonal(jax.random.key(0), num, (4, 4))
+
+
+def test_cholesky_route_equals_householder():
+  """QR with a positive diagonal in R is unique: both routes return the same directions."""
+  key = jax.random.key(3)
+  a = np.asarray(random_orthogonal(key, 40, (16, 16, 3), route="householder"))
+  b = np.asarray(random_orthogonal(key, 40, (16, 16, 3), route="cholesky"))
+  np.testing.assert_allclose(a, b, atol=1e-4)
+  flat = b.reshape(40, -1).astype(np.float64)
+  np.testing.assert_allclose(flat @ flat.T, flat.shape[1] * np.eye(40), atol=1e-5 * flat.shape[1])
+
+
+def test_bad_route():
+  with pytest.raises(ValueError, match="route"):
+    random_orthogonal(jax.random.key(0), 4, (4, 4), route="svd")
+  with pytest.raises(ValueError, match="D >= 4"):
+    random_orthogonal(jax.random.key(0), 8, (4, 4), route="cholesky")

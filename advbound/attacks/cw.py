@@ -33,9 +33,9 @@ def _margins(logits, y, targeted):
   return other - real if targeted else real - other
 
 
-@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13))
+@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13, 14))
 def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, low, high, confidence,
-              max_iterations, learning_rate, abort_early, targeted):
+              max_iterations, learning_rate, abort_early, targeted, abort_early_scope):
   """One binary-search step: Adam from w = atanh(x) for up to max_iterations.
 
   Args (batch of n images, E ensemble members):
@@ -82,6 +82,8 @@ def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, low, high, co
     w = jnp.where(mask, w + updates, w)
     if abort_early:
       checkpoint = it % check_every == 0
+      if abort_early_scope == "batch":  # the reference: the chunk's summed loss decides for all
+        loss = jnp.broadcast_to(jnp.sum(loss), loss.shape)
       stalled = checkpoint & (loss > prev * 0.9999)
       active = active & ~stalled
       prev = jnp.where(checkpoint, loss, prev)
@@ -97,7 +99,8 @@ def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, low, high, co
 def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_steps=4,
                       max_iterations=1000, learning_rate=1e-2, initial_const=1e-2,
                       abort_early=True, targeted=False, ensemble=None,
-                      batch_size: int | None = None) -> AttackResult:
+                      batch_size: int | None = None,
+                      abort_early_scope: str = "example") -> AttackResult:
   """Carlini & Wagner's L2 attack (optionally against an ensemble of fixed perturbations).
 
   Args:
@@ -116,6 +119,9 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
     ensemble: optional float32 [E, *image_shape] fixed perturbations v_i; the loss sums the
       margin terms of logits_fn(clip(x' + v_i)) and success needs every member fooled.
     batch_size: images per compiled call (the model sees batch_size * E inputs); default all.
+    abort_early_scope: "example" (default): each example stops on its own loss, so its result
+      does not depend on which other images share its batch; "batch": the whole chunk stops
+      when its summed loss stalls, as in Carlini & Wagner's code and Foolbox.
 
   Returns:
     AttackResult: the lowest-L2 successful example found per image (the input where none),
@@ -130,6 +136,8 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
   checks.check_positive(max_iterations, "max_iterations", integer=True)
   checks.check_positive(learning_rate, "learning_rate")
   checks.check_positive(initial_const, "initial_const")
+  if abort_early_scope not in ("example", "batch"):
+    raise ValueError(f"abort_early_scope must be 'example' or 'batch', got {abort_early_scope!r}")
   x = np.asarray(x, np.float32)
   if ensemble is None:
     ensemble = np.zeros((1,) + x.shape[1:], np.float32)
@@ -142,7 +150,7 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
       _optimize, fn, ensemble=jnp.asarray(ensemble), low=low, high=high,
       confidence=float(confidence), max_iterations=int(max_iterations),
       learning_rate=float(learning_rate), abort_early=bool(abort_early),
-      targeted=bool(targeted))
+      targeted=bool(targeted), abort_early_scope=abort_early_scope)
 
   def attack_chunk(xc, yc):
     m = xc.shape[0]

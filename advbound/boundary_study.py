@@ -1,0 +1,172 @@
+"""He et al.'s boundary study (section 4): boundary information of benign and adversarial inputs,
+its summaries, and Figures 1-3 (RMS) with their L-inf versions (Figures 6-7).
+
+Artifacts under `workdir/boundary/`:
+  `<variant>/<examples>.npz`: center, distance, adjacent, evaluations for the rows done so far,
+    the example's attack success (all True for benign) and a settings stamp. Written atomically
+    after every chunk of `config.boundary.chunk_images` inputs; a rerun continues from the rows
+    it holds, and an artifact whose stamp differs (or that cannot be read) is recomputed.
+  `summary.json`: per variant and example type, averages of the per-input summaries.
+  `figures/figure{1,2,3}_<variant>_{rms,linf}.png`.
+The adversarial examples come from `attack_study.run` (computed there if missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+
+import jax
+import numpy as np
+from absl import logging
+
+from advbound import attack_study, boundary, io, models, plots, train
+from advbound.directions import random_orthogonal
+
+_FIELDS = ("center", "distance", "adjacent", "evaluations")
+
+
+def directions_for(config, image_shape) -> jax.Array:
+  """The study's directions [M, *image_shape] from config.boundary (num, both_signs, seed)."""
+  b = config.boundary
+  return random_orthogonal(jax.random.key(b.seed), b.num_directions, tuple(image_shape),
+                           both_signs=b.both_signs)
+
+
+def search_resumable(path: str, stamp: str, fn, x, success, directions, search_kwargs: dict,
+                     chunk: int) -> dict:
+  """boundary.search over `x` [N, ...] chunk by chunk, saving the rows done after each chunk.
+
+  Returns dict of numpy arrays: center [N], distance [N, M], adjacent [N, M], evaluations [N],
+  success [N].
+  """
+  done = _load(path, stamp) or {k: None for k in _FIELDS}
+  rows = 0 if done["center"] is None else len(done["center"])
+  t0, n = time.time(), len(x)
+  while rows < n:
+    r = boundary.search(fn, x[rows:rows + chunk], directions, **search_kwargs)
+    part = {k: np.asarray(getattr(r, k)) for k in _FIELDS}
+    done = {k: part[k] if done[k] is None else np.concatenate([done[k], part[k]])
+            for k in _FIELDS}
+    rows = len(done["center"])
+    with io.atomic_path(path) as tmp:
+      np.savez(tmp, settings=np.asarray(stamp), success=np.asarray(success), **done)
+    logging.info("%s: %d/%d inputs, %.0f s", os.path.relpath(path), rows, n, time.time() - t0)
+  return {**done, "success": np.asarray(success, bool)}
+
+
+def _load(path: str, stamp: str):
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      if str(f["settings"]) != stamp:
+        logging.info("%s was made with other settings; recomputing", path)
+        return None
+      return {k: f[k] for k in _FIELDS}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    logging.warning("ignoring unreadable artifact %s; recomputing", path)
+    return None
+
+
+def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict:
+  """Averages over the inputs that count (successful attacks; every benign input).
+
+  labels: int [N], the true classes (to measure how many boundaries lead back to them).
+  """
+  ok = info["success"].astype(bool)
+  result = boundary.BoundaryResult(**{k: info[k][ok] for k in _FIELDS})
+  s = {k: np.asarray(v) for k, v in boundary.summarize(
+      result, num_classes=num_classes, directions=directions).items()}
+  adj = info["adjacent"][ok]
+  found = adj >= 0
+  to_true = (adj == np.asarray(labels)[ok][:, None]) & found
+  finite_mean = lambda v: float(np.mean(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(
+      v).any() else None
+  return {
+      "inputs": int(ok.sum()),
+      "mean_min_rms": finite_mean(s["min"]), "median_median_rms": float(np.median(s["median"]))
+      if len(s["median"]) else None,
+      "mean_min_linf": finite_mean(s["linf_min"]),
+      "fraction_none": float(s["fraction_none"].mean()) if ok.any() else None,
+      "fraction_to_true_class": float(to_true.sum() / max(found.sum(), 1)),
+      "purity": s["purity"].mean(axis=0).tolist() if ok.any() else None,
+      "evaluations_per_direction": float(info["evaluations"].mean() / adj.shape[1])
+      if ok.any() else None,
+  }
+
+
+def run(config, workdir: str, *, variants=None) -> dict:
+  """Boundary information, summaries and figures for the config's models and attacks."""
+  attack_study.run(config, workdir, variants=variants)
+  train_data, test = train.load_splits(config.data, ("train", "test"))
+  names = train.variant_names(config, variants)
+  bcfg = config.boundary
+  directions = directions_for(config, test.images.shape[1:])
+  search_kwargs = dict(step=bcfg.step, max_distance=bcfg.max_distance, bounds=test.bounds,
+                       method=bcfg.method, batch_size=bcfg.batch_size)
+  summary, figures = {}, []
+  for v in names:
+    model = train.train(train_data, config.model, config.models[v],
+                        os.path.join(workdir, "models", v))
+    fn = models.as_logits_fn(model)
+    examples = {}
+    for kind in ("benign",) + tuple(bcfg.examples):
+      if kind == "benign":
+        with np.load(os.path.join(workdir, "attacks", v, f"{config.attack.names[0]}.npz")) as f:
+          idx = f["indices"]
+        x, success = test.images[idx], np.ones(len(idx), bool)
+      else:
+        with np.load(os.path.join(workdir, "attacks", v, f"{kind}.npz")) as f:
+          idx, x, success = f["indices"], f["adversarial"], f["success"]
+      stamp = json.dumps({"boundary": bcfg.to_dict(), "indices": idx.tolist(),
+                          "inputs_sha": _digest(x)}, sort_keys=True)
+      path = os.path.join(workdir, "boundary", v, f"{kind}.npz")
+      examples[kind] = search_resumable(path, stamp, fn, x, success, directions, search_kwargs,
+                                        bcfg.chunk_images)
+      examples[kind]["labels"] = test.labels[idx]
+    summary[v] = {k: summarize_examples(e, directions, test.num_classes, e["labels"])
+                  for k, e in examples.items()}
+    figures += _draw(workdir, v, examples, directions, bcfg, test.num_classes)
+  out = {"summary": summary, "figures": figures, "settings": bcfg.to_dict()}
+  io.write_json(os.path.join(workdir, "boundary", "summary.json"), out)
+  return out
+
+
+def _digest(x) -> str:
+  import hashlib
+  return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()[:16]
+
+
+def _draw(workdir, variant, examples, directions, bcfg, num_classes) -> list[str]:
+  """Figures 1-3 for one model variant, in RMS and L-inf; returns the written paths."""
+  d = np.asarray(directions)
+  linf_scale = np.abs(d.reshape(len(d), -1)).max(axis=1)
+  written = []
+  for metric in ("rms", "linf"):
+    scale = 1.0 if metric == "rms" else linf_scale[None, :]
+    top = bcfg.max_distance * (1.0 if metric == "rms" else float(linf_scale.max()))
+    panels, series2, series3 = [], {}, {}
+    for kind, e in examples.items():
+      ok = e["success"].astype(bool)
+      if not ok.any():
+        continue
+      dist = e["distance"][ok] * scale
+      first = int(np.flatnonzero(ok)[0])
+      panels.append((f"{kind} (input {first})", dist[0], e["adjacent"][ok][0]))
+      finite = np.where(np.isfinite(dist), dist, np.inf)
+      series2[kind] = (finite.min(axis=1), np.asarray(boundary._median(finite)))
+      series3[kind] = np.asarray(boundary.purity(e["adjacent"][ok], num_classes, 3))
+    figs = {"figure1": plots.figure1(panels, max_distance=top, region_radius=bcfg.region_radius,
+                                     metric=metric, num_classes=num_classes),
+            "figure2": plots.figure2(series2, max_distance=top,
+                                     region_radius=bcfg.region_radius, metric=metric)}
+    if metric == "rms":  # purity does not depend on the metric
+      figs["figure3"] = plots.figure3(series3)
+    for name, fig in figs.items():
+      path = os.path.join(workdir, "boundary", "figures", f"{name}_{variant}_{metric}.png")
+      plots.save(fig, path)
+      written.append(os.path.relpath(path, workdir))
+  return written

@@ -1,0 +1,112 @@
+"""He et al.'s boundary figures (matplotlib, Agg backend), written atomically as PNG.
+
+figure1: one input's distances along every direction, sorted, coloured by adjacent class, with
+  the expected distance of a region-classification sample (Figure 1).
+figure2: per example type, the minimum and median distance of every input, sorted (Figure 2).
+figure3: per example type, the average top-1/2/3 adjacent-class purity (Figure 3).
+Distances may be in RMS (the magnitudes k * step) or L-inf (the paper's Figures 6-7).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from advbound import io  # noqa: E402
+
+
+def region_sample_distance(radius: float, metric: str) -> float:
+  """Expected distance of a uniform sample of the L-inf cube of half-width `radius` from its
+  center: RMS radius / sqrt(3) (each coordinate uniform on [-r, r]); L-inf r (to within a
+  vanishing gap in high dimension)."""
+  return radius / math.sqrt(3.0) if metric == "rms" else radius
+
+
+def figure1(panels, *, max_distance: float, region_radius: float, metric: str = "rms",
+            num_classes: int = 10):
+  """Sorted distances of one input per panel, coloured by adjacent class.
+
+  Args:
+    panels: list of (title, distance float [M], adjacent int [M]); inf / -1 = no boundary, drawn
+      in grey at max_distance.
+    max_distance: top of the y axis.
+    region_radius: half-width of the region classifier's cube (dashed line).
+    metric: "rms" or "linf" (axis label and the region line).
+  """
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False,
+                           sharey=True)
+  cmap = plt.get_cmap("tab10")
+  line = region_sample_distance(region_radius, metric)
+  for ax, (title, distance, adjacent) in zip(axes[0], panels):
+    distance, adjacent = np.asarray(distance, float), np.asarray(adjacent)
+    order = np.argsort(distance, kind="stable")
+    d, a = distance[order], adjacent[order]
+    none = ~np.isfinite(d)
+    xs = np.arange(len(d))
+    colours = np.array([cmap(int(c) % 10) for c in np.where(none, 0, a)])
+    colours[none] = (0.75, 0.75, 0.75, 1.0)
+    ax.scatter(xs, np.where(none, max_distance, d), c=colours, s=2, linewidths=0)
+    ax.axhline(line, color="k", ls="--", lw=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("direction (sorted)", fontsize=8)
+  axes[0, 0].set_ylabel(f"distance ({metric.upper()})", fontsize=8)
+  handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(c), label=str(c))
+             for c in range(num_classes)]
+  handles.append(plt.Line2D([], [], ls="", marker="o", color=(0.75,) * 3, label="none"))
+  fig.legend(handles=handles, loc="center right", fontsize=7, title="adjacent", title_fontsize=7)
+  fig.tight_layout(rect=(0, 0, 0.9, 1))
+  return fig
+
+
+def figure2(series, *, max_distance: float, region_radius: float | None = None,
+            metric: str = "rms"):
+  """Min and median distance per input, each sorted, one line per example type.
+
+  Args:
+    series: dict name -> (min float [N], median float [N]); inf drawn at max_distance.
+  """
+  fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), sharey=True)
+  for name, (lo, mid) in series.items():
+    for ax, values in zip(axes, (lo, mid)):
+      v = np.sort(np.minimum(np.asarray(values, float), max_distance))
+      ax.plot(np.linspace(0, 1, len(v)) if len(v) > 1 else [0.5], v, label=name, lw=1.2)
+  for ax, title in zip(axes, ("minimum", "median")):
+    if region_radius is not None:
+      ax.axhline(region_sample_distance(region_radius, metric), color="k", ls="--", lw=0.8)
+    ax.set_title(f"{title} distance per input", fontsize=9)
+    ax.set_xlabel("inputs (sorted fraction)", fontsize=8)
+  axes[0].set_ylabel(f"distance ({metric.upper()})", fontsize=8)
+  axes[1].legend(fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def figure3(series):
+  """Average top-k purity, k = 1, 2, 3, one line per example type.
+
+  Args:
+    series: dict name -> purity float [N, 3].
+  """
+  fig, ax = plt.subplots(figsize=(3.4, 2.8))
+  for name, p in series.items():
+    p = np.asarray(p, float)
+    ax.plot([1, 2, 3], p.mean(axis=0) if len(p) else [np.nan] * 3, marker="o", label=name)
+  ax.set_xticks([1, 2, 3])
+  ax.set_ylim(0, 1.02)
+  ax.set_xlabel("k (most common adjacent classes)", fontsize=8)
+  ax.set_ylabel("average top-k purity", fontsize=8)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def save(fig, path: str, dpi: int = 110) -> None:
+  """Writes `fig` as PNG atomically and closes it."""
+  with io.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=dpi, format="png")
+  plt.close(fig)

@@ -1,0 +1,73 @@
+"""End-to-end check of advbound/boundary_study.py on a tiny config: artifacts, figures, reuse,
+and resumption after a failure part-way through the chunks."""
+
+import os
+
+import numpy as np
+import pytest
+from ml_collections import config_dict
+
+from advbound import boundary, boundary_study, io
+from configs import common
+
+
+def _tiny_config():
+  config = config_dict.ConfigDict()
+  config.data = common.data("mnist", "embedded")
+  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
+  config.models = config_dict.ConfigDict()
+  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
+                                       checkpoint_every=60)
+  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
+  config.attack = common.attack(num_images=4, batch_size=4, binary_search_steps=2,
+                                max_iterations=20)
+  config.attack.names = ("optbrittle", "fgsm")
+  config.boundary = common.boundary(num_directions=24, both_signs=True, step=0.05,
+                                    max_distance=0.5, region_radius=0.3, chunk_images=2,
+                                    batch_size=256)
+  config.boundary.examples = ("optbrittle", "fgsm")
+  return config
+
+
+def test_artifacts_figures_reuse_and_resume(tmp_path, monkeypatch):
+  config = _tiny_config()
+  calls = {"n": 0}
+  real = boundary.search
+
+  def failing_search(*args, **kwargs):  # the third chunk fails, as if the run were killed
+    calls["n"] += 1
+    if calls["n"] == 3:
+      raise RuntimeError("simulated kill")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(boundary, "search", failing_search)
+  with pytest.raises(RuntimeError, match="simulated kill"):
+    boundary_study.run(config, str(tmp_path))
+  path = tmp_path / "boundary" / "natural" / "optbrittle.npz"
+  with np.load(tmp_path / "boundary" / "natural" / "benign.npz") as f:
+    assert f["distance"].shape == (4, 48)  # both chunks of benign were saved
+  assert not path.exists()
+  monkeypatch.setattr(boundary, "search", real)
+  out = boundary_study.run(config, str(tmp_path))
+  interrupted = {k: np.load(tmp_path / "boundary" / "natural" / f"{k}.npz")["distance"]
+                 for k in ("benign", "optbrittle", "fgsm")}
+  for rel in out["figures"]:
+    assert (tmp_path / rel).stat().st_size > 1000
+  assert len(out["figures"]) == 5  # figures 1, 2 (rms, linf) and 3
+  summary = io.read_json(str(tmp_path / "boundary" / "summary.json"))["summary"]["natural"]
+  assert set(summary) == {"benign", "optbrittle", "fgsm"}
+  assert 0.0 <= summary["benign"]["fraction_none"] <= 1.0
+  # a second run recomputes nothing
+  stamp = os.path.getmtime(path)
+  boundary_study.run(config, str(tmp_path))
+  assert os.path.getmtime(path) == stamp
+  # an uninterrupted run in a fresh folder gives the same numbers
+  fresh = tmp_path / "fresh"
+  boundary_study.run(config, str(fresh))
+  for k, d in interrupted.items():
+    np.testing.assert_array_equal(np.load(fresh / "boundary" / "natural" / f"{k}.npz")["distance"], d)
+  # a changed setting recomputes; a corrupt artifact is recomputed
+  path.write_bytes(b"garbage")
+  boundary_study.run(config, str(tmp_path))
+  with np.load(path) as f:
+    np.testing.assert_array_equal(f["distance"], interrupted["optbrittle"])
