@@ -72,7 +72,9 @@ def _load(path: str, stamp: str):
 
 
 def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict:
-  """Averages over the inputs that count (successful attacks; every benign input).
+  """Averages over the inputs that count (successful attacks; every benign input). Minimum
+  distances and purity are averaged over the inputs with at least one boundary found
+  ("inputs_with_a_boundary"); "fraction_none" counts directions with none.
 
   labels: int [N], the true classes (to measure how many boundaries lead back to them).
   """
@@ -82,18 +84,23 @@ def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict
       result, num_classes=num_classes, directions=directions).items()}
   adj = info["adjacent"][ok]
   found = adj >= 0
+  any_found = found.any(axis=1)
   to_true = (adj == np.asarray(labels)[ok][:, None]) & found
-  finite_mean = lambda v: float(np.mean(np.where(np.isfinite(v), v, np.nan))) if np.isfinite(
-      v).any() else None
+
+  def finite_mean(v):  # over the inputs with a finite value (at least one boundary found)
+    v = np.asarray(v)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else None
+
   return {
       "inputs": int(ok.sum()),
-      "mean_min_rms": finite_mean(s["min"]), "median_median_rms": float(np.median(s["median"]))
-      if len(s["median"]) else None,
+      "inputs_with_a_boundary": int(any_found.sum()),
+      "mean_min_rms": finite_mean(s["min"]),
+      "median_median_rms": float(np.median(s["median"])) if ok.any() else None,
       "mean_min_linf": finite_mean(s["linf_min"]),
       "fraction_none": float(s["fraction_none"].mean()) if ok.any() else None,
-      "fraction_to_true_class": float(to_true.sum() / max(found.sum(), 1)),
-      "purity": s["purity"].mean(axis=0).tolist() if ok.any() else None,
-      "evaluations_per_direction": float(info["evaluations"].mean() / adj.shape[1])
+      "fraction_to_true_class": float(to_true.sum() / found.sum()) if found.any() else None,
+      "purity": s["purity"][any_found].mean(axis=0).tolist() if any_found.any() else None,
+      "evaluations_per_direction": float(info["evaluations"][ok].mean() / adj.shape[1])
       if ok.any() else None,
   }
 
@@ -158,7 +165,9 @@ def _draw(workdir, variant, examples, directions, bcfg, num_classes) -> list[str
       panels.append((f"{kind} (input {first})", dist[0], e["adjacent"][ok][0]))
       finite = np.where(np.isfinite(dist), dist, np.inf)
       series2[kind] = (finite.min(axis=1), np.asarray(boundary._median(finite)))
-      series3[kind] = np.asarray(boundary.purity(e["adjacent"][ok], num_classes, 3))
+      with_boundary = (e["adjacent"][ok] >= 0).any(axis=1)  # purity is undefined without one
+      series3[kind] = np.asarray(boundary.purity(e["adjacent"][ok][with_boundary],
+                                                 num_classes, 3))
     figs = {"figure1": plots.figure1(panels, max_distance=top, region_radius=bcfg.region_radius,
                                      metric=metric, num_classes=num_classes),
             "figure2": plots.figure2(series2, max_distance=top,

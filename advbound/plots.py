@@ -110,3 +110,57 @@ def save(fig, path: str, dpi: int = 110) -> None:
   with io.atomic_path(path) as tmp:
     fig.savefig(tmp, dpi=dpi, format="png")
   plt.close(fig)
+
+
+def radius_curve(history, point_accuracy: float, chosen: float):
+  """Cao & Gong's Figure 4: validation accuracy of region classification against the radius.
+
+  Args: history: [(radius, accuracy), ...]; point_accuracy: the point classifier's; chosen: r.
+  """
+  fig, ax = plt.subplots(figsize=(3.6, 2.8))
+  r, acc = zip(*history)
+  ax.plot(r, acc, marker="o", ms=3, label="region")
+  ax.axhline(point_accuracy, color="k", ls="--", lw=0.8, label="point")
+  ax.axvline(chosen, color="tab:red", ls=":", lw=0.8, label=f"learned r = {chosen:.3g}")
+  ax.set_xlabel("radius r", fontsize=8)
+  ax.set_ylabel("validation accuracy", fontsize=8)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig
+
+
+def certified_curves(curves):
+  """Certified accuracy against radius, one panel per noise.
+
+  Args: curves: {noise: {"radius": [R], "certified_accuracy": [R], "norm", "scale"}}.
+  """
+  fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 2.8), squeeze=False)
+  for ax, (noise, c) in zip(axes[0], curves.items()):
+    ax.plot(c["radius"], c["certified_accuracy"])
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{noise} noise (scale {c['scale']:.3g})", fontsize=9)
+    ax.set_xlabel(f"{c['norm'].upper()} radius", fontsize=8)
+  axes[0, 0].set_ylabel("certified accuracy", fontsize=8)
+  fig.tight_layout()
+  return fig
+
+
+def label_histograms(counts, titles):
+  """Cao & Gong's Figure 2: label histograms of the samples around each input.
+
+  Args: counts: int [P, K] votes per input; titles: P panel titles.
+  """
+  counts = np.asarray(counts)
+  cols = 5
+  rows = math.ceil(len(counts) / cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.9 * rows), squeeze=False,
+                           sharey=True)
+  for ax in axes.flat[len(counts):]:
+    ax.axis("off")
+  for ax, c, t in zip(axes.flat, counts, titles):
+    ax.bar(np.arange(len(c)), c / max(c.sum(), 1))
+    ax.set_xticks(np.arange(len(c)))
+    ax.tick_params(labelsize=6)
+    ax.set_title(t, fontsize=8)
+  fig.tight_layout()
+  return fig

@@ -12,7 +12,6 @@ the agreement of fast with scan, and the efficiency of (b): probe evaluations pe
 by the plain jitted forward throughput of the model at the same batch size.
 """
 
-import dataclasses
 import time
 
 import jax
@@ -29,8 +28,8 @@ _IMAGES = flags.DEFINE_integer("images", 4, "test images")
 _REF_IMAGES = flags.DEFINE_integer("reference_images", 2, "images for the reference loop")
 _BATCH = flags.DEFINE_integer("batch_size", 4096, "probes per compiled call")
 _WRN = flags.DEFINE_string("wrn_data", None, "CIFAR-10 .npz: also time WRN-32-10, 1,000 "
-                           "directions (GPU); it is first trained on the file's images 0-899")
-_WRN_IMAGES = flags.DEFINE_integer("wrn_images", 10, "CIFAR-10 images (from index 900 on)")
+                           "directions (GPU); it is first trained on the file's seeded train split")
+_WRN_IMAGES = flags.DEFINE_integer("wrn_images", 10, "CIFAR-10 images of the file's test split")
 _WRN_TRAIN = flags.DEFINE_integer("wrn_train_steps", 300, "training steps before timing")
 _WRN_BATCH = flags.DEFINE_integer("wrn_batch_size", 2048, "probes per compiled call for WRN")
 
@@ -131,13 +130,13 @@ def main(argv):
 def _wrn():
   from configs import cifar
   config = cifar.get_config()
+  fit = data.load("cifar10", source="npz", path=_WRN.value, split="train")
   cifar10 = data.load("cifar10", source="npz", path=_WRN.value, split="test")
-  fit = dataclasses.replace(cifar10, images=cifar10.images[:900], labels=cifar10.labels[:900])
   cfg = config.models.natural
   cfg.num_steps, cfg.log_every, cfg.checkpoint_every = _WRN_TRAIN.value, 100, 10 ** 9
   model = train.train(fit, config.model, cfg, "/tmp/wrn_benchmark")
   fn = models.as_logits_fn(model)
-  x = cifar10.images[900:900 + _WRN_IMAGES.value]
+  x = cifar10.images[:_WRN_IMAGES.value]
   d = random_orthogonal(jax.random.key(0), 1000, (32, 32, 3))
   _compare(f"WRN-32-10 ({_WRN_TRAIN.value} training steps)", fn, x, d, 2.0, 126.0,
            (0.0, 255.0), _WRN_BATCH.value, 0)

@@ -37,4 +37,6 @@ def get_config() -> config_dict.ConfigDict:
                                  max_iterations=1000)
   config.boundary = common.boundary(num_directions=1000, both_signs=False, step=2.0,
                                     max_distance=126.0, region_radius=5.1, batch_size=2048)
+  config.region = common.region(radius=5.1, step=1.275, validation_images=1000,
+                                certify_sigma=63.75, batch_size=2048)
   return config

@@ -71,3 +71,18 @@ def boundary(*, num_directions: int, both_signs: bool, step: float, max_distance
       max_distance=max_distance, method=method, batch_size=batch_size,
       chunk_images=chunk_images, region_radius=region_radius,
       examples=("fgsm", "optbrittle", "optmargin", "optstrong")))
+
+
+def region(*, radius: float, step: float, validation_images: int, certify_sigma: float,
+           num_samples: int = 100, measurement_samples: int = 10_000,
+           batch_size: int = 4096) -> config_dict.ConfigDict:
+  """Region classification (Cao & Gong): `radius` is the cube half-width of He et al.'s Table 2
+  (Cao & Gong's learned values); Algorithm 1 also learns one from `step` on the first
+  `validation_images` of the validation split. Certification: Gaussian sigma and the cube
+  (half-width `radius`), num_select / num_estimate samples, one-sided level alpha."""
+  return config_dict.ConfigDict(dict(
+      radius=radius, step=step, initial=0.0, num_samples=num_samples,
+      validation_images=validation_images, seed=0, batch_size=batch_size,
+      attacks=("fgsm", "optbrittle", "optmargin"),
+      certify_sigma=certify_sigma, certify_select=100, certify_estimate=1000,
+      certify_alpha=0.001, measurement_samples=measurement_samples))

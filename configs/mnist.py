@@ -34,4 +34,6 @@ def get_config() -> config_dict.ConfigDict:
                                  max_iterations=1000)
   config.boundary = common.boundary(num_directions=784, both_signs=True, step=0.02,
                                     max_distance=0.5, region_radius=0.3)
+  config.region = common.region(radius=0.3, step=0.01, validation_images=5000,
+                                certify_sigma=0.25)
   return config

@@ -38,4 +38,6 @@ def get_config() -> config_dict.ConfigDict:
                                  max_iterations=100)
   config.boundary = common.boundary(num_directions=784, both_signs=True, step=0.02,
                                     max_distance=0.5, region_radius=0.3, method="fast")
+  config.region = common.region(radius=0.3, step=0.02, validation_images=200,
+                                certify_sigma=0.25)
   return config

@@ -1,0 +1,206 @@
+"""He et al.'s Table 2 (point vs region classification on benign and adversarial examples),
+Cao & Gong's learned radius and measurement study, and certified-accuracy curves.
+
+Artifacts under `workdir/region/`, each written atomically and reused while its settings stamp
+matches: `radius_<variant>.json` (Algorithm 1 on the validation split, with its history),
+`table2.json` / `table2.md`, `certified.json`, `measurement_<variant>.npz`, and figures
+`figures/{radius,certified,measurement}_<variant>.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from advbound import attack_study, io, models, region, train
+from advbound.attacks import carlini_wagner_l2, presets
+
+# He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).
+PAPER_TABLE2 = {
+    "mnist": {"natural": {"region": {"benign": 0.99, "fgsm": 0.16, "optbrittle": 0.95,
+                                     "optmargin": 0.01},
+                          "point": {"benign": 0.99, "fgsm": 0.09, "optbrittle": 0.0,
+                                    "optmargin": 0.0}},
+              "adversarial": {"region": {"benign": 1.00, "fgsm": 0.54, "optbrittle": 0.89,
+                                         "optmargin": 0.10},
+                              "point": {"benign": 1.00, "fgsm": 0.94, "optbrittle": 0.0,
+                                        "optmargin": 0.0}}},
+    "cifar10": {"natural": {"region": {"benign": 0.93, "fgsm": 0.16, "optbrittle": 0.71,
+                                       "optmargin": 0.05},
+                            "point": {"benign": 0.96, "fgsm": 0.17, "optbrittle": 0.0,
+                                      "optmargin": 0.0}},
+                "adversarial": {"region": {"benign": 0.86, "fgsm": 0.55, "optbrittle": 0.79,
+                                           "optmargin": 0.05},
+                                "point": {"benign": 0.86, "fgsm": 0.55, "optbrittle": 0.0,
+                                          "optmargin": 0.06}}},
+}
+# Cao & Gong's learned radii (Algorithm 1), used by He et al.
+PAPER_RADIUS = {"mnist": 0.3, "cifar10": 5.1}
+
+
+def _cached(path: str, stamp: str):
+  if not os.path.exists(path):
+    return None
+  try:
+    obj = io.read_json(path)
+  except (OSError, ValueError):
+    logging.warning("ignoring unreadable artifact %s; recomputing", path)
+    return None
+  return obj if obj.get("settings") == stamp else None
+
+
+def learned_radius(fn, key, val, rcfg, path: str) -> dict:
+  """Algorithm 1 on the first rcfg.validation_images validation images (cached at `path`)."""
+  stamp = json.dumps({k: rcfg[k] for k in ("step", "initial", "num_samples",
+                                           "validation_images", "seed")}, sort_keys=True)
+  cached = _cached(path, stamp)
+  if cached is not None:
+    return cached
+  x, y = val.images[:rcfg.validation_images], val.labels[:rcfg.validation_images]
+  r, history, point = region.learn_radius(fn, key, x, y, step=rcfg.step, bounds=val.bounds,
+                                          num_samples=rcfg.num_samples, initial=rcfg.initial,
+                                          return_history=True)
+  out = {"settings": stamp, "radius": r, "history": history, "point_accuracy": point}
+  io.write_json(path, out)
+  return out
+
+
+def run(config, workdir: str, *, variants=None) -> dict:
+  """Table 2, learned radii, certified curves and the measurement study for the config."""
+  from advbound import plots
+  attack_study.run(config, workdir, variants=variants)
+  train_data, val, test = train.load_splits(config.data, ("train", "validation", "test"))
+  names = train.variant_names(config, variants)
+  rcfg = config.region
+  key = jax.random.key(rcfg.seed)
+  out = {"table2": {}, "radius": {}, "certified": {}, "dataset": test.name,
+         "paper_radius": PAPER_RADIUS.get(test.name)}
+  for v in names:
+    model = train.train(train_data, config.model, config.models[v],
+                        os.path.join(workdir, "models", v))
+    fn = models.as_logits_fn(model)
+    rad = learned_radius(fn, jax.random.fold_in(key, 0), val, rcfg,
+                         os.path.join(workdir, "region", f"radius_{v}.json"))
+    out["radius"][v] = {"learned": rad["radius"], "paper": rcfg.radius,
+                        "point_accuracy_validation": rad["point_accuracy"]}
+    plots.save(plots.radius_curve(rad["history"], rad["point_accuracy"], rad["radius"]),
+               os.path.join(workdir, "region", "figures", f"radius_{v}.png"))
+    table = {"point": {}, "region": {}, "region_learned": {}}
+    examples = _examples(workdir, v, test, config)
+    for kind, (x, y) in examples.items():
+      k = jax.random.fold_in(key, 1)
+      table["point"][kind] = float(np.mean(np.argmax(np.asarray(
+          fn(np.asarray(x))), -1) == y))
+      for name, r in (("region", rcfg.radius), ("region_learned", rad["radius"])):
+        labels, _ = region.classify(fn, k, x, radius=r, num_samples=rcfg.num_samples,
+                                    bounds=test.bounds, batch_size=rcfg.batch_size)
+        table[name][kind] = float(np.mean(np.asarray(labels) == y))
+    out["table2"][v] = table
+    out["certified"][v] = _certified(fn, jax.random.fold_in(key, 2), *examples["benign"], test,
+                                     rcfg)
+    plots.save(plots.certified_curves(out["certified"][v]),
+               os.path.join(workdir, "region", "figures", f"certified_{v}.png"))
+    hist = _measurement(fn, jax.random.fold_in(key, 3), test, config, workdir, v)
+    plots.save(plots.label_histograms(hist["counts"], hist["titles"]),
+               os.path.join(workdir, "region", "figures", f"measurement_{v}.png"))
+  io.write_json(os.path.join(workdir, "region", "table2.json"), out)
+  with io.atomic_path(os.path.join(workdir, "region", "table2.md")) as tmp, open(tmp, "w") as f:
+    f.write(format_table2(out))
+  return out
+
+
+def _examples(workdir, variant, test, config) -> dict:
+  """{"benign" | attack: (x [n, ...], true labels [n])}; failed attacks keep the input, as in
+  the paper's Table 2 (accuracy over all attacked images)."""
+  out = {}
+  for name in config.attack.names:
+    with np.load(os.path.join(workdir, "attacks", variant, f"{name}.npz")) as f:
+      idx, adv = f["indices"], f["adversarial"]
+    out.setdefault("benign", (test.images[idx], test.labels[idx]))
+    if name in config.region.attacks:
+      out[name] = (adv, test.labels[idx])
+  return out
+
+
+def _certified(fn, key, x, y, test, rcfg) -> dict:
+  """Certified accuracy curves on benign inputs for both noises: fraction correct with a
+  certified radius >= r, on a grid of r."""
+  curves = {}
+  for noise, scale in (("gaussian", rcfg.certify_sigma), ("uniform", rcfg.radius)):
+    labels, radii = region.certify(fn, jax.random.fold_in(key, len(curves)), x, noise=noise,
+                                   scale=scale, num_select=rcfg.certify_select,
+                                   num_estimate=rcfg.certify_estimate, alpha=rcfg.certify_alpha,
+                                   bounds=test.bounds, batch_size=rcfg.batch_size)
+    labels, radii = np.asarray(labels), np.asarray(radii)
+    correct = labels == y
+    top = float(radii.max()) if correct.any() else scale
+    grid = np.linspace(0.0, max(top, 1e-6), 41)
+    curves[noise] = {"scale": scale, "norm": "l2" if noise == "gaussian" else "l1",
+                     "radius": grid.tolist(),
+                     "certified_accuracy": [float(np.mean(correct & (radii >= r)))
+                                            for r in grid],
+                     "abstain": float(np.mean(labels < 0)),
+                     "accuracy_at_zero": float(np.mean(correct))}
+  return curves
+
+
+def _measurement(fn, key, test, config, workdir, variant) -> dict:
+  """Cao & Gong's measurement study: label histograms of `measurement_samples` cube samples
+  around a benign test image and around its targeted CW-L2 example for each other class."""
+  rcfg = config.region
+  path = os.path.join(workdir, "region", f"measurement_{variant}.npz")
+  stamp = json.dumps({"region": rcfg.to_dict(), "cw": config.attack.cw.to_dict()},
+                     sort_keys=True)
+  if os.path.exists(path):
+    try:
+      with np.load(path) as f:
+        if str(f["settings"]) == stamp:
+          return {"counts": f["counts"], "titles": list(f["titles"])}
+    except (OSError, ValueError, KeyError, EOFError):
+      pass
+  with np.load(os.path.join(workdir, "attacks", variant, f"{config.attack.names[0]}.npz")) as f:
+    i = int(f["indices"][0])
+  x0, y0 = test.images[i], int(test.labels[i])
+  targets = np.array([c for c in range(test.num_classes) if c != y0])
+  kwargs = presets.settings("optbrittle", test.name)
+  kwargs.update(config.attack.cw.to_dict())
+  adv = carlini_wagner_l2(fn, np.repeat(x0[None], len(targets), 0), targets, targeted=True,
+                          bounds=test.bounds, **kwargs)
+  xs = np.concatenate([x0[None], np.asarray(adv.adversarial)])
+  _, counts = region.classify(fn, key, xs, radius=rcfg.radius,
+                              num_samples=rcfg.measurement_samples, bounds=test.bounds,
+                              batch_size=rcfg.batch_size)
+  ok = np.asarray(adv.success)
+  titles = [f"benign (label {y0})"] + [f"target {t}" + ("" if s else " (failed)")
+                                       for t, s in zip(targets, ok)]
+  with io.atomic_path(path) as tmp:
+    np.savez(tmp, settings=np.asarray(stamp), counts=np.asarray(counts),
+             titles=np.asarray(titles))
+  return {"counts": np.asarray(counts), "titles": titles}
+
+
+def format_table2(out) -> str:
+  """Markdown in the paper's Table 2 layout (accuracy), ours beside the paper's."""
+  paper = PAPER_TABLE2.get(out["dataset"], {})
+  variants = list(out["table2"])
+  cols = [(c, v) for c in ("region", "point") for v in variants]
+  radii = ", ".join("%s: paper %.4g, learned %.4g" % (v, r["paper"], r["learned"])
+                    for v, r in out["radius"].items())
+  head = (["examples"] + [x for c, v in cols for x in (f"{c} {v}: ours", "paper")]
+          + [f"region {v} (learned r)" for v in variants])
+  lines = [f"Accuracy of point and region classification ({out['dataset']}); region radius "
+           f"{radii}.", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  kinds = list(out["table2"][variants[0]]["point"])
+  for kind in kinds:
+    cells = []
+    for c, v in cols:
+      ours = out["table2"][v][c][kind]
+      p = paper.get(v, {}).get(c, {}).get(kind)
+      cells += [f"{100 * ours:.0f}%", "-" if p is None else f"{100 * p:.0f}%"]
+    cells += [f"{100 * out['table2'][v]['region_learned'][kind]:.0f}%" for v in variants]
+    lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
