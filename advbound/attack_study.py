@@ -137,7 +137,7 @@ def format_table1(out) -> str:
     cells = []
     for v in variants:
       r = out["table1"][v][name]
-      p = paper.get(v, {}).get(name)
+      p = paper.get(v, {}).get(name.replace("_released", ""))
       rms = "-" if r["rms"] is None else f"{r['rms']:.4g}"
       cells.append(f"{100 * r['success_rate']:.0f}% {rms}")
       cells.append(f"{100 * p[0]:.0f}% {p[1]:.4g}" if p else "-")

@@ -94,7 +94,7 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
   chunk = max(1, batch_size // block)   # images per call
   sample_blocks = [np.arange(s, s + block) for s in range(0, num_samples, block)]
   sample_blocks[-1] = np.where(sample_blocks[-1] < num_samples, sample_blocks[-1], -1)
-  counts = []
+  pending = []  # dispatch every chunk before reading any back (asynchronous dispatch)
   for start in range(0, n, chunk):
     ids = np.arange(start, start + chunk)
     ids = np.where(ids < n, ids, n - 1)  # pad the last chunk (fixed shapes), dropped below
@@ -104,6 +104,9 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
       total = total + _count_votes(fn, key, xc, jnp.asarray(ids, jnp.int32),
                                    jnp.asarray(samples, jnp.int32), jnp.float32(scale),
                                    noise=noise, bounds=bounds, num_classes=k)
+    pending.append((start, total))
+  counts = []
+  for start, total in pending:
     counts.append(np.asarray(total)[:min(chunk, n - start)])
     logging.log_every_n_seconds(logging.INFO, "region votes: %d/%d inputs", 10,
                                 min(start + chunk, n), n)

@@ -199,7 +199,7 @@ def format_table2(out) -> str:
     cells = []
     for c, v in cols:
       ours = out["table2"][v][c][kind]
-      p = paper.get(v, {}).get(c, {}).get(kind)
+      p = paper.get(v, {}).get(c, {}).get(kind.replace("_released", ""))
       cells += [f"{100 * ours:.0f}%", "-" if p is None else f"{100 * p:.0f}%"]
     cells += [f"{100 * out['table2'][v]['region_learned'][kind]:.0f}%" for v in variants]
     lines.append(f"| {kind} | " + " | ".join(cells) + " |")

@@ -39,4 +39,6 @@ def get_config() -> config_dict.ConfigDict:
                                     max_distance=126.0, region_radius=5.1, batch_size=2048)
   config.region = common.region(radius=5.1, step=1.275, validation_images=1000,
                                 certify_sigma=63.75, batch_size=2048)
+  config.detect = common.detect(offset=16.0, scale=127.5, batch_size=150, steps=3400,
+                                train_fraction=0.78)
   return config

@@ -86,3 +86,14 @@ def region(*, radius: float, step: float, validation_images: int, certify_sigma:
       attacks=("fgsm", "optbrittle", "optmargin"),
       certify_sigma=certify_sigma, certify_select=100, certify_estimate=1000,
       certify_alpha=0.001, measurement_samples=measurement_samples))
+
+
+def detect(*, offset: float = 0.0, scale: float = 1.0, batch_size: int = 128,
+           steps: int = 2000, train_fraction: float = 0.8) -> config_dict.ConfigDict:
+  """He et al.'s boundary classifier: distances normalized as (d - offset) / scale, Adam
+  (lr 1e-3), `batch_size` benign + `batch_size` adversarial inputs per step; the first
+  `train_fraction` of the attacked images train it, the rest test it."""
+  return config_dict.ConfigDict(dict(
+      offset=offset, scale=scale, batch_size=batch_size, steps=steps, learning_rate=1e-3,
+      train_fraction=train_fraction, seed=0, attacks=("fgsm", "optbrittle", "optmargin"),
+      train_attacks=("optbrittle", "optmargin")))

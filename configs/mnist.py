@@ -36,4 +36,5 @@ def get_config() -> config_dict.ConfigDict:
                                     max_distance=0.5, region_radius=0.3)
   config.region = common.region(radius=0.3, step=0.01, validation_images=5000,
                                 certify_sigma=0.25)
+  config.detect = common.detect()
   return config

@@ -1,0 +1,26 @@
+"""The main job: He et al.'s whole study, end to end, resumable stage by stage.
+
+  python -m experiments.decision_boundary --config=configs/quickstart.py --workdir=/tmp/db
+
+Stages: train (or load) the natural and PGD-trained models -> attacks (Table 1) -> point and
+region classification (Table 2) -> boundary information and Figures 1-3 -> boundary classifier
+(Tables 3, 4) -> DIR/report.md and DIR/results.json. Rerunning skips every stage whose
+settings and artifacts are unchanged (see advbound/pipeline.py).
+"""
+
+from absl import app, logging
+
+from advbound import pipeline
+from experiments import common
+
+
+def main(argv):
+  common.setup(argv)
+  out = pipeline.run(common.CONFIG.value, common.WORKDIR.value, variants=common.ONLY.value)
+  logging.info("report: %s/report.md", common.WORKDIR.value)
+  print(f"report: {common.WORKDIR.value}/report.md; results: {common.WORKDIR.value}/results.json")
+  print({v: r for v, r in out["table3"].items()})
+
+
+if __name__ == "__main__":
+  app.run(main)
