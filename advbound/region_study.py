@@ -55,14 +55,15 @@ def _cached(path: str, stamp: str):
 
 def learned_radius(fn, key, val, rcfg, path: str) -> dict:
   """Algorithm 1 on the first rcfg.validation_images validation images (cached at `path`)."""
-  stamp = json.dumps({k: rcfg[k] for k in ("step", "initial", "num_samples",
-                                           "validation_images", "seed")}, sort_keys=True)
+  keys = ("step", "initial", "num_samples", "validation_images", "seed", "max_radius")
+  stamp = json.dumps({k: rcfg.get(k) for k in keys}, sort_keys=True)
   cached = _cached(path, stamp)
   if cached is not None:
     return cached
   x, y = val.images[:rcfg.validation_images], val.labels[:rcfg.validation_images]
   r, history, point = region.learn_radius(fn, key, x, y, step=rcfg.step, bounds=val.bounds,
                                           num_samples=rcfg.num_samples, initial=rcfg.initial,
+                                          max_radius=rcfg.get("max_radius"),
                                           return_history=True)
   out = {"settings": stamp, "radius": r, "history": history, "point_accuracy": point}
   io.write_json(path, out)

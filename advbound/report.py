@@ -32,16 +32,23 @@ def _pct(v) -> str:
 
 def format_table3(detect_result: dict, dataset: str) -> str:
   paper = PAPER_TABLE3.get(dataset, {})
-  lines = ["| model | training attack | FP benign: ours | paper | FN optbrittle: ours | paper | "
-           "FN optmargin: ours | paper | worst-case accuracy: ours | paper | region cls. "
-           "accuracy (Cao & Gong) |", "|---" * 11 + "|"]
+  attacks = []
+  for rows in detect_result["table3"].values():
+    for r in rows.values():
+      attacks += [a for a in r.get("false_negative", {}) if a not in attacks]
+  head = ["model", "training attack", "FP benign: ours", "paper"]
+  for a in attacks:
+    head += [f"FN {a}: ours", "paper"]
+  head += ["worst-case accuracy: ours", "paper", "region cls. accuracy (Cao & Gong): ours"]
+  lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   for v, rows in detect_result["table3"].items():
     for attack, r in rows.items():
       p = paper.get(v, {}).get(attack.replace("_released", ""))
       fn = r.get("false_negative", {})
       cells = [v, attack, _pct(r["false_positive"]), _pct(p[0]) if p else "-"]
-      for a in ("optbrittle", "optmargin"):
-        cells += [_pct(fn.get(a)), _pct(p[1][a]) if p else "-"]
+      for a in attacks:
+        pa = p[1].get(a.replace("_released", "")) if p else None
+        cells += [_pct(fn.get(a)), _pct(pa)]
       paper_acc = 1 - max(p[0], p[1][attack.replace("_released", "")]) if p else None
       cells += [_pct(r["worst_case_accuracy"]), _pct(paper_acc), _pct(r.get("region_accuracy"))]
       if r.get("skipped"):

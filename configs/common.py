@@ -82,6 +82,7 @@ def region(*, radius: float, step: float, validation_images: int, certify_sigma:
   (half-width `radius`), num_select / num_estimate samples, one-sided level alpha."""
   return config_dict.ConfigDict(dict(
       radius=radius, step=step, initial=0.0, num_samples=num_samples,
+      max_radius=config_dict.placeholder(float),  # Algorithm 1 stops here (None: the range)
       validation_images=validation_images, seed=0, batch_size=batch_size,
       attacks=("fgsm", "optbrittle", "optmargin"),
       certify_sigma=certify_sigma, certify_select=100, certify_estimate=1000,

@@ -30,3 +30,18 @@ def test_unknown_config_key_is_an_error():
       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
   assert proc.returncode != 0
   assert "num_stepz" in proc.stderr
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_pipeline_sections_are_consistent(name):
+  """Every example type a stage reads is produced by the stage before it."""
+  from advbound.attacks import presets
+  config = importlib.import_module(f"configs.{name}").get_config()
+  attacks = set(config.attack.names)
+  assert attacks <= set(presets.NAMES)
+  assert set(config.boundary.examples) <= attacks
+  assert set(config.region.attacks) <= attacks
+  assert set(config.detect.attacks) <= set(config.boundary.examples)
+  assert set(config.detect.train_attacks) <= set(config.detect.attacks)
+  assert config.boundary.step <= config.boundary.max_distance
+  assert 0.0 < config.detect.train_fraction < 1.0
