@@ -3,28 +3,17 @@
 import os
 
 import numpy as np
-from ml_collections import config_dict
 
 from advbound import attack_study, io
-from configs import common
 
 
-def _tiny_config():
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
-                                       checkpoint_every=60)
-  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
-  config.attack = common.attack(num_images=3, batch_size=3, binary_search_steps=2,
-                                max_iterations=20)
-  config.attack.names = ("optbrittle", "fgsm")
-  return config
+def _config(tiny_config):
+  tiny_config.attack.num_images = tiny_config.attack.batch_size = 3
+  return tiny_config
 
 
-def test_writes_artifacts_and_reuses_them(tmp_path):
-  config = _tiny_config()
+def test_writes_artifacts_and_reuses_them(tmp_path, tiny_config):
+  config = _config(tiny_config)
   out = attack_study.run(config, str(tmp_path))
   table = io.read_json(str(tmp_path / "attacks" / "table1.json"))
   assert table["table1"] == out["table1"]
@@ -48,8 +37,8 @@ def test_writes_artifacts_and_reuses_them(tmp_path):
   assert os.path.getmtime(tmp_path / "attacks" / "natural" / "fgsm.npz") == fgsm_stamp
 
 
-def test_corrupt_artifact_is_recomputed(tmp_path):
-  config = _tiny_config()
+def test_corrupt_artifact_is_recomputed(tmp_path, tiny_config):
+  config = _config(tiny_config)
   attack_study.run(config, str(tmp_path))
   path = tmp_path / "attacks" / "natural" / "fgsm.npz"
   path.write_bytes(b"garbage")

@@ -5,32 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from ml_collections import config_dict
 
 from advbound import boundary, boundary_study, io
-from configs import common
 
 
-def _tiny_config():
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
-                                       checkpoint_every=60)
-  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
-  config.attack = common.attack(num_images=4, batch_size=4, binary_search_steps=2,
-                                max_iterations=20)
-  config.attack.names = ("optbrittle", "fgsm")
-  config.boundary = common.boundary(num_directions=24, both_signs=True, step=0.05,
-                                    max_distance=0.5, region_radius=0.3, chunk_images=2,
-                                    batch_size=256)
-  config.boundary.examples = ("optbrittle", "fgsm")
-  return config
-
-
-def test_artifacts_figures_reuse_and_resume(tmp_path, monkeypatch):
-  config = _tiny_config()
+def test_artifacts_figures_reuse_and_resume(tmp_path, monkeypatch, tiny_config):
+  config = tiny_config
   calls = {"n": 0}
   real = boundary.search
 

@@ -1,6 +1,5 @@
 """Tests of advbound/attacks/cw.py: closed form on linear models, ensembles, Foolbox agreement."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

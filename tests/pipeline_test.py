@@ -6,31 +6,20 @@ import os
 
 import numpy as np
 import pytest
-from ml_collections import config_dict
 
 from advbound import boundary, io, pipeline
-from configs import common
 
 
-def _tiny_config():
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
-                                       checkpoint_every=60)
-  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
-  config.attack = common.attack(num_images=6, batch_size=6, binary_search_steps=2,
-                                max_iterations=10)
+def _config(config):
+  config.attack.num_images = config.attack.batch_size = 6
+  config.attack.cw.max_iterations = 10
   config.attack.names = ("optbrittle", "optmargin", "fgsm")
-  config.region = common.region(radius=0.3, step=0.1, validation_images=10, certify_sigma=0.25,
-                                num_samples=10, measurement_samples=50, batch_size=512)
-  config.region.certify_estimate = 50
-  config.boundary = common.boundary(num_directions=20, both_signs=True, step=0.1,
-                                    max_distance=0.5, region_radius=0.3, chunk_images=3,
-                                    batch_size=256, method="fast")
-  config.boundary.examples = ("fgsm", "optbrittle", "optmargin")
-  config.detect = common.detect(batch_size=8, steps=20, train_fraction=0.5)
+  config.region.update(dict(validation_images=10, num_samples=10, measurement_samples=50,
+                            certify_estimate=50, attacks=("fgsm", "optbrittle", "optmargin")))
+  config.boundary.update(dict(num_directions=20, step=0.1, chunk_images=3, method="fast",
+                              examples=("fgsm", "optbrittle", "optmargin")))
+  config.detect.attacks = ("fgsm", "optbrittle", "optmargin")
+  config.detect.train_attacks = ("optbrittle", "optmargin")
   return config
 
 
@@ -38,8 +27,8 @@ def _tables(out):
   return {k: out[k] for k in ("table1", "table2", "table3", "table4")}
 
 
-def test_end_to_end_resume_and_reuse(tmp_path, monkeypatch):
-  config = _tiny_config()
+def test_end_to_end_resume_and_reuse(tmp_path, monkeypatch, tiny_config):
+  config = _config(tiny_config)
   killed = tmp_path / "killed"
   real = boundary.search
   calls = {"n": 0}

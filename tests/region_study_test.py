@@ -3,32 +3,12 @@
 import os
 
 import numpy as np
-from ml_collections import config_dict
 
 from advbound import io, region_study
-from configs import common
 
 
-def _tiny_config():
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
-                                       checkpoint_every=60)
-  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
-  config.attack = common.attack(num_images=4, batch_size=4, binary_search_steps=2,
-                                max_iterations=20)
-  config.attack.names = ("optbrittle", "fgsm")
-  config.region = common.region(radius=0.3, step=0.1, validation_images=20, certify_sigma=0.25,
-                                num_samples=20, measurement_samples=200, batch_size=512)
-  config.region.certify_estimate = 100
-  config.region.attacks = ("optbrittle", "fgsm")
-  return config
-
-
-def test_table2_radius_certified_and_figures(tmp_path):
-  config = _tiny_config()
+def test_table2_radius_certified_and_figures(tmp_path, tiny_config):
+  config = tiny_config
   out = region_study.run(config, str(tmp_path))
   t = out["table2"]["natural"]
   assert set(t) == {"point", "region", "region_learned"}

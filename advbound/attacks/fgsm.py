@@ -10,7 +10,7 @@ import numpy as np
 
 from advbound import checks
 from advbound.attacks.pgd import ce_gradient
-from advbound.attacks.result import AttackResult, make_result
+from advbound.attacks.result import make_result
 from advbound.models import as_pytree_fn
 
 
