@@ -12,6 +12,9 @@ SGD momentum 0.9, lr 0.1 / 0.01 / 0.001 switching at 50% / 75% of 80,000 steps, 
 weight decay 2e-4 on conv and dense kernels, random crop (pad 4) and flip; adversarial training on
 PGD examples (eps 8, 7 steps of 2, random start). Needs a GPU: on 2 CPU cores WRN-32-10 trains
 at about 3 images/s (10 million images per run).
+
+The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
+  python -m experiments.decision_boundary --config=configs/cifar.py --workdir=runs/cifar
 """
 
 from ml_collections import config_dict

@@ -13,6 +13,9 @@ paper. Natural: SGD Nesterov momentum 0.9, one-cycle lr peaking at 0.1, batch 12
 the paper's eps 8 with 3 steps of 4 (instead of 7 of 2) for 4,000 steps, about an hour on
 2 CPU cores (estimated: 4 forward-backward passes per example at ~600 images/s). Evaluation: PGD eps 8, 7 steps of 2 on the first 1,000 test images, the exact ones
 (1,000-9,999 were recovered from JPEG copies; see ../shared/data/README.md).
+
+The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
+  python -m experiments.decision_boundary --config=configs/cifar_small.py --workdir=runs/cifar_small
 """
 
 from ml_collections import config_dict

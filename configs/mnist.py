@@ -12,6 +12,10 @@ Settings of Madry et al.'s released MNIST model (used by He et al.): Adam, lr 1e
 Expected runtime on 2 CPU cores, estimated from the measured 600 training images/s: about
 2.3 hours natural and 4 days PGD-trained (41 forward-backward passes per example); a GPU is the
 practical choice for the PGD-trained model.
+
+The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
+  python -m experiments.decision_boundary --config=configs/mnist.py --workdir=runs/mnist --config.data.source=npz \
+      --config.data.path='../shared/data/mnist_{split}.npz'
 """
 
 from ml_collections import config_dict
