@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
 
 import jax
 import numpy as np
@@ -54,21 +53,36 @@ def _attack_settings(config, name: str, dataset: str) -> dict:
   return kwargs
 
 
-def run(config, workdir: str, *, variants=None) -> dict:
+def load_models(config, workdir: str, *, variants=None, splits=("train", "test")):
+  """Loads the requested data splits once and trains (or loads) the run's models.
+
+  Returns:
+    ({split: Dataset}, {variant: logits_fn}).
+  """
+  data = dict(zip(splits, train.load_splits(config.data, splits)))
+  fns = {}
+  for v in train.variant_names(config, variants):
+    model = train.train(data["train"], config.model, config.models[v],
+                        os.path.join(workdir, "models", v))
+    fns[v] = models.as_logits_fn(model)
+  return data, fns
+
+
+def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
   """Trains (or loads) the config's models, attacks the selected test images with every attack
   of `config.attack.names`, and writes the artifacts and Table 1. The images are chosen among
   those every model of this run (all variants, or `variants`) classifies correctly.
 
+  Args:
+    loaded: the result of `load_models` when the caller already has it (else loaded here).
+
   Returns:
-    {"table1": {variant: {attack: {"success_rate", "rms"}}}, "num_images": n}.
+    {"table1": {variant: {attack: {"success_rate", "rms"}}}, "num_images": n,
+     "indices": the attacked test images, ...}.
   """
-  train_data, test = train.load_splits(config.data, ("train", "test"))
-  names = train.variant_names(config, variants)
-  fns = {}
-  for v in names:
-    model = train.train(train_data, config.model, config.models[v],
-                        os.path.join(workdir, "models", v))
-    fns[v] = models.as_logits_fn(model)
+  data, fns = loaded or load_models(config, workdir, variants=variants)
+  test = data["test"]
+  names = list(fns)
   acfg = config.attack
   idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed)
   x, y = test.images[idx], test.labels[idx]
@@ -79,9 +93,9 @@ def run(config, workdir: str, *, variants=None) -> dict:
     for name in acfg.names:
       kwargs = settings[name]
       path = os.path.join(workdir, "attacks", v, f"{name}.npz")
-      stamp = json.dumps({"kwargs": kwargs, "indices": idx.tolist(), "seed": acfg.seed},
-                         sort_keys=True)
-      result = _load_if_current(path, stamp)
+      stamp = json.dumps({"kwargs": kwargs, "indices": idx.tolist(), "seed": acfg.seed,
+                          "model": train.model_stamp(config, v)}, sort_keys=True)
+      result = io.read_npz_if_current(path, stamp)
       if result is None:
         t0 = time.time()
         r = presets.run(name, fns[v], jax.random.fold_in(jax.random.key(acfg.seed), 1), x, y,
@@ -97,7 +111,8 @@ def run(config, workdir: str, *, variants=None) -> dict:
                      seconds / len(idx))
       table[v][name] = {"success_rate": float(result["success"].mean()),
                         "rms": _mean_rms(result), "seconds": float(result["seconds"])}
-  out = {"table1": table, "num_images": int(len(idx)), "dataset": test.name,
+  out = {"table1": table, "num_images": int(len(idx)), "indices": idx.tolist(),
+         "dataset": test.name,
          "settings": settings}
   io.write_json(os.path.join(workdir, "attacks", "table1.json"), out)
   with io.atomic_path(os.path.join(workdir, "attacks", "table1.md")) as tmp, open(tmp, "w") as f:
@@ -109,20 +124,6 @@ def _mean_rms(result) -> float | None:
   """Mean RMS distortion of the successful examples; None (JSON null) when none succeeded."""
   ok = result["success"].astype(bool)
   return float(result["rms"][ok].mean()) if ok.any() else None
-
-
-def _load_if_current(path: str, stamp: str):
-  """The stored arrays if `path` exists, is readable and was made with these settings."""
-  if not os.path.exists(path):
-    return None
-  try:
-    with np.load(path) as f:
-      if str(f["settings"]) != stamp:
-        return None
-      return {k: f[k] for k in f.files if k != "settings"}
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-    logging.warning("ignoring unreadable artifact %s; recomputing", path)
-    return None
 
 
 def format_table1(out) -> str:

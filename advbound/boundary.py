@@ -254,16 +254,17 @@ def summarize(result: BoundaryResult, *, num_classes: int | None = None,
   if num_classes is None:
     num_classes = int(max(jnp.max(result.adjacent), jnp.max(result.center))) + 1
   out = {"min": jnp.min(distance, axis=1),
-         "median": _median(distance),
+         "median": median(distance),
          "fraction_none": jnp.mean(~jnp.isfinite(distance), axis=1),
          "purity": purity(result.adjacent, num_classes, 3)}
   if directions is not None:
     linf = linf_distance(result, directions)
-    out["linf_min"], out["linf_median"] = jnp.min(linf, axis=1), _median(linf)
+    out["linf_min"], out["linf_median"] = jnp.min(linf, axis=1), median(linf)
   return out
 
 
-def _median(a):
-  """Median along axis 1 that keeps inf (jnp.median's interpolation turns inf - inf into NaN)."""
+def median(a) -> jax.Array:
+  """Median along axis 1, [N, M] -> [N], that keeps inf (jnp.median's interpolation turns
+  inf - inf into NaN)."""
   s, m = jnp.sort(a, axis=1), a.shape[1]
   return s[:, m // 2] if m % 2 else (s[:, m // 2 - 1] + s[:, m // 2]) / 2

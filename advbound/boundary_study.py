@@ -13,16 +13,16 @@ The adversarial examples come from `attack_study.run` (computed there if missing
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
-import zipfile
 
 import jax
 import numpy as np
 from absl import logging
 
-from advbound import attack_study, boundary, io, models, plots, train
+from advbound import attack_study, boundary, io, plots, train
 from advbound.directions import random_orthogonal
 
 _FIELDS = ("center", "distance", "adjacent", "evaluations")
@@ -42,7 +42,7 @@ def search_resumable(path: str, stamp: str, fn, x, success, directions, search_k
   Returns dict of numpy arrays: center [N], distance [N, M], adjacent [N, M], evaluations [N],
   success [N].
   """
-  done = _load(path, stamp) or {k: None for k in _FIELDS}
+  done = io.read_npz_if_current(path, stamp, _FIELDS) or {k: None for k in _FIELDS}
   rows = 0 if done["center"] is None else len(done["center"])
   t0, n = time.time(), len(x)
   while rows < n:
@@ -55,20 +55,6 @@ def search_resumable(path: str, stamp: str, fn, x, success, directions, search_k
       np.savez(tmp, settings=np.asarray(stamp), success=np.asarray(success), **done)
     logging.info("%s: %d/%d inputs, %.0f s", os.path.relpath(path), rows, n, time.time() - t0)
   return {**done, "success": np.asarray(success, bool)}
-
-
-def _load(path: str, stamp: str):
-  if not os.path.exists(path):
-    return None
-  try:
-    with np.load(path) as f:
-      if str(f["settings"]) != stamp:
-        logging.info("%s was made with other settings; recomputing", path)
-        return None
-      return {k: f[k] for k in _FIELDS}
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-    logging.warning("ignoring unreadable artifact %s; recomputing", path)
-    return None
 
 
 def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict:
@@ -107,29 +93,25 @@ def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict
 
 def run(config, workdir: str, *, variants=None) -> dict:
   """Boundary information, summaries and figures for the config's models and attacks."""
-  attack_study.run(config, workdir, variants=variants)
-  train_data, test = train.load_splits(config.data, ("train", "test"))
-  names = train.variant_names(config, variants)
+  data, fns = attack_study.load_models(config, workdir, variants=variants)
+  idx = np.asarray(attack_study.run(config, workdir, loaded=(data, fns))["indices"])
+  test = data["test"]
   bcfg = config.boundary
   directions = directions_for(config, test.images.shape[1:])
   search_kwargs = dict(step=bcfg.step, max_distance=bcfg.max_distance, bounds=test.bounds,
                        method=bcfg.method, batch_size=bcfg.batch_size)
   summary, figures = {}, []
-  for v in names:
-    model = train.train(train_data, config.model, config.models[v],
-                        os.path.join(workdir, "models", v))
-    fn = models.as_logits_fn(model)
+  for v, fn in fns.items():
     examples = {}
     for kind in ("benign",) + tuple(bcfg.examples):
       if kind == "benign":
-        with np.load(os.path.join(workdir, "attacks", v, f"{config.attack.names[0]}.npz")) as f:
-          idx = f["indices"]
         x, success = test.images[idx], np.ones(len(idx), bool)
       else:
         with np.load(os.path.join(workdir, "attacks", v, f"{kind}.npz")) as f:
-          idx, x, success = f["indices"], f["adversarial"], f["success"]
+          x, success = f["adversarial"], f["success"]
       stamp = json.dumps({"boundary": bcfg.to_dict(), "indices": idx.tolist(),
-                          "inputs_sha": _digest(x)}, sort_keys=True)
+                          "inputs_sha": _digest(x), "model": train.model_stamp(config, v)},
+                         sort_keys=True)
       path = os.path.join(workdir, "boundary", v, f"{kind}.npz")
       examples[kind] = search_resumable(path, stamp, fn, x, success, directions, search_kwargs,
                                         bcfg.chunk_images)
@@ -143,7 +125,6 @@ def run(config, workdir: str, *, variants=None) -> dict:
 
 
 def _digest(x) -> str:
-  import hashlib
   return hashlib.sha256(np.ascontiguousarray(x, np.float32).tobytes()).hexdigest()[:16]
 
 
@@ -163,8 +144,7 @@ def _draw(workdir, variant, examples, directions, bcfg, num_classes) -> list[str
       dist = e["distance"][ok] * scale
       first = int(np.flatnonzero(ok)[0])
       panels.append((f"{kind} (input {first})", dist[0], e["adjacent"][ok][0]))
-      finite = np.where(np.isfinite(dist), dist, np.inf)
-      series2[kind] = (finite.min(axis=1), np.asarray(boundary._median(finite)))
+      series2[kind] = (dist.min(axis=1), np.asarray(boundary.median(dist)))
       with_boundary = (e["adjacent"][ok] >= 0).any(axis=1)  # purity is undefined without one
       series3[kind] = np.asarray(boundary.purity(e["adjacent"][ok][with_boundary],
                                                  num_classes, 3))

@@ -114,9 +114,12 @@ def train(key, benign: Features, adversarial: Features, *, steps: int = 2000,
 def predict(model: BoundaryNet, f: Features) -> np.ndarray:
   """1 = adversarial, 0 = benign; int32 [N] (hard max of the logits)."""
   graphdef, params = nnx.split(model)
-  logits = jax.jit(_logits, static_argnums=0)(graphdef, params, jnp.asarray(f.distances),
-                                              jnp.asarray(f.purity))
-  return np.asarray(jnp.argmax(logits, -1), np.int32)
+  return np.asarray(_predict(graphdef, params, jnp.asarray(f.distances), jnp.asarray(f.purity)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(graphdef, params, distances, purity):
+  return jnp.argmax(_logits(graphdef, params, distances, purity), -1).astype(jnp.int32)
 
 
 def rates(pred_benign, valid_benign, pred_adversarial, valid_adversarial) -> tuple:

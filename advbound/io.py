@@ -9,9 +9,11 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from typing import Any, Iterator
 
 import numpy as np
+from absl import logging
 
 
 @contextlib.contextmanager
@@ -43,6 +45,34 @@ def write_json(path: str, obj: Any) -> None:
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)
+
+
+def read_npz_if_current(path: str, stamp: str, fields=None) -> dict | None:
+  """The arrays of the .npz at `path` (all but "settings", or `fields`) if it exists, can be
+  read and was written with `settings` == `stamp`; None otherwise (the caller recomputes)."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      if str(f["settings"]) != stamp:
+        logging.info("%s was made with other settings; recomputing", path)
+        return None
+      return {k: f[k] for k in (fields or [k for k in f.files if k != "settings"])}
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    logging.warning("ignoring unreadable artifact %s; recomputing", path)
+    return None
+
+
+def read_json_if_current(path: str, stamp: str) -> Any | None:
+  """The JSON object at `path` if it can be read and its "settings" equal `stamp`; else None."""
+  if not os.path.exists(path):
+    return None
+  try:
+    obj = read_json(path)
+  except (OSError, ValueError):
+    logging.warning("ignoring unreadable artifact %s; recomputing", path)
+    return None
+  return obj if isinstance(obj, dict) and obj.get("settings") == stamp else None
 
 
 def _json_default(o: Any) -> Any:

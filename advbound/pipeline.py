@@ -14,10 +14,8 @@ reads it and the stages after it, and a killed run loses at most the artifact in
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import time
 
 import jax
@@ -104,7 +102,8 @@ def run(config, workdir: str, *, variants=None) -> dict:
       "region": (lambda: region_study.run(config, workdir, variants=variants), ["region"]),
       "boundary": (lambda: boundary_study.run(config, workdir, variants=variants),
                    ["boundary"]),
-      "detect": (lambda: detection(config, workdir, results["region"], variants=variants),
+      "detect": (lambda: detection(config, workdir, results["attacks"]["indices"],
+                                   results["region"], variants=variants),
                  ["detect"]),
       "report": (lambda: report.write(config, workdir, results, timings), ["report.md",
                                                                           "results.json"]),
@@ -134,14 +133,16 @@ def _jsonable(obj):
   return json.loads(json.dumps(obj, default=io._json_default))
 
 
-def detection(config, workdir: str, region_result: dict, *, variants=None) -> dict:
+def detection(config, workdir: str, indices, region_result: dict, *, variants=None) -> dict:
   """He et al.'s Tables 3 and 4: the boundary classifier trained on one attack's examples and
   tested on every attack's, beside region classification's accuracy on the same examples.
 
   Inputs are split by index: the first `train_fraction` of the attacked images train, the rest
-  test (each image gives one benign and one adversarial input per attack).
+  test (each image gives one benign and one adversarial input per attack). `indices` are the
+  attacked test images (attack_study's "indices").
   """
-  _, test = train.load_splits(config.data, ("train", "test"))
+  (test,) = train.load_splits(config.data, ("test",))
+  labels = test.labels[np.asarray(indices)]
   dcfg = config.detect
   names = train.variant_names(config, variants)
   key = jax.random.key(dcfg.seed)
@@ -151,8 +152,7 @@ def detection(config, workdir: str, region_result: dict, *, variants=None) -> di
     for kind in ("benign",) + tuple(dcfg.attacks):
       with np.load(os.path.join(workdir, "boundary", v, f"{kind}.npz")) as f:
         info = {k: f[k] for k in ("center", "distance", "adjacent", "success")}
-      idx = _indices(workdir, v, config)
-      valid = (info["center"] == test.labels[idx]) if kind == "benign" else info["success"]
+      valid = (info["center"] == labels) if kind == "benign" else info["success"]
       feats[kind] = detect.features(info["distance"], info["adjacent"], valid,
                                     num_classes=test.num_classes,
                                     none_value=float(test.bounds[1]), offset=dcfg.offset,
@@ -178,11 +178,6 @@ def detection(config, workdir: str, region_result: dict, *, variants=None) -> di
   return out
 
 
-def _indices(workdir, variant, config) -> np.ndarray:
-  with np.load(os.path.join(workdir, "attacks", variant, f"{config.attack.names[0]}.npz")) as f:
-    return f["indices"]
-
-
 def _train_and_test(key, feats, attack, tr, te, dcfg) -> dict:
   benign, adv = feats["benign"], feats[attack]
   reason = None
@@ -196,29 +191,12 @@ def _train_and_test(key, feats, attack, tr, te, dcfg) -> dict:
             "skipped": reason}
   model = detect.train(key, benign.take(tr), adv.take(tr), steps=dcfg.steps,
                        batch_size=dcfg.batch_size, learning_rate=dcfg.learning_rate)
-  fp, _ = detect.rates(detect.predict(model, benign.take(te)), benign.take(te).valid,
-                       np.zeros(0), np.zeros(0, bool))
-  fns = {}
-  for other, f in feats.items():
-    if other == "benign":
-      continue
-    _, fns[other] = detect.rates(np.zeros(0), np.zeros(0, bool), detect.predict(model, f.take(te)),
-                                 f.take(te).valid)
+  test = {kind: f.take(te) for kind, f in feats.items()}
+  pred = {kind: detect.predict(model, f) for kind, f in test.items()}
+  fp, _ = detect.rates(pred["benign"], test["benign"].valid, pred[attack], test[attack].valid)
+  fns = {other: detect.rates(pred["benign"], test["benign"].valid, pred[other],
+                             test[other].valid)[1] for other in test if other != "benign"}
   return {"false_positive": fp, "false_negative": fns,
           "worst_case_accuracy": detect.worst_case_accuracy(fp, fns.get(attack)),
-          "test_benign": int(benign.take(te).valid.sum()),
-          "test_adversarial": int(adv.take(te).valid.sum())}
-
-
-def versions() -> dict:
-  """Software versions for the report."""
-  out = {"python": platform.python_version(), "platform": platform.platform(),
-         "device": jax.devices()[0].device_kind}
-  for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy",
-              "matplotlib", "ml-collections"):
-    try:
-      out[pkg] = importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError:
-      out[pkg] = None
-  return out
-
+          "test_benign": int(test["benign"].valid.sum()),
+          "test_adversarial": int(test[attack].valid.sum())}

@@ -14,7 +14,6 @@ traced argument, so radius searches reuse the compiled kernel.
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -230,8 +229,3 @@ def certify(logits_fn, key, x, *, noise, scale, num_select, num_estimate, alpha,
   labels = np.where(ok, chosen, -1).astype(np.int32)
   radii = np.where(ok, radius, 0.0).astype(np.float32)
   return jnp.asarray(labels), jnp.asarray(radii)
-
-
-def expected_rms(radius: float) -> float:
-  """RMS of a uniform sample of the cube of half-width `radius`: radius / sqrt(3)."""
-  return radius / math.sqrt(3.0)

@@ -14,9 +14,8 @@ import os
 
 import jax
 import numpy as np
-from absl import logging
 
-from advbound import attack_study, io, models, region, train
+from advbound import attack_study, evaluate, io, plots, region, train
 from advbound.attacks import carlini_wagner_l2, presets
 
 # He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).
@@ -42,22 +41,13 @@ PAPER_TABLE2 = {
 PAPER_RADIUS = {"mnist": 0.3, "cifar10": 5.1}
 
 
-def _cached(path: str, stamp: str):
-  if not os.path.exists(path):
-    return None
-  try:
-    obj = io.read_json(path)
-  except (OSError, ValueError):
-    logging.warning("ignoring unreadable artifact %s; recomputing", path)
-    return None
-  return obj if obj.get("settings") == stamp else None
-
-
-def learned_radius(fn, key, val, rcfg, path: str) -> dict:
-  """Algorithm 1 on the first rcfg.validation_images validation images (cached at `path`)."""
+def learned_radius(fn, key, val, rcfg, path: str, model_stamp: dict) -> dict:
+  """Algorithm 1 on the first rcfg.validation_images validation images (cached at `path`;
+  `model_stamp` identifies the model, see train.model_stamp)."""
   keys = ("step", "initial", "num_samples", "validation_images", "seed", "max_radius")
-  stamp = json.dumps({k: rcfg.get(k) for k in keys}, sort_keys=True)
-  cached = _cached(path, stamp)
+  stamp = json.dumps({"region": {k: rcfg.get(k) for k in keys}, "model": model_stamp},
+                     sort_keys=True)
+  cached = io.read_json_if_current(path, stamp)
   if cached is not None:
     return cached
   x, y = val.images[:rcfg.validation_images], val.labels[:rcfg.validation_images]
@@ -72,32 +62,29 @@ def learned_radius(fn, key, val, rcfg, path: str) -> dict:
 
 def run(config, workdir: str, *, variants=None) -> dict:
   """Table 2, learned radii, certified curves and the measurement study for the config."""
-  from advbound import plots
-  attack_study.run(config, workdir, variants=variants)
-  train_data, val, test = train.load_splits(config.data, ("train", "validation", "test"))
-  names = train.variant_names(config, variants)
+  data, fns = attack_study.load_models(config, workdir, variants=variants,
+                                       splits=("train", "validation", "test"))
+  idx = np.asarray(attack_study.run(config, workdir, loaded=(data, fns))["indices"])
+  val, test = data["validation"], data["test"]
   rcfg = config.region
   key = jax.random.key(rcfg.seed)
+  vote_key = jax.random.fold_in(key, 1)
   out = {"table2": {}, "radius": {}, "certified": {}, "dataset": test.name,
          "paper_radius": PAPER_RADIUS.get(test.name)}
-  for v in names:
-    model = train.train(train_data, config.model, config.models[v],
-                        os.path.join(workdir, "models", v))
-    fn = models.as_logits_fn(model)
+  for v, fn in fns.items():
+    model_stamp = train.model_stamp(config, v)
     rad = learned_radius(fn, jax.random.fold_in(key, 0), val, rcfg,
-                         os.path.join(workdir, "region", f"radius_{v}.json"))
+                         os.path.join(workdir, "region", f"radius_{v}.json"), model_stamp)
     out["radius"][v] = {"learned": rad["radius"], "paper": rcfg.radius,
                         "point_accuracy_validation": rad["point_accuracy"]}
     plots.save(plots.radius_curve(rad["history"], rad["point_accuracy"], rad["radius"]),
                os.path.join(workdir, "region", "figures", f"radius_{v}.png"))
     table = {"point": {}, "region": {}, "region_learned": {}}
-    examples = _examples(workdir, v, test, config)
+    examples = _examples(workdir, v, test, idx, rcfg.attacks)
     for kind, (x, y) in examples.items():
-      k = jax.random.fold_in(key, 1)
-      table["point"][kind] = float(np.mean(np.argmax(np.asarray(
-          fn(np.asarray(x))), -1) == y))
+      table["point"][kind] = float(np.mean(evaluate.predict(fn, x) == y))
       for name, r in (("region", rcfg.radius), ("region_learned", rad["radius"])):
-        labels, _ = region.classify(fn, k, x, radius=r, num_samples=rcfg.num_samples,
+        labels, _ = region.classify(fn, vote_key, x, radius=r, num_samples=rcfg.num_samples,
                                     bounds=test.bounds, batch_size=rcfg.batch_size)
         table[name][kind] = float(np.mean(np.asarray(labels) == y))
     out["table2"][v] = table
@@ -105,7 +92,8 @@ def run(config, workdir: str, *, variants=None) -> dict:
                                      rcfg)
     plots.save(plots.certified_curves(out["certified"][v]),
                os.path.join(workdir, "region", "figures", f"certified_{v}.png"))
-    hist = _measurement(fn, jax.random.fold_in(key, 3), test, config, workdir, v)
+    hist = _measurement(fn, jax.random.fold_in(key, 3), test, int(idx[0]), config, workdir, v,
+                        model_stamp)
     plots.save(plots.label_histograms(hist["counts"], hist["titles"]),
                os.path.join(workdir, "region", "figures", f"measurement_{v}.png"))
   io.write_json(os.path.join(workdir, "region", "table2.json"), out)
@@ -114,16 +102,14 @@ def run(config, workdir: str, *, variants=None) -> dict:
   return out
 
 
-def _examples(workdir, variant, test, config) -> dict:
-  """{"benign" | attack: (x [n, ...], true labels [n])}; failed attacks keep the input, as in
-  the paper's Table 2 (accuracy over all attacked images)."""
-  out = {}
-  for name in config.attack.names:
+def _examples(workdir, variant, test, idx, attacks) -> dict:
+  """{"benign" | attack: (x [n, ...], true labels [n])} for the attacked test images `idx`;
+  failed attacks keep the input, as in the paper's Table 2 (accuracy over all of them)."""
+  y = test.labels[idx]
+  out = {"benign": (test.images[idx], y)}
+  for name in attacks:
     with np.load(os.path.join(workdir, "attacks", variant, f"{name}.npz")) as f:
-      idx, adv = f["indices"], f["adversarial"]
-    out.setdefault("benign", (test.images[idx], test.labels[idx]))
-    if name in config.region.attacks:
-      out[name] = (adv, test.labels[idx])
+      out[name] = (f["adversarial"], y)
   return out
 
 
@@ -149,22 +135,17 @@ def _certified(fn, key, x, y, test, rcfg) -> dict:
   return curves
 
 
-def _measurement(fn, key, test, config, workdir, variant) -> dict:
+def _measurement(fn, key, test, i, config, workdir, variant, model_stamp) -> dict:
   """Cao & Gong's measurement study: label histograms of `measurement_samples` cube samples
-  around a benign test image and around its targeted CW-L2 example for each other class."""
+  around test image `i` and around its targeted CW-L2 example for each other class."""
   rcfg = config.region
   path = os.path.join(workdir, "region", f"measurement_{variant}.npz")
-  stamp = json.dumps({"region": rcfg.to_dict(), "cw": config.attack.cw.to_dict()},
-                     sort_keys=True)
-  if os.path.exists(path):
-    try:
-      with np.load(path) as f:
-        if str(f["settings"]) == stamp:
-          return {"counts": f["counts"], "titles": list(f["titles"])}
-    except (OSError, ValueError, KeyError, EOFError):
-      pass
-  with np.load(os.path.join(workdir, "attacks", variant, f"{config.attack.names[0]}.npz")) as f:
-    i = int(f["indices"][0])
+  stamp = json.dumps({"radius": rcfg.radius, "samples": rcfg.measurement_samples,
+                      "seed": rcfg.seed, "image": i, "cw": config.attack.cw.to_dict(),
+                      "model": model_stamp}, sort_keys=True)
+  cached = io.read_npz_if_current(path, stamp, ("counts", "titles"))
+  if cached is not None:
+    return {"counts": cached["counts"], "titles": list(cached["titles"])}
   x0, y0 = test.images[i], int(test.labels[i])
   targets = np.array([c for c in range(test.num_classes) if c != y0])
   kwargs = presets.settings("optbrittle", test.name)

@@ -4,7 +4,12 @@ timings per stage, software versions)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import platform
+
+import jax
 
 from advbound import io
 from advbound.attack_study import PAPER_TABLE1, format_table1
@@ -69,7 +74,6 @@ def format_table4(detect_result: dict, dataset: str) -> str:
 
 def write(config, workdir: str, results: dict, timings: dict) -> dict:
   """Writes results.json and report.md from the stage results; returns results.json's dict."""
-  from advbound.pipeline import versions
   attacks, region, bnd, det = (results["attacks"], results["region"], results["boundary"],
                                results["detect"])
   dataset = attacks["dataset"]
@@ -129,5 +133,17 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
 
 
 def _pretty(obj) -> str:
-  import json
   return json.dumps(obj, indent=1, sort_keys=True, default=str)
+
+
+def versions() -> dict:
+  """Software versions for the report."""
+  out = {"python": platform.python_version(), "platform": platform.platform(),
+         "device": jax.devices()[0].device_kind}
+  for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy",
+              "matplotlib", "ml-collections"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      out[pkg] = None
+  return out

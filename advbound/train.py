@@ -320,6 +320,14 @@ def variant_names(config, variants=None) -> list[str]:
   return [v for v in names if v in variants]
 
 
+def model_stamp(config, variant: str) -> dict:
+  """What determines a trained variant (data, architecture, training settings), for the stamps
+  of artifacts computed from the model: a retrained model invalidates them."""
+  return {"data": _to_dict(config.data), "model": _to_dict(config.model),
+          "train": {k: v for k, v in _to_dict(config.models[variant]).items()
+                    if k not in _COSMETIC}}
+
+
 def load_splits(data_cfg, splits) -> list[Dataset]:
   """The requested splits of the data set that `data_cfg` (name, source, path, seed) selects."""
   out = [data_lib.load(data_cfg.name, source=data_cfg.source, split=split,

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import data, metrics, models, train
+from advbound import attack_study, data, metrics, models
 from advbound.attacks import carlini_wagner_l2, optmargin
 from configs import quickstart
 
@@ -53,12 +53,9 @@ def _median_l2(adv, x, ok):
 def main(argv):
   del argv
   import foolbox as fb  # dev extra
-  config = quickstart.get_config()
-  train_data = data.load("mnist", source="embedded", split="train")
-  test = data.load("mnist", source="embedded", split="test")
-  model = train.train(train_data, config.model, config.models.natural,
-                      f"{_WORKDIR.value}/models/natural")
-  fn = models.as_logits_fn(model)
+  splits, fns = attack_study.load_models(quickstart.get_config(), _WORKDIR.value,
+                                         variants=["natural"])
+  test, fn = splits["test"], fns["natural"]
   x, y = test.images[:_IMAGES.value], test.labels[:_IMAGES.value]
   if _DESIGN_ONLY.value:
     _loop_design(fn, x, y)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import boundary, data, models, train
+from advbound import attack_study, boundary, data, models, train
 from advbound.directions import random_orthogonal
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir (trained if missing)")
@@ -114,12 +114,9 @@ def _compare(name, fn, x, directions, step, max_distance, bounds, batch, ref_ima
 def main(argv):
   del argv
   from configs import quickstart
-  config = quickstart.get_config()
-  train_data = data.load("mnist", source="embedded", split="train")
-  test = data.load("mnist", source="embedded", split="test")
-  model = train.train(train_data, config.model, config.models[_VARIANT.value],
-                      f"{_WORKDIR.value}/models/{_VARIANT.value}")
-  fn = models.as_logits_fn(model)
+  splits, fns = attack_study.load_models(quickstart.get_config(), _WORKDIR.value,
+                                         variants=[_VARIANT.value])
+  test, fn = splits["test"], fns[_VARIANT.value]
   d = random_orthogonal(jax.random.key(0), 784, (28, 28, 1), both_signs=True)
   _compare(f"MnistCNN ({_VARIANT.value})", fn, test.images[:_IMAGES.value], d, 0.02, 0.5,
            (0.0, 1.0), _BATCH.value, _REF_IMAGES.value)

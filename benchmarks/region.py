@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from advbound import data, models, region, train
+from advbound import attack_study, region
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir (trained if missing)")
 _IMAGES = flags.DEFINE_integer("images", 160, "test images")
@@ -25,12 +25,9 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions")
 def main(argv):
   del argv
   from configs import quickstart
-  config = quickstart.get_config()
-  train_data = data.load("mnist", source="embedded", split="train")
-  test = data.load("mnist", source="embedded", split="test")
-  model = train.train(train_data, config.model, config.models.natural,
-                      f"{_WORKDIR.value}/models/natural")
-  fn = models.as_logits_fn(model)
+  splits, fns = attack_study.load_models(quickstart.get_config(), _WORKDIR.value,
+                                         variants=["natural"])
+  test, fn = splits["test"], fns["natural"]
   x = test.images[:_IMAGES.value]
   kw = dict(radius=0.3, num_samples=_SAMPLES.value, bounds=(0.0, 1.0),
             batch_size=_BATCH.value)
