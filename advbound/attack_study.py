@@ -32,16 +32,25 @@ PAPER_TABLE1 = {
 }
 
 
-def select_images(logits_fns, test: data_lib.Dataset, num: int, seed: int) -> np.ndarray:
-  """Indices int64 [num] of seeded random test images that every model classifies correctly."""
-  order = np.random.default_rng(seed).permutation(len(test))
-  correct = np.ones(len(test), bool)
+def select_images(logits_fns, test: data_lib.Dataset, num: int, seed: int,
+                  pool: int | None = None) -> np.ndarray:
+  """Indices int64 [num] of seeded random test images that every model classifies correctly,
+  drawn from the first `pool` test images (None: all of them; e.g. 1,000 for the exact images
+  of ../shared/data/cifar10_test.npz)."""
+  n = len(test)
+  if pool is not None:
+    if isinstance(pool, bool) or not isinstance(pool, int) or not 0 < pool <= n:
+      raise ValueError(f"attack.pool must be an int in [1, {n}] (the test split's size) or "
+                       f"None; got {pool!r}")
+    n = pool
+  order = np.random.default_rng(seed).permutation(n)
+  correct = np.ones(n, bool)
   for fn in logits_fns:
-    correct &= evaluate.predict(fn, test.images) == test.labels
+    correct &= evaluate.predict(fn, test.images[:n]) == test.labels[:n]
   chosen = order[correct[order]][:num]
   if len(chosen) < num:
-    raise ValueError(f"only {len(chosen)} test images are classified correctly by every model; "
-                     f"asked for {num}")
+    raise ValueError(f"only {len(chosen)} of the first {n} test images are classified correctly "
+                     f"by every model; asked for {num}")
   return chosen
 
 
@@ -84,7 +93,8 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
   test = data["test"]
   names = list(fns)
   acfg = config.attack
-  idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed)
+  idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed,
+                      pool=acfg.get("pool"))
   x, y = test.images[idx], test.labels[idx]
   settings = {name: _attack_settings(config, name, test.name) for name in acfg.names}
   table = {}

@@ -37,7 +37,8 @@ def get_config() -> config_dict.ConfigDict:
       attack=dict(epsilon=8.0, step_size=4.0, num_steps=3, epsilon_warmup_fraction=0.2))
   config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000)
   config.attack = common.attack(num_images=100, batch_size=100, binary_search_steps=4,
-                                 max_iterations=1000)
+                                 max_iterations=1000,
+                                 pool=1000)  # the exact test images (data README)
   config.boundary = common.boundary(num_directions=1000, both_signs=False, step=2.0,
                                     max_distance=126.0, region_radius=5.1, batch_size=2048)
   config.region = common.region(radius=5.1, step=1.275, validation_images=1000,

@@ -46,3 +46,31 @@ def test_corrupt_artifact_is_recomputed(tmp_path, tiny_config):
   with np.load(path) as f:
     assert f["success"].shape == (3,)
   assert 0.0 <= out["table1"]["natural"]["fgsm"]["success_rate"] <= 1.0
+
+
+def test_select_images_pool():
+  """Images come from the first `pool` test images only, all correctly classified; the
+  draw is seeded; a bad pool is an error naming it."""
+  import jax.numpy as jnp
+  import pytest
+  from advbound import data as data_lib
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 3, 50).astype(np.int32)
+  images = np.repeat(np.arange(50, dtype=np.float32)[:, None, None, None] / 100, 4, axis=1)
+  test = data_lib.Dataset(images=images.reshape(50, 2, 2, 1), labels=labels, name="t",
+                          split="test", bounds=(0.0, 1.0), class_names=("a", "b", "c"))
+  wrong = set(range(0, 50, 4))
+  # a "model" that is right except on every 4th image
+  table = np.eye(3, dtype=np.float32)[np.where(np.isin(np.arange(50), list(wrong)),
+                                               (labels + 1) % 3, labels)]
+  def fn(x):  # the image's pixel value encodes its index
+    return jnp.asarray(table)[jnp.round(x[:, 0, 0, 0] * 100).astype(jnp.int32)]
+  idx = attack_study.select_images([fn], test, 10, seed=3, pool=20)
+  assert len(idx) == 10 and len(set(idx.tolist())) == 10
+  assert idx.max() < 20 and not set(idx.tolist()) & wrong
+  np.testing.assert_array_equal(idx, attack_study.select_images([fn], test, 10, seed=3, pool=20))
+  with pytest.raises(ValueError, match="only 15 of the first 20"):
+    attack_study.select_images([fn], test, 16, seed=3, pool=20)
+  for bad in (0, 51, 2.5):
+    with pytest.raises(ValueError, match=f"attack.pool .*{bad!r}"):
+      attack_study.select_images([fn], test, 5, seed=3, pool=bad)
