@@ -64,7 +64,9 @@ def run(config, workdir: str, *, variants=None) -> dict:
   """Table 2, learned radii, certified curves and the measurement study for the config."""
   data, fns = attack_study.load_models(config, workdir, variants=variants,
                                        splits=("train", "validation", "test"))
-  idx = np.asarray(attack_study.run(config, workdir, loaded=(data, fns))["indices"])
+  attacked = attack_study.run(config, workdir, loaded=(data, fns))
+  # Table 2 (and the certified curves) use the attack study's first `table_images` images
+  idx = np.asarray(attacked["indices"])[:attacked["table_images"]]
   val, test = data["validation"], data["test"]
   rcfg = config.region
   key = jax.random.key(rcfg.seed)
@@ -103,13 +105,14 @@ def run(config, workdir: str, *, variants=None) -> dict:
 
 
 def _examples(workdir, variant, test, idx, attacks) -> dict:
-  """{"benign" | attack: (x [n, ...], true labels [n])} for the attacked test images `idx`;
+  """{"benign" | attack: (x [n, ...], true labels [n])} for the first n = len(idx) attacked test
+  images (`idx`, a prefix of the attack study's indices);
   failed attacks keep the input, as in the paper's Table 2 (accuracy over all of them)."""
   y = test.labels[idx]
   out = {"benign": (test.images[idx], y)}
   for name in attacks:
     with np.load(os.path.join(workdir, "attacks", variant, f"{name}.npz")) as f:
-      out[name] = (f["adversarial"], y)
+      out[name] = (f["adversarial"][:len(idx)], y)
   return out
 
 

@@ -101,6 +101,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
           os.path.join("region", "figures", f)
           for f in os.listdir(os.path.join(workdir, "region", "figures"))),
       "num_images": attacks["num_images"],
+      "table_images": attacks.get("table_images", attacks["num_images"]),
       "detect_split": {"train": det["train_inputs"], "test": det["test_inputs"]},
       "seconds": timings,
       "settings": config.to_dict(),
@@ -108,7 +109,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   }
   io.write_json(os.path.join(workdir, "results.json"), out)
   md = [f"# He et al. (ICLR 2018) reproduced on {dataset}", "",
-        f"{attacks['num_images']} test images; settings under \"Settings\" below. "
+        _images_line(out["table_images"], out["num_images"]) + "Settings under \"Settings\" below. "
         + (config.get("note", "") or ""), "",
         "## Models", "", "| model | test accuracy | PGD accuracy |", "|---|---|---|"]
   for v, m in results["train"].items():
@@ -130,6 +131,13 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   with io.atomic_path(os.path.join(workdir, "report.md")) as tmp, open(tmp, "w") as f:
     f.write("\n".join(md))
   return out
+
+
+def _images_line(table: int, attacked: int) -> str:
+  if table == attacked:
+    return f"{attacked} attacked test images. "
+  return (f"{attacked} attacked test images: Tables 1 and 2 report on the first {table}, the "
+          f"boundary classifier (Tables 3, 4) trains and tests on all {attacked}. ")
 
 
 def _pretty(obj) -> str:

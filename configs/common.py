@@ -50,14 +50,17 @@ def evaluation(pgd_cfg: config_dict.ConfigDict, pgd_examples: int) -> config_dic
 
 
 def attack(*, num_images: int, batch_size: int, binary_search_steps: int,
-           max_iterations: int, pool: int | None = None) -> config_dict.ConfigDict:
+           max_iterations: int, pool: int | None = None,
+           table_images: int | None = None) -> config_dict.ConfigDict:
   """He et al.'s attack study: the named attacks on `num_images` seeded test images that every
-  model classifies correctly, drawn from the first `pool` test images (None: all).
-  `cw` overrides the CW-based attacks' paper settings."""
+  model classifies correctly, drawn from the first `pool` test images (None: all). Tables 1
+  and 2 report on the first `table_images` of them (None: all); the boundary classifier
+  (detect) uses all. `cw` overrides the CW-based attacks' paper settings."""
   return config_dict.ConfigDict(dict(
       names=("optbrittle", "optmargin", "optstrong", "fgsm"),
       num_images=num_images, seed=0, batch_size=batch_size,
       pool=config_dict.placeholder(int) if pool is None else pool,
+      table_images=config_dict.placeholder(int) if table_images is None else table_images,
       cw=config_dict.ConfigDict(dict(binary_search_steps=binary_search_steps,
                                      max_iterations=max_iterations))))
 

@@ -74,3 +74,31 @@ def test_select_images_pool():
   for bad in (0, 51, 2.5):
     with pytest.raises(ValueError, match=f"attack.pool .*{bad!r}"):
       attack_study.select_images([fn], test, 5, seed=3, pool=bad)
+
+
+def test_table_images_prefix(tmp_path, tiny_config):
+  """Table 1 reports on the first attack.table_images attacked images, Table 2 too; the
+  artifacts hold all of them; a bad value is an error naming it."""
+  import pytest
+  from advbound import region_study
+  config = tiny_config
+  config.attack.num_images = config.attack.batch_size = 4
+  config.attack.table_images = 2
+  out = attack_study.run(config, str(tmp_path))
+  assert out["num_images"] == 4 and out["table_images"] == 2 and len(out["indices"]) == 4
+  for name in ("optbrittle", "fgsm"):
+    with np.load(tmp_path / "attacks" / "natural" / f"{name}.npz") as f:
+      assert f["adversarial"].shape[0] == 4
+      ok = f["success"][:2].astype(bool)
+      assert out["table1"]["natural"][name]["success_rate"] == ok.mean()
+      rms = out["table1"]["natural"][name]["rms"]
+      assert (rms is None) if not ok.any() else np.isclose(rms, f["rms"][:2][ok].mean())
+      if name == "optbrittle":
+        point_first2 = 1.0 - ok.mean()
+  assert "(2 test images" in (tmp_path / "attacks" / "table1.md").read_text()
+  table2 = region_study.run(config, str(tmp_path))["table2"]["natural"]
+  assert table2["point"]["optbrittle"] == point_first2
+  for bad in (0, 5):  # (a float is refused by the ConfigDict itself)
+    config.attack.table_images = bad
+    with pytest.raises(ValueError, match=f"attack.table_images .*{bad!r}"):
+      attack_study.run(config, str(tmp_path))

@@ -45,3 +45,14 @@ def test_pipeline_sections_are_consistent(name):
   assert set(config.detect.train_attacks) <= set(config.detect.attacks)
   assert config.boundary.step <= config.boundary.max_distance
   assert 0.0 < config.detect.train_fraction < 1.0
+
+
+@pytest.mark.parametrize("name,attacked,table,train", [("mnist", 9500, 100, 7600),
+                                                       ("cifar", 450, 100, 350),
+                                                       ("cifar_small", 450, 100, 350)])
+def test_paper_scale_detection_sets(name, attacked, table, train):
+  """Tables 1-2 on the paper's 100 images; the boundary classifier on the paper's split
+  (CIFAR-10: 350 train + 100 test; MNIST: 80% / 20%, as 8,000 / 2,000)."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  assert config.attack.num_images == attacked and config.attack.table_images == table
+  assert int(round(config.detect.train_fraction * attacked)) == train
