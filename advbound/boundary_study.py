@@ -2,10 +2,11 @@
 its summaries, and Figures 1-3 (RMS) with their L-inf versions (Figures 6-7).
 
 Artifacts under `workdir/boundary/`:
-  `<variant>/<examples>.npz`: center, distance, adjacent, evaluations for the rows done so far,
-    the example's attack success (all True for benign) and a settings stamp. Written atomically
-    after every chunk of `config.boundary.chunk_images` inputs; a rerun continues from the rows
-    it holds, and an artifact whose stamp differs (or that cannot be read) is recomputed.
+  `<variant>/<examples>.npz`: center, distance, adjacent, evaluations for every input, the
+    example's attack success (all True for benign) and a settings stamp. While it is computed,
+    every chunk of `config.boundary.chunk_images` inputs is written atomically to
+    `<variant>/<examples>.parts/`; a rerun continues after the parts it finds, and an artifact
+    or part whose stamp differs (or that cannot be read) is recomputed.
   `summary.json`: per variant and example type, averages of the per-input summaries.
   `figures/figure{1,2,3}_<variant>_{rms,linf}.png`.
 The adversarial examples come from `attack_study.run` (computed there if missing).
@@ -16,11 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 import jax
 import numpy as np
-from absl import logging
 
 from advbound import attack_study, boundary, io, plots, train
 from advbound.directions import random_orthogonal
@@ -37,23 +36,31 @@ def directions_for(config, image_shape) -> jax.Array:
 
 def search_resumable(path: str, stamp: str, fn, x, success, directions, search_kwargs: dict,
                      chunk: int) -> dict:
-  """boundary.search over `x` [N, ...] chunk by chunk, saving the rows done after each chunk.
+  """boundary.search over `x` [N, ...] chunk by chunk, resumable with no lost chunk.
+
+  Each finished chunk is written atomically to its own file `<path without .npz>.parts/<first
+  row>.npz` (so the I/O stays linear in N however many chunks there are); a rerun continues
+  after the contiguous run of parts whose stamp matches. When all rows are done they are
+  joined into `path` and the parts are removed.
 
   Returns dict of numpy arrays: center [N], distance [N, M], adjacent [N, M], evaluations [N],
   success [N].
   """
-  done = io.read_npz_if_current(path, stamp, _FIELDS) or {k: None for k in _FIELDS}
-  rows = 0 if done["center"] is None else len(done["center"])
-  t0, n = time.time(), len(x)
-  while rows < n:
-    r = boundary.search(fn, x[rows:rows + chunk], directions, **search_kwargs)
-    part = {k: np.asarray(getattr(r, k)) for k in _FIELDS}
-    done = {k: part[k] if done[k] is None else np.concatenate([done[k], part[k]])
-            for k in _FIELDS}
-    rows = len(done["center"])
+  n = len(x)
+  done = io.read_npz_if_current(path, stamp, _FIELDS)
+  if done is None or len(done["center"]) != n:
+    # a partial `path` (written by earlier versions after every chunk) counts as the first part
+    parts_dir = path[:-len(".npz")] + ".parts"
+
+    def compute(lo, hi):
+      r = boundary.search(fn, x[lo:hi], directions, **search_kwargs)
+      return {k: getattr(r, k) for k in _FIELDS}
+
+    done = io.compute_in_parts(parts_dir, stamp, n, chunk, compute, done=done,
+                               label=os.path.relpath(path))
     with io.atomic_path(path) as tmp:
       np.savez(tmp, settings=np.asarray(stamp), success=np.asarray(success), **done)
-    logging.info("%s: %d/%d inputs, %.0f s", os.path.relpath(path), rows, n, time.time() - t0)
+    io.remove_parts(parts_dir)
   return {**done, "success": np.asarray(success, bool)}
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import time
 import zipfile
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from absl import logging
@@ -61,6 +63,56 @@ def read_npz_if_current(path: str, stamp: str, fields=None) -> dict | None:
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
     logging.warning("ignoring unreadable artifact %s; recomputing", path)
     return None
+
+
+def compute_in_parts(parts_dir: str, stamp: str, n: int, chunk: int,
+                     compute: Callable[[int, int], dict], *, done: dict | None = None,
+                     label: str = "") -> dict:
+  """Rows [0, n) of a row-wise result, computed chunk by chunk and resumable with no lost chunk.
+
+  `compute(lo, hi)` returns {field: array [hi - lo, ...]}. Each chunk is written atomically to
+  `parts_dir/<lo>.npz` with `stamp`; a rerun continues after the contiguous parts (from row 0,
+  or after the rows of `done`) whose stamp matches, and recomputes from the first missing,
+  unreadable or stale one. The I/O is linear in n. The caller joins the result into its
+  artifact and then calls `remove_parts(parts_dir)`.
+
+  Returns {field: array [n, ...]}.
+  """
+  if chunk < 1:
+    raise ValueError(f"chunk must be a positive number of rows; got {chunk!r}")
+  parts = [done] if done else []
+  rows = sum(_num_rows(p) for p in parts)
+  while rows < n:  # the parts a previous run left
+    part = read_npz_if_current(os.path.join(parts_dir, f"{rows:09d}.npz"), stamp)
+    if part is None or _num_rows(part) == 0:
+      break
+    parts.append(part)
+    rows += _num_rows(part)
+  if rows > n:
+    raise ValueError(f"{parts_dir}: the saved parts hold {rows} rows, more than {n}")
+  resumed, t0 = rows, time.time()
+  while rows < n:
+    hi = min(rows + chunk, n)
+    part = {k: np.asarray(v) for k, v in compute(rows, hi).items()}
+    with atomic_path(os.path.join(parts_dir, f"{rows:09d}.npz")) as tmp:
+      np.savez(tmp, settings=np.asarray(stamp), **part)
+    parts.append(part)
+    rows = hi
+    elapsed = time.time() - t0
+    eta = elapsed / (rows - resumed) * (n - rows)
+    logging.info("%s: %d/%d rows, %.0f s, ETA %.0f s", label or parts_dir, rows, n, elapsed, eta)
+  if not parts:
+    raise ValueError(f"nothing to compute: n = {n}")
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def remove_parts(parts_dir: str) -> None:
+  """Removes the parts of `compute_in_parts` once the joined artifact is written."""
+  shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _num_rows(part: dict) -> int:
+  return len(next(iter(part.values())))
 
 
 def read_json_if_current(path: str, stamp: str) -> Any | None:

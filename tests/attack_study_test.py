@@ -102,3 +102,34 @@ def test_table_images_prefix(tmp_path, tiny_config):
     config.attack.table_images = bad
     with pytest.raises(ValueError, match=f"attack.table_images .*{bad!r}"):
       attack_study.run(config, str(tmp_path))
+
+
+def test_attack_resumes_from_parts(tmp_path, monkeypatch, tiny_config):
+  """An attack killed after its first chunk keeps that chunk; the rerun attacks only the rest
+  and gives the same artifact as an uninterrupted run."""
+  import pytest
+  from advbound.attacks import presets
+  config = tiny_config
+  config.attack.num_images, config.attack.batch_size = 4, 2
+  config.attack.names = ("optbrittle",)
+  real, calls = presets.run, {"n": 0, "kill": 2}
+
+  def dying(*args, **kwargs):
+    calls["n"] += 1
+    if calls["n"] == calls["kill"]:
+      raise RuntimeError("simulated kill")
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(presets, "run", dying)
+  with pytest.raises(RuntimeError, match="simulated kill"):
+    attack_study.run(config, str(tmp_path / "a"))
+  parts = tmp_path / "a" / "attacks" / "natural" / "optbrittle.parts"
+  assert sorted(os.listdir(parts)) == ["000000000.npz"]
+  calls.update(n=0, kill=-1)
+  attack_study.run(config, str(tmp_path / "a"))
+  assert calls["n"] == 1 and not parts.exists()
+  attack_study.run(config, str(tmp_path / "b"))
+  with np.load(tmp_path / "a" / "attacks" / "natural" / "optbrittle.npz") as f, \
+       np.load(tmp_path / "b" / "attacks" / "natural" / "optbrittle.npz") as g:
+    for k in ("adversarial", "success", "rms", "indices"):
+      np.testing.assert_array_equal(f[k], g[k])
