@@ -171,15 +171,18 @@ def _measurement(fn, key, test, i, config, workdir, variant, model_stamp) -> dic
 def format_table2(out) -> str:
   """Markdown in the paper's Table 2 layout (accuracy), ours beside the paper's."""
   paper = PAPER_TABLE2.get(out["dataset"], {})
-  variants = list(out["table2"])
+  # natural before adversarial, benign before the attacks (sorted by name): the same order
+  # whether `out` was computed in this process or read back from table2.json (sorted keys)
+  variants = sorted(out["table2"], key=lambda v: (v != "natural", v))
   cols = [(c, v) for c in ("region", "point") for v in variants]
-  radii = ", ".join("%s: paper %.4g, learned %.4g" % (v, r["paper"], r["learned"])
-                    for v, r in out["radius"].items())
+  radii = ", ".join("%s: paper %.4g, learned %.4g" % (v, out["radius"][v]["paper"],
+                                                      out["radius"][v]["learned"])
+                    for v in variants)
   head = (["examples"] + [x for c, v in cols for x in (f"{c} {v}: ours", "paper")]
           + [f"region {v} (learned r)" for v in variants])
   lines = [f"Accuracy of point and region classification ({out['dataset']}); region radius "
            f"{radii}.", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-  kinds = list(out["table2"][variants[0]]["point"])
+  kinds = sorted(out["table2"][variants[0]]["point"], key=lambda k: (k != "benign", k))
   for kind in kinds:
     cells = []
     for c, v in cols:
