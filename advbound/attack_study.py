@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import data as data_lib
+from advbound import checks, data as data_lib
 from advbound import evaluate, io, models, train
 from advbound.attacks import presets
 
@@ -37,12 +37,7 @@ def select_images(logits_fns, test: data_lib.Dataset, num: int, seed: int,
   """Indices int64 [num] of seeded random test images that every model classifies correctly,
   drawn from the first `pool` test images (None: all of them; e.g. 1,000 for the exact images
   of ../shared/data/cifar10_test.npz)."""
-  n = len(test)
-  if pool is not None:
-    if isinstance(pool, bool) or not isinstance(pool, int) or not 0 < pool <= n:
-      raise ValueError(f"attack.pool must be an int in [1, {n}] (the test split's size) or "
-                       f"None; got {pool!r}")
-    n = pool
+  n = len(test) if pool is None else checks.check_count(pool, "attack.pool (or None)", len(test))
   order = np.random.default_rng(seed).permutation(n)
   correct = np.ones(n, bool)
   for fn in logits_fns:
@@ -108,11 +103,7 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
                           "model": train.model_stamp(config, v)}, sort_keys=True)
       result = io.read_npz_if_current(path, stamp)
       if result is None:
-        result = _attack_in_parts(path, stamp, name, fns[v], acfg, x, y, test, kwargs)
-        result["indices"] = idx
-        with io.atomic_path(path) as tmp:
-          np.savez(tmp, settings=np.asarray(stamp), **result)
-        io.remove_parts(path[:-len(".npz")] + ".parts")
+        result = _attack_in_parts(path, stamp, name, fns[v], acfg, x, y, test, kwargs, idx)
         logging.info("%s / %s: %.0f%% success, mean RMS %s, %.1f s (%.2f s per image)", v,
                      name, 100 * result["success"].mean(), _mean_rms(result),
                      result["seconds"], result["seconds"] / len(idx))
@@ -129,27 +120,26 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
   return out
 
 
-def _attack_in_parts(path, stamp, name, fn, acfg, x, y, test, kwargs) -> dict:
+def _attack_in_parts(path, stamp, name, fn, acfg, x, y, test, kwargs, idx) -> dict:
   """Attack `name` on x [n, ...] in chunks of acfg.batch_size images, each chunk saved as a
-  part (see io.compute_in_parts), so a killed run loses at most the chunk in flight. The
+  part (see io.compute_npz_in_parts), so a killed run loses at most the chunk in flight. The
   chunks share the key (OPTMARGIN's one set of perturbations) and CW stops each example on
-  its own loss, so the chunking does not change the result."""
+  its own loss, so the chunking does not change the result. Returns the artifact's arrays."""
   key = jax.random.fold_in(jax.random.key(acfg.seed), 1)
 
   def compute(lo, hi):
     t0 = time.time()
     r = presets.run(name, fn, key, x[lo:hi], y[lo:hi], dataset=test.name, bounds=test.bounds,
                     **kwargs)
-    out = {"adversarial": r.adversarial, "success": r.success,
-           **{k: np.asarray(d) for k, d in r.distortion.items()}}
-    out = jax.tree.map(np.asarray, out)
+    out = {"adversarial": r.adversarial, "success": r.success, **r.distortion}
+    out = jax.block_until_ready(out)
     out["seconds"] = np.full(hi - lo, (time.time() - t0) / (hi - lo))  # per image
     return out
 
-  result = io.compute_in_parts(path[:-len(".npz")] + ".parts", stamp, len(x),
-                               acfg.batch_size, compute, label=os.path.relpath(path))
-  result["seconds"] = np.float64(result["seconds"].sum())
-  return result
+  def finish(rows):
+    return {**rows, "seconds": np.float64(rows["seconds"].sum()), "indices": idx}
+
+  return io.compute_npz_in_parts(path, stamp, len(x), acfg.batch_size, compute, finish=finish)
 
 
 def table_images(config, num_images: int) -> int:
@@ -157,12 +147,8 @@ def table_images(config, num_images: int) -> int:
   `config.attack.table_images`, or all `num_images` when it is None. The paper reports Tables
   1-2 on 100 images and trains and tests the boundary classifier (Table 3) on more."""
   n = config.attack.get("table_images")
-  if n is None:
-    return num_images
-  if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= num_images:
-    raise ValueError(f"attack.table_images must be an int in [1, attack.num_images = "
-                     f"{num_images}] or None; got {n!r}")
-  return n
+  return num_images if n is None else checks.check_count(n, "attack.table_images (or None)",
+                                                         num_images)
 
 
 def _mean_rms(result) -> float | None:

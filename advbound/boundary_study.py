@@ -49,19 +49,14 @@ def search_resumable(path: str, stamp: str, fn, x, success, directions, search_k
   n = len(x)
   done = io.read_npz_if_current(path, stamp, _FIELDS)
   if done is None or len(done["center"]) != n:
-    # a partial `path` (written by earlier versions after every chunk) counts as the first part
-    parts_dir = path[:-len(".npz")] + ".parts"
-
     def compute(lo, hi):
       r = boundary.search(fn, x[lo:hi], directions, **search_kwargs)
       return {k: getattr(r, k) for k in _FIELDS}
 
-    done = io.compute_in_parts(parts_dir, stamp, n, chunk, compute, done=done,
-                               label=os.path.relpath(path))
-    with io.atomic_path(path) as tmp:
-      np.savez(tmp, settings=np.asarray(stamp), success=np.asarray(success), **done)
-    io.remove_parts(parts_dir)
-  return {**done, "success": np.asarray(success, bool)}
+    # a partial `path` (written by earlier versions after every chunk) counts as the first part
+    done = io.compute_npz_in_parts(path, stamp, n, chunk, compute, done=done,
+                                   finish=lambda rows: {**rows, "success": np.asarray(success)})
+  return {**{k: done[k] for k in _FIELDS}, "success": np.asarray(success, bool)}
 
 
 def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict:
@@ -98,10 +93,16 @@ def summarize_examples(info: dict, directions, num_classes: int, labels) -> dict
   }
 
 
-def run(config, workdir: str, *, variants=None) -> dict:
-  """Boundary information, summaries and figures for the config's models and attacks."""
-  data, fns = attack_study.load_models(config, workdir, variants=variants)
-  idx = np.asarray(attack_study.run(config, workdir, loaded=(data, fns))["indices"])
+def run(config, workdir: str, *, variants=None, loaded=None, attacked=None) -> dict:
+  """Boundary information, summaries and figures for the config's models and attacks.
+
+  Args:
+    loaded, attacked: `attack_study.load_models`'s and `attack_study.run`'s results, when the
+      caller has them (else computed here).
+  """
+  data, fns = loaded or attack_study.load_models(config, workdir, variants=variants)
+  attacked = attacked or attack_study.run(config, workdir, loaded=(data, fns))
+  idx = np.asarray(attacked["indices"])
   test = data["test"]
   bcfg = config.boundary
   directions = directions_for(config, test.images.shape[1:])

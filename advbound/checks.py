@@ -70,6 +70,14 @@ def check_positive(value, name: str, *, allow_zero: bool = False, integer: bool 
   return value
 
 
+def check_count(value, name: str, at_most: int) -> int:
+  """Returns `value` if it is an int in [1, at_most]; raises naming it otherwise."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+      0 < value <= at_most):
+    raise ValueError(f"{name} must be an int in [1, {at_most}], got {value!r}")
+  return int(value)
+
+
 def check_finite_logits(logits, *, name: str = "logits") -> None:
   """Raises if concrete `logits` hold NaN or inf (a broken model must not pass silently)."""
   if is_concrete(logits) and not np.all(np.isfinite(np.asarray(logits))):

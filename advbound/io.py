@@ -65,21 +65,24 @@ def read_npz_if_current(path: str, stamp: str, fields=None) -> dict | None:
     return None
 
 
-def compute_in_parts(parts_dir: str, stamp: str, n: int, chunk: int,
-                     compute: Callable[[int, int], dict], *, done: dict | None = None,
-                     label: str = "") -> dict:
-  """Rows [0, n) of a row-wise result, computed chunk by chunk and resumable with no lost chunk.
+def compute_npz_in_parts(path: str, stamp: str, n: int, chunk: int,
+                         compute: Callable[[int, int], dict], *, done: dict | None = None,
+                         finish: Callable[[dict], dict] | None = None) -> dict:
+  """Computes a row-wise result chunk by chunk, resumable with no lost chunk, and writes it to
+  the .npz at `path` with `stamp`.
 
   `compute(lo, hi)` returns {field: array [hi - lo, ...]}. Each chunk is written atomically to
-  `parts_dir/<lo>.npz` with `stamp`; a rerun continues after the contiguous parts (from row 0,
-  or after the rows of `done`) whose stamp matches, and recomputes from the first missing,
-  unreadable or stale one. The I/O is linear in n. The caller joins the result into its
-  artifact and then calls `remove_parts(parts_dir)`.
+  `<path without .npz>.parts/<lo>.npz` with `stamp`; a rerun continues after the contiguous
+  parts (from row 0, or after the rows of `done`) whose stamp matches, and recomputes from the
+  first missing, unreadable or stale one, so the I/O stays linear in n. At the end the rows are
+  joined, passed through `finish` (rows -> the arrays to store), written to `path`, and the
+  parts are removed.
 
-  Returns {field: array [n, ...]}.
+  Returns the arrays written ({field: array [n, ...]} without `finish`).
   """
   if chunk < 1:
     raise ValueError(f"chunk must be a positive number of rows; got {chunk!r}")
+  parts_dir = path[:-len(".npz")] + ".parts"
   parts = [done] if done else []
   rows = sum(_num_rows(p) for p in parts)
   while rows < n:  # the parts a previous run left
@@ -100,15 +103,17 @@ def compute_in_parts(parts_dir: str, stamp: str, n: int, chunk: int,
     rows = hi
     elapsed = time.time() - t0
     eta = elapsed / (rows - resumed) * (n - rows)
-    logging.info("%s: %d/%d rows, %.0f s, ETA %.0f s", label or parts_dir, rows, n, elapsed, eta)
+    logging.info("%s: %d/%d rows, %.0f s, ETA %.0f s", os.path.relpath(path), rows, n, elapsed,
+                 eta)
   if not parts:
     raise ValueError(f"nothing to compute: n = {n}")
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def remove_parts(parts_dir: str) -> None:
-  """Removes the parts of `compute_in_parts` once the joined artifact is written."""
+  arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  if finish is not None:
+    arrays = finish(arrays)
+  with atomic_path(path) as tmp:
+    np.savez(tmp, settings=np.asarray(stamp), **arrays)
   shutil.rmtree(parts_dir, ignore_errors=True)
+  return arrays
 
 
 def _num_rows(part: dict) -> int:

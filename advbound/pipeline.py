@@ -95,15 +95,29 @@ def run(config, workdir: str, *, variants=None) -> dict:
   """Runs (or resumes) every stage and returns results.json's content."""
   os.makedirs(workdir, exist_ok=True)
   stamps, results, timings = {}, {}, {}
+  memo = {}
+
+  def loaded():  # data and models, loaded once by the first stage that runs and needs them
+    if "models" not in memo:
+      memo["models"] = attack_study.load_models(config, workdir, variants=variants,
+                                                splits=("train", "validation", "test"))
+    return memo["models"]
+
+  def test_split():  # detect alone needs only the test split
+    if "models" in memo:
+      return memo["models"][0]["test"]
+    return train.load_splits(config.data, ("test",))[0]
+
   bodies = {
       "train": (lambda: train.train_and_evaluate(config, workdir, variants=variants),
                 ["models"]),
-      "attacks": (lambda: attack_study.run(config, workdir, variants=variants), ["attacks"]),
-      "region": (lambda: region_study.run(config, workdir, variants=variants), ["region"]),
-      "boundary": (lambda: boundary_study.run(config, workdir, variants=variants),
-                   ["boundary"]),
+      "attacks": (lambda: attack_study.run(config, workdir, loaded=loaded()), ["attacks"]),
+      "region": (lambda: region_study.run(config, workdir, loaded=loaded(),
+                                          attacked=results["attacks"]), ["region"]),
+      "boundary": (lambda: boundary_study.run(config, workdir, loaded=loaded(),
+                                              attacked=results["attacks"]), ["boundary"]),
       "detect": (lambda: detection(config, workdir, results["attacks"]["indices"],
-                                   results["region"], variants=variants),
+                                   results["region"], variants=variants, test=test_split()),
                  ["detect"]),
       "report": (lambda: report.write(config, workdir, results, timings), ["report.md",
                                                                           "results.json"]),
@@ -133,15 +147,18 @@ def _jsonable(obj):
   return json.loads(json.dumps(obj, default=io._json_default))
 
 
-def detection(config, workdir: str, indices, region_result: dict, *, variants=None) -> dict:
+def detection(config, workdir: str, indices, region_result: dict, *, variants=None,
+              test=None) -> dict:
   """He et al.'s Tables 3 and 4: the boundary classifier trained on one attack's examples and
   tested on every attack's, beside region classification's accuracy on the same examples.
 
   Inputs are split by index: the first `train_fraction` of the attacked images train, the rest
   test (each image gives one benign and one adversarial input per attack). `indices` are the
-  attacked test images (attack_study's "indices").
+  attacked test images (attack_study's "indices"); `test` is the test split (loaded here if
+  None).
   """
-  (test,) = train.load_splits(config.data, ("test",))
+  if test is None:
+    (test,) = train.load_splits(config.data, ("test",))
   labels = test.labels[np.asarray(indices)]
   dcfg = config.detect
   names = train.variant_names(config, variants)

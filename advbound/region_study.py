@@ -60,13 +60,20 @@ def learned_radius(fn, key, val, rcfg, path: str, model_stamp: dict) -> dict:
   return out
 
 
-def run(config, workdir: str, *, variants=None) -> dict:
-  """Table 2, learned radii, certified curves and the measurement study for the config."""
-  data, fns = attack_study.load_models(config, workdir, variants=variants,
-                                       splits=("train", "validation", "test"))
-  attacked = attack_study.run(config, workdir, loaded=(data, fns))
+def run(config, workdir: str, *, variants=None, loaded=None, attacked=None) -> dict:
+  """Table 2, learned radii, certified curves and the measurement study for the config.
+
+  Args:
+    loaded: `attack_study.load_models`'s result with the validation and test splits, when the
+      caller has it (else loaded here).
+    attacked: `attack_study.run`'s result, when the caller has it (else run here).
+  """
+  data, fns = loaded or attack_study.load_models(config, workdir, variants=variants,
+                                                 splits=("train", "validation", "test"))
+  attacked = attacked or attack_study.run(config, workdir, loaded=(data, fns))
   # Table 2 (and the certified curves) use the attack study's first `table_images` images
-  idx = np.asarray(attacked["indices"])[:attacked["table_images"]]
+  idx = np.asarray(attacked["indices"])
+  idx = idx[:attack_study.table_images(config, len(idx))]
   val, test = data["validation"], data["test"]
   rcfg = config.region
   key = jax.random.key(rcfg.seed)
