@@ -24,9 +24,14 @@ import dataclasses
 import glob
 import gzip
 import importlib.resources
+import importlib.util
 import os
+import socket
+import urllib.parse
+import urllib.request
 
 import numpy as np
+from absl import logging
 
 SPLITS = ("train", "validation", "test")
 SOURCES = ("tfds", "embedded", "npz")
@@ -102,7 +107,11 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
     path: file or glob of `.npz` files with arrays `x` [N, H, W, C] and `y` [N]; may contain
       ``{split}``. Only for source "npz".
     seed: seed of the train / validation / test partition.
-    data_dir: tfds data directory (default: tfds' own).
+    data_dir: tfds data directory (default: $TFDS_DATA_DIR or tfds' own, ~/tensorflow_datasets).
+
+  Raises:
+    DataUnavailableError: a tfds data set is not prepared and cannot be prepared here (no
+      TensorFlow, no network); the message names the data directory and the .npz route.
 
   Returns:
     The `Dataset`: images float32 [N, H, W, C] scaled to the data set's bounds, labels int32 [N].
@@ -224,13 +233,98 @@ def _read_npz(pattern: str) -> tuple[np.ndarray, np.ndarray]:
   return np.concatenate(xs), np.concatenate(ys)
 
 
+class DataUnavailableError(RuntimeError):
+  """A data set cannot be obtained (not prepared, no network, TensorFlow missing to prepare)."""
+
+
+# Examples per tfds split (train, test); the same numbers the tfds builders declare.
+TFDS_SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000)}
+
+
+def npz_alternative(name: str) -> str:
+  """The config overrides that read `name` from .npz files instead of tfds."""
+  return (f"--config.data.source=npz --config.data.path='DIR/{name}_{{split}}*.npz' (files with "
+          "'x' uint8 [N, H, W, C] and 'y' int [N]; README section 'Data')")
+
+
+def _tensorflow_available() -> bool:
+  """True if TensorFlow can be imported; tfds needs it to prepare (not to read) a data set."""
+  return importlib.util.find_spec("tensorflow") is not None
+
+
+def tfds_data_dir(data_dir: str | None = None) -> str:
+  """The tfds data directory that `data_dir` (None: $TFDS_DATA_DIR or tfds' default) names."""
+  if data_dir:
+    return os.path.expanduser(data_dir)
+  from tensorflow_datasets.core import constants  # pylint: disable=g-import-not-at-top
+  return os.path.expanduser(os.environ.get("TFDS_DATA_DIR") or constants.DATA_DIR)
+
+
+def _unavailable(name: str, data_dir: str, reason: str) -> DataUnavailableError:
+  return DataUnavailableError(
+      f"cannot load tfds data set {name!r} from the tfds data directory {data_dir}: {reason}.\n"
+      f"  Either prepare it where the network is reachable (pip install 'advbound[tfds]' for "
+      f"TensorFlow, which tfds needs to prepare, then rerun; copy {data_dir}/{name} to machines "
+      f"without network, or point --config.data.data_dir / TFDS_DATA_DIR at a copy),\n"
+      f"  or read .npz files instead: {npz_alternative(name)}.")
+
+
+def _unreachable(url: str, timeout: float = 10.0) -> str | None:
+  """None if a TCP connection to the URL's host (or to the proxy the environment names for
+  its scheme) opens within `timeout` seconds; otherwise the reason."""
+  parts = urllib.parse.urlsplit(url)
+  proxy = urllib.request.getproxies().get(parts.scheme)
+  if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+    target = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    via = f"proxy {target.hostname}:{target.port or 80}"
+    host, port = target.hostname, target.port or 80
+  else:
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    via = f"{host}:{port}"
+  try:
+    socket.create_connection((host, port), timeout=timeout).close()
+  except OSError as e:
+    return f"cannot connect to {via}: {e}"
+  return None
+
+
+def _tfds_source(name: str, split: str, data_dir: str | None):
+  """The tfds data source of one split, preparing the data set (ArrayRecord) if needed.
+
+  Raises DataUnavailableError naming the data set, the data directory and the .npz route when
+  the builder cannot be built, TensorFlow is missing to prepare it, or the download fails.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  root = tfds_data_dir(data_dir)
+  try:
+    builder = tfds.builder(name, data_dir=root)
+  except Exception as e:  # pylint: disable=broad-except
+    raise _unavailable(name, root, f"tfds could not build its builder "
+                       f"({type(e).__name__}: {e})") from e
+  if not builder.is_prepared():
+    if not _tensorflow_available():
+      raise _unavailable(name, root, "it is not prepared there, and tfds needs TensorFlow to "
+                         "prepare it (not installed)")
+    for url in sorted(builder.url_infos or {}):
+      problem = _unreachable(url)
+      if problem:  # fail now rather than after tfds' ~3 minutes of download retries
+        raise _unavailable(name, root, f"it is not prepared there, and its download {url} is "
+                           f"out of reach ({problem})")
+    logging.info("tfds %s: not prepared in %s; downloading and preparing (ArrayRecord)", name,
+                 root)
+    try:
+      builder.download_and_prepare(file_format="array_record")
+    except Exception as e:  # pylint: disable=broad-except
+      raise _unavailable(name, root, f"it is not prepared there, and downloading and preparing "
+                         f"it failed ({type(e).__name__}: {str(e)[:500]})") from e
+  return builder.as_data_source(split=split)
+
+
 def _load_tfds(info: DatasetInfo, split: str, seed: int,
                data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
   """Reads a tfds data source into arrays (train/validation carved from tfds 'train')."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  source = tfds.data_source(info.name, split="test" if split == "test" else "train",
-                            data_dir=data_dir)
+  source = _tfds_source(info.name, "test" if split == "test" else "train", data_dir)
   n = len(source)
   if n == 0:
     raise ValueError(f"tfds {info.name!r} split is empty")
@@ -240,6 +334,52 @@ def _load_tfds(info: DatasetInfo, split: str, seed: int,
   if split != "test":
     x, y = _partition_train(x, y, split, seed, VALIDATION_SIZE[info.name])
   return x, y
+
+
+def split_sizes(name: str, *, source: str = "tfds", path: str | None = None,
+                data_dir: str | None = None) -> dict[str, int]:
+  """{"train", "validation", "test"}: examples in each split `load` would return, found
+  without loading the images (labels only for npz; tfds from the builders' sizes).
+
+  Raises FileNotFoundError / ValueError for a missing or unreadable .npz path.
+  """
+  del data_dir  # the tfds split sizes are fixed by the data set
+  if name not in INFO:
+    raise ValueError(f"unknown data set name {name!r}; expected one of {sorted(INFO)}")
+  if source == "embedded":
+    n = 5000
+    test = int(round(POOL_FRACTIONS["test"] * n))
+    val = int(round(POOL_FRACTIONS["validation"] * n))
+    return {"train": n - test - val, "validation": val, "test": test}
+  if source == "tfds":
+    train, test = TFDS_SIZES[name]
+    return {"train": train - VALIDATION_SIZE[name], "validation": VALIDATION_SIZE[name],
+            "test": test}
+  if not path:
+    raise ValueError("source 'npz' needs a path (a file or glob, may contain '{split}')")
+  if "{split}" in path:
+    train = _count_npz(path.replace("{split}", "train"))
+    return {"train": train - VALIDATION_SIZE[name], "validation": VALIDATION_SIZE[name],
+            "test": _count_npz(path.replace("{split}", "test"))}
+  n = _count_npz(path)
+  test = int(round(POOL_FRACTIONS["test"] * n))
+  val = int(round(POOL_FRACTIONS["validation"] * n))
+  return {"train": n - test - val, "validation": val, "test": test}
+
+
+def _count_npz(pattern: str) -> int:
+  """Number of labels in the .npz file(s) a path or glob matches (reads only 'y')."""
+  files = sorted(glob.glob(os.path.expanduser(pattern)))
+  if not files:
+    raise FileNotFoundError(f"no .npz file matches {pattern!r}")
+  total = 0
+  for file in files:
+    try:
+      with np.load(file, allow_pickle=False) as f:
+        total += int(np.shape(f["y"])[0])
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
+      raise ValueError(f"{file}: not a readable .npz file with labels 'y' ({e})") from e
+  return total
 
 
 def _stratified_order(y: np.ndarray, seed: int) -> np.ndarray:

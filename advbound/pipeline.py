@@ -22,7 +22,9 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import (attack_study, boundary_study, detect, io, region_study, report, train)
+from advbound import (attack_study, boundary_study, config_check, detect, io, region_study,
+                      report, train)
+from advbound import workdir as workdir_lib
 
 # stage -> (config sections it reads, stages it depends on)
 STAGES = {
@@ -92,8 +94,17 @@ def _artifacts(workdir: str, folders) -> dict:
 
 
 def run(config, workdir: str, *, variants=None) -> dict:
-  """Runs (or resumes) every stage and returns results.json's content."""
-  os.makedirs(workdir, exist_ok=True)
+  """Runs (or resumes) every stage and returns results.json's content.
+
+  The whole config is validated first (config_check.ConfigError lists every problem), and the
+  workdir is locked for the run (workdir.WorkdirBusyError if another run holds it).
+  """
+  config_check.validate(config, variants=variants)
+  with workdir_lib.lock(workdir):
+    return _run(config, workdir, variants=variants)
+
+
+def _run(config, workdir: str, *, variants=None) -> dict:
   stamps, results, timings = {}, {}, {}
   memo = {}
 

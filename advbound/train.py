@@ -331,7 +331,8 @@ def model_stamp(config, variant: str) -> dict:
 def load_splits(data_cfg, splits) -> list[Dataset]:
   """The requested splits of the data set that `data_cfg` (name, source, path, seed) selects."""
   out = [data_lib.load(data_cfg.name, source=data_cfg.source, split=split,
-                       path=data_cfg.path or None, seed=data_cfg.seed) for split in splits]
+                       path=data_cfg.path or None, seed=data_cfg.seed,
+                       data_dir=data_cfg.get("data_dir")) for split in splits]
   logging.info("data %s (%s): %s, bounds %s", data_cfg.name, data_cfg.source,
                ", ".join(f"{len(d)} {d.split}" for d in out), out[0].bounds)
   return out

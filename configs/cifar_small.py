@@ -1,7 +1,12 @@
-"""CIFAR-10 from ../shared/data with the small CIFAR model, for verification runs on a CPU.
+"""CIFAR-10 (tfds) with the small CIFAR model, for verification runs on a CPU.
 
-Run (from the repository root, with ../shared/data beside it):
+Run (tfds CIFAR-10: needs the prepared data set, or network access and TensorFlow to prepare
+it once; see the README's 'Data' section):
   python -m experiments.train --config=configs/cifar_small.py --workdir=runs/cifar_small
+
+On .npz files of CIFAR-10 instead (e.g. this workspace's ../shared/data):
+  python -m experiments.train --config=configs/cifar_small.py --workdir=runs/cifar_small \
+      --config.data.source=npz --config.data.path='../shared/data/cifar10_{split}*.npz'
 
 Natural model only (about 20 minutes on 2 CPU cores):
   python -m experiments.train --config=configs/cifar_small.py --workdir=runs/cifar_small \
@@ -12,7 +17,7 @@ paper. Natural: SGD Nesterov momentum 0.9, one-cycle lr peaking at 0.1, batch 12
 (15.6 epochs of the 45,000 training images), weight decay 5e-4, crop and flip. PGD-trained:
 the paper's eps 8 with 3 steps of 4 (instead of 7 of 2) for 4,000 steps, about an hour on
 2 CPU cores (estimated: 4 forward-backward passes per example at ~600 images/s). Evaluation: PGD eps 8, 7 steps of 2 on the first 1,000 test images, the exact ones
-(1,000-9,999 were recovered from JPEG copies; see ../shared/data/README.md).
+(in ../shared/data's copy, 1,000-9,999 were recovered from JPEG copies; its README).
 
 The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
   python -m experiments.decision_boundary --config=configs/cifar_small.py --workdir=runs/cifar_small
@@ -28,7 +33,7 @@ from configs import common
 
 def get_config() -> config_dict.ConfigDict:
   config = config_dict.ConfigDict()
-  config.data = common.data("cifar10", "npz", "../shared/data/cifar10_{split}*.npz")
+  config.data = common.data("cifar10", "tfds")
   config.model = config_dict.ConfigDict(dict(name="small_cifar", width=16))
   recipe = dict(batch_size=128, optimizer="sgd", learning_rate=0.1, momentum=0.9,
                 nesterov=True, weight_decay=5e-4, schedule="onecycle", warmup_fraction=0.25,

@@ -5,17 +5,15 @@
 Models missing under the workdir are trained first (as experiments.train would).
 """
 
-from absl import app
 
 from advbound import attack_study
 from experiments import common
 
 
-def main(argv):
-  common.setup(argv)
-  out = attack_study.run(common.CONFIG.value, common.WORKDIR.value, variants=common.ONLY.value)
+def main(config, workdir, variants):
+  out = attack_study.run(config, workdir, variants=variants)
   print(attack_study.format_table1(out))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -8,17 +8,15 @@ experiments.attack would). Results: DIR/boundary/ (see advbound/boundary_study.p
 
 import json
 
-from absl import app
 
 from advbound import boundary_study
 from experiments import common
 
 
-def main(argv):
-  common.setup(argv)
-  out = boundary_study.run(common.CONFIG.value, common.WORKDIR.value, variants=common.ONLY.value)
+def main(config, workdir, variants):
+  out = boundary_study.run(config, workdir, variants=variants)
   print(json.dumps(out["summary"], indent=1))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

@@ -1,13 +1,101 @@
-"""Flags and set-up shared by the entry points: --config, --workdir, --only."""
+"""Flags and set-up shared by the entry points: --config, --workdir, --only.
+
+`run(body)` is every entry point's main: it parses the flags (reporting every unknown
+`--config.*` key with its full path), validates the whole config (advbound.config_check: all
+problems at once, before anything runs), takes the workdir's lock (advbound.workdir: one run
+per workdir), and calls `body(config, workdir, variants)`. Errors a user can fix (a bad
+setting, data that cannot be obtained, a busy workdir) end with one message and exit status 2,
+not a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Callable
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config file.",
                                          lock_config=True)
-WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists).")
+WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists; one run "
+                              "at a time).")
 ONLY = flags.DEFINE_list("only", None, "Only these model variants (e.g. natural).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> None:
+  """Prints `message` as an error and exits with status 2 (no traceback)."""
+  sys.stderr.write(f"error: {message}\n")
+  sys.stderr.flush()
+  sys.exit(EXIT_USAGE)
+
+
+def _config_file(argv) -> str | None:
+  for i, arg in enumerate(argv[1:], 1):
+    if arg.startswith("--config="):
+      return arg[len("--config="):]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _load_config(spec: str):
+  """get_config() of a config file 'path[:argument]'; None if it cannot be loaded here (absl
+  then reports the problem itself)."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    return None
+  try:
+    module_spec = importlib.util.spec_from_file_location("_advbound_config_probe", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def unknown_overrides(argv) -> list[str]:
+  """Problems ("--config.a.b: ...") of every --config.* override naming a key the config lacks."""
+  spec = _config_file(argv)
+  config = _load_config(spec) if spec else None
+  if config is None:
+    return []
+  problems = []
+  for arg in argv[1:]:
+    for prefix in ("--config.", "--noconfig."):
+      if arg.startswith(prefix):
+        path = arg[len(prefix):].split("=", 1)[0]
+        break
+    else:
+      continue
+    node, walked = config, "config"
+    for key in path.split("."):
+      keys = list(node.keys()) if hasattr(node, "keys") else None
+      if keys is None:
+        problems.append(f"--config.{path}: {walked} is a value ({node!r}), not a section")
+        break
+      if key not in keys:
+        problems.append(f"--config.{path}: unknown key {key!r} in {walked} "
+                        f"(its keys: {', '.join(keys)})")
+        break
+      node, walked = node[key], f"{walked}.{key}"
+  return problems
+
+
+def parse_flags(argv):
+  """absl's parser, but unknown --config.* keys are reported together, by full path."""
+  problems = unknown_overrides(argv)
+  if problems:
+    fail(f"{len(problems)} unknown config key(s):\n  " + "\n  ".join(problems))
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (KeyError, AttributeError) as e:  # an override ml_collections rejects
+    fail(f"bad --config override: {e}")
 
 
 def setup(argv) -> None:
@@ -15,3 +103,25 @@ def setup(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
+
+
+def run(body: Callable[..., None]) -> None:
+  """Runs `body(config, workdir, variants)` as an absl program (see the module docstring)."""
+
+  def main(argv):
+    # Imported here so that --help and flag errors answer before jax loads.
+    from advbound import config_check, data, workdir  # pylint: disable=g-import-not-at-top
+
+    setup(argv)
+    config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
+    try:
+      config_check.validate(config, variants=variants)
+    except config_check.ConfigError as e:
+      fail(str(e))
+    try:
+      with workdir.lock(folder):
+        body(config, folder, variants)
+    except (workdir.WorkdirBusyError, data.DataUnavailableError) as e:
+      fail(str(e))
+
+  app.run(main, flags_parser=parse_flags)

@@ -8,19 +8,18 @@ region classification (Table 2) -> boundary information and Figures 1-3 -> bound
 settings and artifacts are unchanged (see advbound/pipeline.py).
 """
 
-from absl import app, logging
+from absl import logging
 
 from advbound import pipeline
 from experiments import common
 
 
-def main(argv):
-  common.setup(argv)
-  out = pipeline.run(common.CONFIG.value, common.WORKDIR.value, variants=common.ONLY.value)
-  logging.info("report: %s/report.md", common.WORKDIR.value)
-  print(f"report: {common.WORKDIR.value}/report.md; results: {common.WORKDIR.value}/results.json")
+def main(config, workdir, variants):
+  out = pipeline.run(config, workdir, variants=variants)
+  logging.info("report: %s/report.md", workdir)
+  print(f"report: {workdir}/report.md; results: {workdir}/results.json")
   print({v: r for v, r in out["table3"].items()})
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

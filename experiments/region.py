@@ -6,17 +6,15 @@ measurement study, and certified-accuracy curves.
 Models and attacks missing under the workdir are computed first. Results: DIR/region/.
 """
 
-from absl import app
 
 from advbound import region_study
 from experiments import common
 
 
-def main(argv):
-  common.setup(argv)
-  out = region_study.run(common.CONFIG.value, common.WORKDIR.value, variants=common.ONLY.value)
+def main(config, workdir, variants):
+  out = region_study.run(config, workdir, variants=variants)
   print(region_study.format_table2(out))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

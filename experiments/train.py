@@ -3,16 +3,13 @@
   python -m experiments.train --config=configs/quickstart.py --workdir=/tmp/qs
 """
 
-from absl import app
 
 from advbound import train
 from experiments import common
 
 
-def main(argv):
-  common.setup(argv)
-  results = train.train_and_evaluate(common.CONFIG.value, common.WORKDIR.value,
-                                     variants=common.ONLY.value)
+def main(config, workdir, variants):
+  results = train.train_and_evaluate(config, workdir, variants=variants)
   lines = ["", f"{'model':<14}{'test accuracy':>15}{'first N: clean':>16}{'PGD':>8}{'N':>7}"]
   for variant, m in results.items():
     lines.append(f"{variant:<14}{m['test_accuracy']:>15.4f}{m['subset_accuracy']:>16.4f}"
@@ -21,4 +18,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  common.run(main)

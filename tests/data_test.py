@@ -136,8 +136,12 @@ def test_bad_arguments(kwargs, match):
 @pytest.mark.parametrize("name,shape,high", [("mnist", (28, 28, 1), 1.0),
                                              ("fashion_mnist", (28, 28, 1), 1.0),
                                              ("cifar10", (32, 32, 3), 255.0)])
-def test_tfds_mock(name, shape, high):
+def test_tfds_mock(name, shape, high, monkeypatch, tmp_path):
   import tensorflow_datasets as tfds
+  # mock_data replaces download_and_prepare; let the loader call it (no TensorFlow, no network).
+  monkeypatch.setattr(data, "_tensorflow_available", lambda: True)
+  monkeypatch.setattr(data, "_unreachable", lambda url: None)
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
   with tfds.testing.mock_data(num_examples=60, policy=tfds.testing.MockPolicy.USE_CODE):
     test = data.load(name, source="tfds", split="test")
     assert len(test) == 60 and test.images.shape[1:] == shape
@@ -162,3 +166,122 @@ def test_shared_mnist_matches_manifest():
   assert list(test.images.shape) == manifest["x"]
   np.testing.assert_array_equal(np.bincount(test.labels), manifest["classes_count"])
   assert glob.glob(os.path.join(SHARED_DATA, "cifar10_train_part*.npz"))
+
+
+# --- The tfds download-and-prepare path, as far as it goes without the network ---------------
+
+TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10")
+
+
+@pytest.mark.parametrize("name", TFDS_NAMES)
+def test_tfds_builder_and_checksums_resolve(name, tmp_path):
+  """What crashed on a fresh install (importlib_resources, resolving the checksums' path):
+  the builder builds and knows every download with its size and sha256."""
+  import tensorflow_datasets as tfds
+  builder = tfds.builder(name, data_dir=str(tmp_path))
+  assert not builder.is_prepared()
+  infos = builder.url_infos
+  assert infos, f"{name}: no download checksums"
+  for url, info in infos.items():
+    assert url.startswith("http") and info.size > 0 and len(info.checksum) == 64
+
+
+def _assert_clear(message, name, data_dir):
+  assert repr(name) in message and str(data_dir) in message
+  assert f"--config.data.source=npz --config.data.path='DIR/{name}_{{split}}*.npz'" in message
+  assert "advbound[tfds]" in message
+
+
+@pytest.mark.parametrize("name", TFDS_NAMES)
+def test_tfds_without_tensorflow_says_what_is_needed(name, tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "_tensorflow_available", lambda: False)
+  with pytest.raises(data.DataUnavailableError) as e:
+    data.load(name, source="tfds", split="test", data_dir=str(tmp_path))
+  _assert_clear(str(e.value), name, tmp_path)
+  assert "needs TensorFlow" in str(e.value)
+
+
+def test_tfds_unreachable_download_fails_fast(tmp_path, monkeypatch):
+  """With TensorFlow but no network (a proxy that refuses), the loader stops before tfds'
+  minutes of download retries, naming the URL it could not reach."""
+  monkeypatch.setattr(data, "_tensorflow_available", lambda: True)
+  monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+  monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+  monkeypatch.delenv("NO_PROXY", raising=False)
+  monkeypatch.delenv("no_proxy", raising=False)
+  with pytest.raises(data.DataUnavailableError) as e:
+    data.load("cifar10", source="tfds", split="test", data_dir=str(tmp_path))
+  _assert_clear(str(e.value), "cifar10", tmp_path)
+  assert "out of reach" in str(e.value) and "127.0.0.1:9" in str(e.value)
+
+
+def test_tfds_download_manager_error_is_reported(tmp_path, monkeypatch):
+  """Past the reachability check: tfds' own download manager runs (checksums, download dir)
+  and its failure (a refusing proxy, no retries) becomes the same clear message."""
+  from tensorflow_datasets.core.download import downloader
+  monkeypatch.setattr(data, "_tensorflow_available", lambda: True)
+  monkeypatch.setattr(data, "_unreachable", lambda url: None)
+  monkeypatch.setattr(downloader, "MAX_RETRIES", 0)
+  for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+    monkeypatch.setenv(var, "http://127.0.0.1:9")
+  monkeypatch.delenv("NO_PROXY", raising=False)
+  monkeypatch.delenv("no_proxy", raising=False)
+  with pytest.raises(data.DataUnavailableError) as e:
+    data.load("mnist", source="tfds", split="test", data_dir=str(tmp_path))
+  _assert_clear(str(e.value), "mnist", tmp_path)
+  assert "downloading and preparing it failed" in str(e.value)
+  assert os.path.isdir(tmp_path / "downloads")  # the download manager got as far as its folder
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_DATA, "mnist_test.npz")),
+                    reason="shared data not present")
+def test_tfds_prepares_mnist_from_local_raw_files(tmp_path, monkeypatch):
+  """The whole prepare path with TensorFlow (the [tfds] extra): MNIST's raw idx files, written
+  from ../shared/data, stand in for the download; the prepared ArrayRecord data set loads and
+  holds the same test images as the .npz (tfds shuffles their order)."""
+  pytest.importorskip("tensorflow")
+  import struct
+  import tensorflow_datasets as tfds
+  files = {}
+  for split, prefix in (("train", "train"), ("test", "test")):
+    with np.load(os.path.join(SHARED_DATA, f"mnist_{split}.npz")) as f:
+      x, y = f["x"][..., 0], f["y"]
+    files[f"{prefix}_data"] = struct.pack(">IIII", 2051, *x.shape) + x.astype(np.uint8).tobytes()
+    files[f"{prefix}_labels"] = struct.pack(">II", 2049, len(y)) + y.astype(np.uint8).tobytes()
+  paths = {}
+  for key, raw in files.items():
+    paths[key] = str(tmp_path / key)
+    with open(paths[key], "wb") as f:
+      f.write(raw)
+  monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract",
+                      lambda self, urls: {k: paths[k] for k in urls})
+  monkeypatch.setattr(data, "_unreachable", lambda url: None)
+  test = data.load("mnist", source="tfds", split="test", data_dir=str(tmp_path / "tfds"))
+  ref = data.load("mnist", source="npz", split="test",
+                  path=os.path.join(SHARED_DATA, "mnist_{split}.npz"))
+  order = lambda d: np.lexsort(np.vstack([d.labels[None], d.images.reshape(len(d), -1).T]))
+  np.testing.assert_array_equal(test.images[order(test)], ref.images[order(ref)])
+  np.testing.assert_array_equal(test.labels[order(test)], ref.labels[order(ref)])
+
+
+@pytest.mark.parametrize("source,kwargs,expected", [
+    ("embedded", {}, {"train": 3500, "validation": 500, "test": 1000}),
+    ("tfds", {}, {"train": 55000, "validation": 5000, "test": 10000}),
+])
+def test_split_sizes(source, kwargs, expected):
+  assert data.split_sizes("mnist", source=source, **kwargs) == expected
+  if source == "embedded":
+    assert {s: len(data.load("mnist", source=source, split=s)) for s in expected} == expected
+
+
+def test_split_sizes_npz_reads_labels_only(tmp_path):
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 5030), ("test", 70)):
+    np.savez(tmp_path / f"m_{split}.npz", x=rng.integers(0, 255, (n, 28, 28, 1), np.uint8),
+             y=np.arange(n) % 10)
+  path = str(tmp_path / "m_{split}.npz")
+  sizes = data.split_sizes("mnist", source="npz", path=path)
+  assert sizes == {"train": 30, "validation": 5000, "test": 70}
+  assert sizes == {s: len(data.load("mnist", source="npz", split=s, path=path)) for s in sizes}
+  with pytest.raises(FileNotFoundError, match="nothing_here"):
+    data.split_sizes("mnist", source="npz", path=str(tmp_path / "nothing_here.npz"))

@@ -1,0 +1,63 @@
+"""First contact through the entry points: bad flags, bad settings, a busy workdir and missing
+data end in one clear message and exit status 2 before any stage runs."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *args, workdir, env=None):
+  return subprocess.run(
+      [sys.executable, "-m", f"experiments.{module}", f"--workdir={workdir}", *args],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, **(env or {})), capture_output=True,
+      text=True, timeout=300)
+
+
+def _nothing_ran(workdir):
+  return not os.path.exists(os.path.join(workdir, "models")) and not os.path.exists(
+      os.path.join(workdir, "stages"))
+
+
+def test_unknown_config_keys_are_all_named(tmp_path):
+  proc = _run("decision_boundary", "--config=configs/quickstart.py", "--config.attack.bogus=1",
+              "--config.boundary.nope.x=2", workdir=tmp_path)
+  assert proc.returncode == 2, proc.stderr
+  assert "--config.attack.bogus: unknown key 'bogus' in config.attack" in proc.stderr
+  assert "--config.boundary.nope.x: unknown key 'nope' in config.boundary" in proc.stderr
+  assert "Traceback" not in proc.stderr and _nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize("module", ["decision_boundary", "train"])
+def test_bad_values_stop_before_the_first_stage(tmp_path, module):
+  proc = _run(module, "--config=configs/quickstart.py", "--config.boundary.step=-1",
+              "--config.attack.num_images=0", workdir=tmp_path)
+  assert proc.returncode == 2, proc.stderr
+  assert "boundary.step: must be > 0, got -1.0" in proc.stderr
+  assert "attack.num_images: must be >= 1, got 0" in proc.stderr
+  assert "Traceback" not in proc.stderr and _nothing_ran(tmp_path)
+
+
+def test_busy_workdir_is_refused(tmp_path):
+  from advbound import workdir
+  with workdir.lock(str(tmp_path)):
+    proc = _run("decision_boundary", "--config=configs/quickstart.py", workdir=tmp_path)
+  assert proc.returncode == 2, proc.stderr
+  assert f"workdir {tmp_path} is in use by pid {os.getpid()}" in proc.stderr
+  assert "Traceback" not in proc.stderr and _nothing_ran(tmp_path)
+
+
+def test_missing_tfds_data_names_the_way_out(tmp_path):
+  """configs/cifar.py on a machine where CIFAR-10 is not prepared (and, in CI, no TensorFlow
+  or network): one message naming the data set, the data directory and the .npz route."""
+  data_dir = tmp_path / "tfds"
+  proc = _run("decision_boundary", "--config=configs/cifar.py", workdir=tmp_path / "run",
+              env={"TFDS_DATA_DIR": str(data_dir), "HTTPS_PROXY": "http://127.0.0.1:9",
+                   "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""})
+  assert proc.returncode == 2, proc.stderr
+  assert "cannot load tfds data set 'cifar10'" in proc.stderr
+  assert str(data_dir) in proc.stderr and "--config.data.source=npz" in proc.stderr
+  assert "Traceback" not in proc.stderr
