@@ -1,10 +1,21 @@
-"""Adversarial attacks: pure functions of a `logits_fn` (one module per family)."""
+"""Adversarial attacks: pure functions of a `logits_fn` (one module per family).
 
+He et al.'s attacks by name: `presets`; Cao & Gong's suite by name: `cao_gong`.
+"""
+
+from advbound.attacks.bim import bim_epsilon_search
+from advbound.attacks.compose import amplify, combine, untargeted
 from advbound.attacks.cw import carlini_wagner_l2
+from advbound.attacks.cw_l0 import carlini_wagner_l0
+from advbound.attacks.cw_linf import carlini_wagner_linf
+from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm, fgsm_epsilon_search
+from advbound.attacks.jsma import jsma
 from advbound.attacks.optmargin import ensemble_perturbations, optmargin
 from advbound.attacks.pgd import pgd
 from advbound.attacks.result import AttackResult
 
-__all__ = ["AttackResult", "carlini_wagner_l2", "ensemble_perturbations", "fgsm",
-           "fgsm_epsilon_search", "optmargin", "pgd"]
+__all__ = ["AttackResult", "amplify", "bim_epsilon_search", "carlini_wagner_l0",
+           "carlini_wagner_l2", "carlini_wagner_linf", "combine", "deepfool",
+           "ensemble_perturbations", "fgsm", "fgsm_epsilon_search", "jsma", "optmargin", "pgd",
+           "untargeted"]

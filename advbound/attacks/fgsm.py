@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import checks
+from advbound import batching, checks
 from advbound.attacks.pgd import ce_gradient
 from advbound.attacks.result import make_result
 from advbound.models import as_pytree_fn
@@ -46,6 +46,23 @@ def fgsm(logits_fn, x, y, *, epsilon, bounds, targeted=False):
                jnp.float32(epsilon), low, high, bool(targeted))
 
 
+def check_epsilon_grid(epsilons) -> np.ndarray:
+  """Returns `epsilons` as float32 [E]; raises unless it is a non-empty, strictly increasing
+  grid of finite values >= 0 (shared by the epsilon searches of FGSM and BIM)."""
+  eps = np.asarray(epsilons, np.float32)
+  if (eps.ndim != 1 or eps.size == 0 or not np.all(np.isfinite(eps)) or np.any(eps < 0)
+      or np.any(np.diff(eps) <= 0)):
+    raise ValueError(f"epsilons must be a non-empty increasing grid of values >= 0, got {epsilons}")
+  return eps
+
+
+def search_result(x, adv, success, chosen, return_epsilon):
+  """The shared return form of the epsilon searches: AttackResult, or (AttackResult, epsilon
+  float32 [N], inf where none) with return_epsilon."""
+  result = make_result(jnp.asarray(x, jnp.float32), jnp.asarray(adv), jnp.asarray(success))
+  return (result, jnp.asarray(chosen)) if return_epsilon else result
+
+
 @functools.partial(jax.jit, static_argnums=(4, 5, 6))
 def _fgsm_search(logits_fn, x, y, epsilons, low, high, targeted):
   s = _loss_sign(logits_fn, x, y, targeted)
@@ -62,26 +79,39 @@ def _fgsm_search(logits_fn, x, y, epsilons, low, high, targeted):
   return adv, success, jnp.where(success, epsilons[first], jnp.inf)
 
 
-def fgsm_epsilon_search(logits_fn, x, y, *, epsilons, bounds, targeted=False):
-  """Per example, the smallest epsilon of an increasing grid at which FGSM succeeds.
+def fgsm_epsilon_search(logits_fn, x, y, *, epsilons, bounds, targeted=False,
+                        batch_size: int | None = None, return_epsilon: bool = False):
+  """Per example, the smallest epsilon of an increasing grid at which FGSM succeeds (Cao &
+  Gong's T-FGSM / U-FGSM with the search over epsilon of Carlini & Wagner).
 
-  The gradient sign is computed once at x; each grid point costs one forward pass.
+  The gradient sign is computed once at x; each grid point costs one forward pass. Success:
+  the prediction differs from y (untargeted) or equals y (targeted). The grid's semantics, the
+  checks and the return form are those of `bim.bim_epsilon_search`.
 
   Args:
-    epsilons: increasing grid of L-inf step sizes, float [E].
-    (others as `fgsm`)
+    logits_fn: pure function [N, *image_shape] -> logits [N, K].
+    x: float32 [N, *image_shape] inside bounds.
+    y: int32 [N]; true labels (untargeted) or targets (targeted).
+    epsilons: strictly increasing grid of L-inf step sizes >= 0, float [E].
+    bounds: (low, high).
+    targeted: step down the loss of y instead of up.
+    batch_size: images per compiled call; default all.
+    return_epsilon: also return the chosen epsilon.
 
   Returns:
-    (AttackResult, epsilon float32 [N]): the example at the smallest successful epsilon (the
-    input and success False where none succeeds), and that epsilon (inf where none).
+    AttackResult: the example at the first (smallest) successful epsilon, the input and success
+    False where none succeeds. With return_epsilon: (AttackResult, epsilon float32 [N], inf where
+    none succeeds).
   """
-  eps = np.asarray(epsilons, np.float32)
-  if eps.ndim != 1 or eps.size == 0 or np.any(eps < 0) or np.any(np.diff(eps) <= 0):
-    raise ValueError(f"epsilons must be a non-empty increasing grid of values >= 0, got {epsilons}")
+  eps = check_epsilon_grid(epsilons)
   low, high = checks.check_bounds(bounds)
   checks.check_images(x, bounds)
-  checks.check_labels(y, np.shape(x)[0])
-  x = jnp.asarray(x, jnp.float32)
-  adv, success, chosen = _fgsm_search(as_pytree_fn(logits_fn), x, jnp.asarray(y),
-                                      jnp.asarray(eps), low, high, bool(targeted))
-  return make_result(x, adv, success), chosen
+  n = np.shape(x)[0]
+  checks.check_labels(y, n)
+  if batch_size is not None:
+    checks.check_positive(batch_size, "batch_size", integer=True)
+  fn, eps_j = as_pytree_fn(logits_fn), jnp.asarray(eps)
+  adv, success, chosen = batching.map_chunks(
+      lambda xc, yc: _fgsm_search(fn, xc, yc, eps_j, low, high, bool(targeted)),
+      np.asarray(x, np.float32), np.asarray(y), chunk_size=batch_size or n, desc="FGSM search")
+  return search_result(x, adv, success, chosen, return_epsilon)
