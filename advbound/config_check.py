@@ -128,17 +128,18 @@ class _Checker:
 
 
 def validate(config, *, variants: Iterable[str] | None = None,
-             sizes: dict[str, int] | None = None) -> None:
+             sizes: dict[str, int] | None = None, required: Iterable[str] = SECTIONS) -> None:
   """Raises ConfigError listing every problem of `config` (a ConfigDict of a study).
 
   Args:
-    config: the study config (sections `SECTIONS`).
+    config: the study config (sections among `SECTIONS`; every section present is checked).
+    required: the sections the caller needs (e.g. training alone: data, model, models, eval).
     variants: the model variants the run is restricted to (--only); each must exist.
     sizes: {"train", "validation", "test"} split sizes; default `data.split_sizes` of
       config.data (cheap: no images are read).
   """
   c = _Checker()
-  top = c.keys("config", config, SECTIONS, required=SECTIONS)
+  top = c.keys("config", config, SECTIONS, required=tuple(required))
   info = _check_data(c, top.get("data"), sizes)
   sizes = info.pop("sizes", None) or {}
   span = info.get("span")

@@ -105,8 +105,14 @@ def setup(argv) -> None:
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
 
 
-def run(body: Callable[..., None]) -> None:
-  """Runs `body(config, workdir, variants)` as an absl program (see the module docstring)."""
+TRAIN_SECTIONS = ("data", "model", "models", "eval")
+
+
+def run(body: Callable[..., None], *, sections=None) -> None:
+  """Runs `body(config, workdir, variants)` as an absl program (see the module docstring).
+
+  `sections`: the config sections the entry point needs (default: all of a study's); sections
+  present beyond them are validated too."""
 
   def main(argv):
     # Imported here so that --help and flag errors answer before jax loads.
@@ -115,7 +121,8 @@ def run(body: Callable[..., None]) -> None:
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
     try:
-      config_check.validate(config, variants=variants)
+      config_check.validate(config, variants=variants,
+                            required=sections or config_check.SECTIONS)
     except config_check.ConfigError as e:
       fail(str(e))
     try:

@@ -155,3 +155,14 @@ def test_placeholders_accept_none_and_reject_bad_values():
   assert any(p.startswith("region.max_radius: must be > 0") for p in problems)
   fresh = config_dict.ConfigDict({"x": config_dict.placeholder(int)})
   assert fresh.x is None
+
+
+def test_required_sections_depend_on_the_entry_point():
+  """Training alone needs data, model, models and eval; a study needs every section."""
+  config = _quickstart()
+  with config.unlocked():
+    for section in ("attack", "boundary", "region", "detect"):
+      del config[section]
+  config_check.validate(config, required=("data", "model", "models", "eval"))
+  problems = _problems(config)
+  assert {"config.attack: missing", "config.detect: missing"} <= set(problems)
