@@ -10,7 +10,8 @@ clipped) and classifies them; a thin host loop walks the grid level by level and
 (image, direction) pairs still without a boundary, packed into full batches across images. The
 kernel compiles once per (images, directions, batch) shape, and batches take at most 16 sizes
 (full, or the remainder rounded up to a sixteenth of a full batch); the host sends only small
-index arrays and receives one class per probe.
+index arrays and receives one class per probe. With several devices the images and directions
+are replicated and each batch of probes is split over the devices (`advbound.sharding`).
 
 * method="scan" walks k = 1, 2, ... in order and drops a pair at its first crossing: the
   reference semantics, with no evaluation past a pair's answer.
@@ -35,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import checks
+from advbound import checks, sharding
 from advbound.models import as_pytree_fn
 
 METHODS = ("scan", "fast")
@@ -84,8 +85,11 @@ class _Prober:
   """Classifies lists of (image, direction, level) probes in full fixed-size batches."""
 
   def __init__(self, fn, x, directions, step, bounds, batch_size):
-    self.fn, self.x, self.directions = fn, jnp.asarray(x), jnp.asarray(directions)
-    self.step, self.bounds, self.batch_size = np.float32(step), bounds, batch_size
+    # the images and directions on every device; the probe lists are split over the devices
+    self.fn = fn
+    self.x, self.directions = sharding.replicate((jnp.asarray(x), jnp.asarray(directions)))
+    self.step, self.bounds = np.float32(step), bounds
+    self.batch_size = sharding.round_up(batch_size)
     self.evaluations = np.zeros(len(x), np.int64)
 
   def __call__(self, image, direction, level):
@@ -97,7 +101,7 @@ class _Prober:
     magnitude = level.astype(np.float32) * self.step
     # full batches of b; the remainder is padded to a multiple of b / 16, so at most 16 batch
     # shapes ever compile and padding wastes at most 1/16 of a batch per call
-    grain = max(b // 16, 1)
+    grain = sharding.round_up(max(b // 16, 1))
     tail = p % b
     pad = (-tail % grain) if tail else 0
     image, direction, magnitude = (np.concatenate([a, np.zeros(pad, a.dtype)])
@@ -106,10 +110,11 @@ class _Prober:
     for start in range(0, p + pad, b):
       sl = slice(start, min(start + b, p + pad))
       pending.append(_classify_probes(
-          self.fn, self.x, self.directions, jnp.asarray(image[sl], jnp.int32),
-          jnp.asarray(direction[sl], jnp.int32), jnp.asarray(magnitude[sl]), bounds=self.bounds))
-    classes = np.concatenate([np.asarray(c) for c, _ in pending])[:p]
-    if not all(bool(ok) for _, ok in pending):
+          self.fn, self.x, self.directions, sharding.put_batch(image[sl].astype(np.int32)),
+          sharding.put_batch(direction[sl].astype(np.int32)),
+          sharding.put_batch(magnitude[sl]), bounds=self.bounds))
+    classes = np.concatenate([sharding.to_host(c) for c, _ in pending])[:p]
+    if not all(bool(sharding.to_host(ok)) for _, ok in pending):
       raise FloatingPointError("logits_fn returned NaN or inf logits on boundary probes")
     return classes
 
@@ -156,10 +161,10 @@ def search(logits_fn, x, directions, *, step, max_distance, bounds=None, method=
     raise ValueError(f"stride must be an integer >= 2, got {stride!r}")
   n, m = len(x), len(directions)
   fn = as_pytree_fn(logits_fn)
-  center, ok = _classify(fn, jnp.asarray(x))
-  if not bool(ok):
+  center, ok = _classify(fn, sharding.replicate(jnp.asarray(x)))
+  if not bool(sharding.to_host(ok)):
     raise FloatingPointError("logits_fn returned NaN or inf logits on x")
-  center = np.asarray(center)
+  center = sharding.to_host(center)
   probe = _Prober(fn, x, directions, step, bounds, batch_size)
   found = np.zeros(n * m, np.int64)  # level of the first crossing, 0 = none
   adjacent = np.full(n * m, -1, np.int32)

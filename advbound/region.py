@@ -7,8 +7,9 @@ with randomized-smoothing certificates (Cohen et al. 2019; uniform noise: Yang e
 
 Noise is drawn per (image, sample) from fold_in(fold_in(key, image index), sample index), so the
 votes of an image do not depend on how the images and samples are chunked: same key, same
-votes. One compiled kernel classifies a chunk of images x a block of samples; the radius is a
-traced argument, so radius searches reuse the compiled kernel.
+votes. One compiled kernel classifies a chunk of images x a block of samples (the images split
+over the devices when there are several); the radius is a traced argument, so radius searches
+reuse the compiled kernel.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import checks
+from advbound import checks, sharding
 from advbound.models import as_pytree_fn
 
 NOISES = ("uniform", "gaussian")
@@ -90,23 +91,28 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
   k = _num_classes(fn, x)
   n = len(x)
   block = min(num_samples, batch_size)  # samples per call
-  chunk = max(1, batch_size // block)   # images per call
+  chunk = sharding.round_up(max(1, batch_size // block))  # images per call
+  # a short last chunk is padded to a multiple of `grain` images only (at most 16 chunk shapes
+  # compile, and padding wastes at most 1/16 of a call), not to a whole chunk
+  grain = sharding.round_up(max(1, chunk // 16))
   sample_blocks = [np.arange(s, s + block) for s in range(0, num_samples, block)]
   sample_blocks[-1] = np.where(sample_blocks[-1] < num_samples, sample_blocks[-1], -1)
+  sample_blocks = [sharding.replicate(jnp.asarray(b, jnp.int32)) for b in sample_blocks]
+  key, scale = sharding.replicate((key, jnp.float32(scale)))
   pending = []  # dispatch every chunk before reading any back (asynchronous dispatch)
   for start in range(0, n, chunk):
-    ids = np.arange(start, start + chunk)
-    ids = np.where(ids < n, ids, n - 1)  # pad the last chunk (fixed shapes), dropped below
-    xc = jnp.asarray(x[ids])
+    size = min(chunk, -(-(n - start) // grain) * grain)
+    ids = np.arange(start, start + size)
+    ids = np.where(ids < n, ids, n - 1)  # pad (fixed shapes); the padded rows are dropped below
+    xc = sharding.put_batch(x[ids])  # split over the devices when there are several
     total = 0
     for samples in sample_blocks:
-      total = total + _count_votes(fn, key, xc, jnp.asarray(ids, jnp.int32),
-                                   jnp.asarray(samples, jnp.int32), jnp.float32(scale),
-                                   noise=noise, bounds=bounds, num_classes=k)
+      total = total + _count_votes(fn, key, xc, sharding.put_batch(ids.astype(np.int32)),
+                                   samples, scale, noise=noise, bounds=bounds, num_classes=k)
     pending.append((start, total))
   counts = []
   for start, total in pending:
-    counts.append(np.asarray(total)[:min(chunk, n - start)])
+    counts.append(sharding.to_host(total)[:min(chunk, n - start)])
     logging.log_every_n_seconds(logging.INFO, "region votes: %d/%d inputs", 10,
                                 min(start + chunk, n), n)
   return jnp.asarray(np.concatenate(counts))

@@ -23,7 +23,7 @@ from absl import logging
 from flax import nnx
 
 from advbound import data as data_lib
-from advbound import evaluate, io, models
+from advbound import evaluate, io, models, sharding
 from advbound.attacks.pgd import pgd
 from advbound.data import Dataset
 
@@ -244,8 +244,20 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     logging.info("resumed %s from step %d", workdir, int(state.step))
   graphdef = nnx.graphdef(model)
   step_fn = make_train_step(graphdef, make_optimizer(cfg), cfg, data.bounds)
-  images, labels = jnp.asarray(data.images), jnp.asarray(data.labels)
-  gather = jax.jit(lambda idx: {"image": images[idx], "label": labels[idx]})
+  if sharding.is_sharded():
+    # data parallel: replicated parameters and optimizer state, each batch split over the
+    # devices (each device receives only its rows); jit inserts the gradient all-reduce
+    state = sharding.replicate(state)
+    split = cfg.batch_size % sharding.num_devices() == 0
+    if not split:
+      logging.warning("batch_size %d is not a multiple of the %d devices: every device computes "
+                      "the whole batch (choose a multiple to split it)", cfg.batch_size,
+                      sharding.num_devices())
+    put = sharding.put_batch if split else sharding.replicate
+    gather = lambda idx: {"image": put(data.images[idx]), "label": put(data.labels[idx])}
+  else:
+    images, labels = jnp.asarray(data.images), jnp.asarray(data.labels)
+    gather = jax.jit(lambda idx: {"image": images[idx], "label": labels[idx]})
   base_key = jax.random.fold_in(jax.random.key(cfg.seed), 1)
 
   start = int(state.step)
@@ -254,7 +266,8 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   try:
     for step in range(start, cfg.num_steps):
       batch = gather(batch_indices(cfg.seed, step, cfg.batch_size, len(data)))
-      state, metrics = step_fn(state, batch, jax.random.fold_in(base_key, step))
+      state, metrics = step_fn(state, batch,
+                               sharding.replicate(jax.random.fold_in(base_key, step)))
       pending.append(metrics)
       done = step + 1
       if on_step is not None:

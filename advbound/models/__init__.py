@@ -8,6 +8,8 @@ from typing import Any, Callable
 import jax
 from flax import nnx
 
+from advbound import sharding
+
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
@@ -43,6 +45,7 @@ def as_logits_fn(model: nnx.Module) -> LogitsFn:
   snapshot = nnx.merge(graphdef, state, copy=True)
   snapshot.eval()
   graphdef, state = nnx.split(snapshot)
+  state = sharding.replicate(state)  # a copy on every device of the mesh (several devices)
   # A Partial is a pytree whose leaves are the model's arrays: passed as an argument to a jitted
   # function, the weights stay device buffers instead of being baked into the program.
   return jax.tree_util.Partial(functools.partial(_apply, graphdef), state)
@@ -55,11 +58,14 @@ def _apply(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> jax.Array:
 def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   """Wraps any logits_fn so it can be passed as a (non-static) argument to jax.jit.
 
-  Results of `as_logits_fn` already are such pytrees and are returned unchanged; a plain Python
-  function becomes a leafless Partial, compiled once per function object.
+  Results of `as_logits_fn` already are such pytrees and are returned unchanged (their arrays
+  replicated over the devices when there are several); a plain Python function becomes a
+  leafless Partial, compiled once per function object.
   """
   if isinstance(logits_fn, jax.tree_util.Partial):
-    return logits_fn
+    # with several devices, its arrays (the weights) are replicated over the mesh, so jit can
+    # combine them with batches split over it; the identity on one device
+    return sharding.replicate(logits_fn)
   if not callable(logits_fn):
     raise TypeError(f"logits_fn must be callable, got {type(logits_fn).__name__}")
   return jax.tree_util.Partial(logits_fn)
