@@ -12,6 +12,12 @@ import jax
 import numpy as np
 
 
+def _host(a) -> np.ndarray:
+  """a as numpy; a batch split over several hosts is gathered first."""
+  from advbound import sharding  # pylint: disable=g-import-not-at-top
+  return sharding.to_host(a)
+
+
 def is_concrete(*arrays) -> bool:
   """True when no argument is a jax tracer (the values can be inspected)."""
   return not any(isinstance(a, jax.core.Tracer) for a in arrays)
@@ -35,7 +41,7 @@ def check_images(x, bounds, *, name: str = "x") -> None:
     raise ValueError(f"{name} must be a batch [N, *image_shape], got shape {np.shape(x)}")
   if not is_concrete(x):
     return
-  a = np.asarray(x)
+  a = _host(x)
   if not np.all(np.isfinite(a)):
     raise ValueError(f"{name} contains NaN or inf")
   lo, hi = float(a.min()), float(a.max())
@@ -48,10 +54,10 @@ def check_labels(y, n: int, num_classes: int | None = None, *, name: str = "y") 
   """Raises unless `y` is int [n] (and within [0, num_classes) when that is given)."""
   if np.ndim(y) != 1 or np.shape(y)[0] != n:
     raise ValueError(f"{name} must have shape [{n}], got {np.shape(y)}")
-  if not np.issubdtype(np.asarray(y).dtype if is_concrete(y) else y.dtype, np.integer):
+  if not np.issubdtype(_host(y).dtype if is_concrete(y) else y.dtype, np.integer):
     raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
   if num_classes is not None and is_concrete(y) and n:
-    a = np.asarray(y)
+    a = _host(y)
     if a.min() < 0 or a.max() >= num_classes:
       bad = a[(a < 0) | (a >= num_classes)][0]
       raise ValueError(f"{name} holds label {bad} outside [0, {num_classes})")
@@ -80,5 +86,5 @@ def check_count(value, name: str, at_most: int) -> int:
 
 def check_finite_logits(logits, *, name: str = "logits") -> None:
   """Raises if concrete `logits` hold NaN or inf (a broken model must not pass silently)."""
-  if is_concrete(logits) and not np.all(np.isfinite(np.asarray(logits))):
+  if is_concrete(logits) and not np.all(np.isfinite(_host(logits))):
     raise FloatingPointError(f"{name} contain NaN or inf")

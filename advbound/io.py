@@ -17,10 +17,31 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from absl import logging
 
+from advbound import sharding
+
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-  """Yields a temp path next to `path`; renames it onto `path` if the block succeeds."""
+  """Yields a temp path next to `path`; renames it onto `path` if the block succeeds.
+
+  In a run over several hosts (`jax.distributed`), only process 0 writes: the others write to a
+  scratch file that is deleted. All processes wait for each other before the write (so no
+  process can see the artifact before every process has decided, from the same files, to
+  write it: their control flow stays the same) and after it (so every host finds it in the
+  shared workdir when it goes on).
+  """
+  sharding.sync(f"writing {os.path.basename(path)}")
+  if not sharding.is_writer():
+    fd, tmp = tempfile.mkstemp(prefix=".advbound-discard-",
+                               suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+      yield tmp
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+    sharding.sync(f"wrote {os.path.basename(path)}")
+    return
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   suffix = os.path.splitext(path)[1]  # np.savez appends .npz unless the name ends with it
@@ -35,6 +56,7 @@ def atomic_path(path: str) -> Iterator[str]:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+  sharding.sync(f"wrote {os.path.basename(path)}")
 
 
 def write_json(path: str, obj: Any) -> None:

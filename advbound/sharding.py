@@ -112,7 +112,7 @@ def put_batch(a) -> jax.Array:
     return jnp.asarray(a)
   if isinstance(a, jax.Array) and a.sharding == batch_sharding():
     return a
-  if isinstance(a, jax.Array) and a.is_fully_addressable:
+  if isinstance(a, jax.Array) and a.is_fully_addressable and jax.process_count() == 1:
     if a.shape[0] % num_devices():
       raise ValueError(f"batch of {a.shape[0]} rows cannot be split over {num_devices()} "
                        "devices; pad it with round_up first")
@@ -139,8 +139,11 @@ def replicate(tree: Any) -> Any:
     if isinstance(leaf, jax.Array):
       if leaf.sharding.is_equivalent_to(sharding, leaf.ndim):
         return leaf
-      if leaf.is_fully_addressable:
+      if leaf.is_fully_addressable and jax.process_count() == 1:
         return jax.device_put(leaf, sharding)
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # a typed key: place its raw data
+      return jax.random.wrap_key_data(put(jax.random.key_data(leaf)),
+                                      impl=jax.random.key_impl(leaf))
     host = np.asarray(leaf)
     return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
 

@@ -68,8 +68,12 @@ def lock(workdir: str) -> Iterator[str]:
     WorkdirBusyError: another live process holds the lock; the message names its pid, host,
       start time and command, and the lock file.
   """
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_NAME)
+  if _other_process_of_a_distributed_run():
+    # several hosts run one program on one shared workdir: process 0 holds the lock for all
+    yield path
+    return
+  os.makedirs(workdir, exist_ok=True)
   real = os.path.realpath(path)
   if real in _HELD:
     fd, depth = _HELD[real]
@@ -118,6 +122,12 @@ def lock(workdir: str) -> Iterator[str]:
   finally:
     if real not in _HELD:
       os.close(fd)
+
+
+def _other_process_of_a_distributed_run() -> bool:
+  """True in processes 1, 2, ... of a `jax.distributed` run (never in a single-process run)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_count() > 1 and jax.process_index() != 0
 
 
 def _process_start(pid: int) -> str | None:

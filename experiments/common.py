@@ -23,6 +23,14 @@ CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config 
 WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists; one run "
                               "at a time).")
 ONLY = flags.DEFINE_list("only", None, "Only these model variants (e.g. natural).")
+DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Run over several hosts: call jax.distributed.initialize() first (a "
+    "TPU pod slice, SLURM or Open MPI finds its coordinator itself; elsewhere also give "
+    "--coordinator, --num_processes and --process_id). Every host runs the same command on a "
+    "workdir they share; process 0 writes the artifacts.")
+COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0 (--distributed)")
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in all (--distributed)")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index (--distributed)")
 flags.mark_flags_as_required(["config", "workdir"])
 
 EXIT_USAGE = 2
@@ -105,6 +113,28 @@ def setup(argv) -> None:
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
 
 
+def distributed() -> None:
+  """Starts jax.distributed when --distributed is given (before anything else touches JAX)."""
+  manual = {"coordinator_address": COORDINATOR.value, "num_processes": NUM_PROCESSES.value,
+            "process_id": PROCESS_ID.value}
+  given = {k: v for k, v in manual.items() if v is not None}
+  if not DISTRIBUTED.value:
+    if given:
+      fail(f"--coordinator, --num_processes and --process_id need --distributed (got "
+           f"{', '.join(f'{k}={v}' for k, v in given.items())})")
+    return
+  if given and len(given) != 3:
+    fail("--distributed: give all of --coordinator, --num_processes and --process_id, or none "
+         f"(got {', '.join(given)})")
+  if given and not 0 <= PROCESS_ID.value < NUM_PROCESSES.value:
+    fail(f"--process_id must lie in [0, {NUM_PROCESSES.value}), got {PROCESS_ID.value}")
+  from advbound import sharding  # pylint: disable=g-import-not-at-top
+  try:
+    sharding.initialize_distributed(**given)
+  except (RuntimeError, ValueError) as e:
+    fail(f"jax.distributed.initialize failed: {e}")
+
+
 TRAIN_SECTIONS = ("data", "model", "models", "eval")
 
 
@@ -120,6 +150,7 @@ def run(body: Callable[..., None], *, sections=None) -> None:
 
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
+    distributed()
     try:
       config_check.validate(config, variants=variants,
                             required=sections or config_check.SECTIONS)

@@ -23,32 +23,9 @@ def quickstart_natural(tmp_path_factory):
 
 @pytest.fixture
 def tiny_config():
-  """A fresh tiny MNIST-5k config with every pipeline section, for end-to-end tests: a
-  natural MnistCNN trained 60 steps, 4 attacked images with 2 x 20 CW iterations; each test
-  adjusts what it needs."""
-  from ml_collections import config_dict
+  """A fresh configs/smoke.py: a tiny MNIST-5k config with every pipeline section, for
+  end-to-end tests (a natural MnistCNN trained 60 steps, 4 attacked images with 2 x 20 CW
+  iterations); each test adjusts what it needs."""
+  from configs import smoke
 
-  from configs import common
-
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="mnist_cnn"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=60, batch_size=32, log_every=30,
-                                       checkpoint_every=60)
-  config.eval = common.evaluation(common.pgd(0.3, 0.1, 2), pgd_examples=10)
-  config.attack = common.attack(num_images=4, batch_size=4, binary_search_steps=2,
-                                max_iterations=20)
-  config.attack.names = ("optbrittle", "fgsm")
-  config.region = common.region(radius=0.3, step=0.1, validation_images=20, certify_sigma=0.25,
-                                num_samples=20, measurement_samples=200, batch_size=512)
-  config.region.certify_estimate = 100
-  config.region.attacks = ("optbrittle", "fgsm")
-  config.boundary = common.boundary(num_directions=24, both_signs=True, step=0.05,
-                                    max_distance=0.5, region_radius=0.3, chunk_images=2,
-                                    batch_size=256)
-  config.boundary.examples = ("optbrittle", "fgsm")
-  config.detect = common.detect(batch_size=8, steps=20, train_fraction=0.5)
-  config.detect.attacks = ("fgsm", "optbrittle")
-  config.detect.train_attacks = ("optbrittle",)
-  return config
+  return smoke.get_config()

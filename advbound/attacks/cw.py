@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from advbound import batching, checks
+from advbound import batching, checks, sharding
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 
@@ -167,13 +167,13 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
     best_l2, best_adv = jnp.full(m, jnp.inf, jnp.float32), xc
     for step in range(binary_search_steps):
       best_l2, best_adv, ok = optimize(xc, yc, jnp.asarray(const), best_l2, best_adv)
-      ok = np.asarray(ok)
+      ok = sharding.to_host(ok)
       upper = np.where(ok, np.minimum(upper, const), upper)
       lower = np.where(ok, lower, np.maximum(lower, const))
       const = np.where(upper < _BIG, (lower + upper) / 2, const * 10).astype(np.float32)
       logging.log_every_n_seconds(logging.INFO, "CW-L2: binary-search step %d/%d, %d/%d found",
                                   10, step + 1, binary_search_steps,
-                                  int(np.sum(np.isfinite(np.asarray(best_l2)))), m)
+                                  int(np.sum(np.isfinite(sharding.to_host(best_l2)))), m)
     return best_adv, jnp.isfinite(best_l2)
 
   adv, success = batching.map_chunks(attack_chunk, x, np.asarray(y), chunk_size=batch_size or n,
