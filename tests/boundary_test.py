@@ -1,6 +1,7 @@
 """Tests of advbound/boundary.py: analytic crossings on linear models, a NumPy reference loop,
 fast vs scan, purity and summaries on hand-made arrays, and compile counts."""
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -184,3 +185,20 @@ def test_fast_agrees_with_scan_on_the_quickstart_model(quickstart_natural):
         f"{int(np.sum(fast.evaluations))} vs {int(np.sum(scan.evaluations))}")
   assert same.mean() >= 0.995
   assert np.isfinite(np.asarray(scan.distance)).mean() > 0.1  # boundaries were found
+
+
+class PurityAndMedianUnderTransformsTest(chex.TestCase):
+  """purity and the inf-keeping median are pure array functions: the same values jitted, not
+  jitted and on the device."""
+
+  @chex.variants(with_jit=True, without_jit=True, with_device=True)
+  def test_purity_and_median(self):
+    adjacent = np.array([[1, 1, 1, 2, 2, 3, -1, -1], [-1] * 8], np.int32)
+    p = self.variant(lambda a: boundary.purity(a, 5, 3))(adjacent)
+    chex.assert_shape(p, (2, 3))
+    chex.assert_trees_all_close(p, np.array([[3 / 6, 5 / 6, 1.0], [0.0, 0.0, 0.0]],
+                                             np.float32), atol=1e-6)
+    inf = np.inf
+    d = np.array([[0.3, 0.1, inf, 0.2], [inf, inf, inf, 0.4], [0.5, inf, inf, inf]], np.float32)
+    m = self.variant(boundary.median)(d)
+    chex.assert_trees_all_equal(np.asarray(m), np.array([0.25, inf, inf], np.float32))

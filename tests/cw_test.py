@@ -114,3 +114,25 @@ def test_example_abort_early_does_not_depend_on_the_batch():
                              atol=1e-6)
   with pytest.raises(ValueError, match="abort_early_scope"):
     carlini_wagner_l2(fn, x, y, abort_early_scope="images", **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(abort_early_scope="batch"),
+                                dict(abort_early=False), dict(max_iterations=9, learning_rate=0.3)])
+def test_host_and_device_loops_agree(kw):
+  """loop="host" (the CPU default) runs the while_loop's body from Python: same result."""
+  rng = np.random.default_rng(3)
+  w, b = rng.normal(size=(12, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+  fn = lambda z: jnp.tanh(z.reshape(z.shape[0], -1) @ w) * 3 + b
+  x = rng.uniform(0, 1, (9, 3, 4)).astype(np.float32)
+  y = np.argmax(np.asarray(fn(x)), -1)
+  settings = dict(bounds=(0.0, 1.0), binary_search_steps=3, max_iterations=40,
+                  learning_rate=0.05, initial_const=0.5)
+  settings.update(kw)
+  host = carlini_wagner_l2(fn, x, y, loop="host", **settings)
+  device = carlini_wagner_l2(fn, x, y, loop="device", **settings)
+  assert np.asarray(host.success).any()
+  np.testing.assert_array_equal(np.asarray(host.success), np.asarray(device.success))
+  np.testing.assert_allclose(np.asarray(host.adversarial), np.asarray(device.adversarial),
+                             atol=1e-6)
+  with pytest.raises(ValueError, match="loop must be"):
+    carlini_wagner_l2(fn, x, y, loop="gpu", **settings)

@@ -1,5 +1,7 @@
 """Tests of advbound/metrics.py on hand-computed values."""
 
+import chex
+import jax.numpy as jnp
 import numpy as np
 
 from advbound import metrics
@@ -14,3 +16,17 @@ def test_norms():
   d = metrics.distortions(np.zeros_like(delta), delta)
   assert sorted(d) == ["l0", "l2", "linf", "rms"]
   np.testing.assert_allclose(d["rms"], [2.5, 0.25])
+
+
+class NormsUnderTransformsTest(chex.TestCase):
+  """The same hand-computed norms with and without jit, and with the inputs put on the device."""
+
+  @chex.variants(with_jit=True, without_jit=True, with_device=True)
+  def test_distortions(self):
+    delta = np.array([[[3.0, -4.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.5]]], np.float32)
+    d = self.variant(metrics.distortions)(jnp.zeros_like(delta), delta)
+    chex.assert_shape(list(d.values()), (2,))
+    chex.assert_trees_all_close(d, {"l2": np.array([5.0, 0.5], np.float32),
+                                    "rms": np.array([2.5, 0.25], np.float32),
+                                    "linf": np.array([4.0, 0.5], np.float32),
+                                    "l0": np.array([2.0, 1.0], np.float32)}, atol=1e-6)

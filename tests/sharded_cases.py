@@ -141,7 +141,8 @@ def _same_attack(many, one, atol=1e-5):
 def test_cw_l2_and_optmargin(fn, images):
   x, y = images
   kw = dict(bounds=BOUNDS, binary_search_steps=2, max_iterations=30, batch_size=10)
-  _same_attack(*_both(lambda: attacks.carlini_wagner_l2(fn, x, y, **kw)))
+  for loop in ("host", "device"):
+    _same_attack(*_both(lambda: attacks.carlini_wagner_l2(fn, x, y, loop=loop, **kw)))
   _same_attack(*_both(lambda: attacks.optmargin(fn, jax.random.key(1), x[:9], y[:9],
                                                 epsilon=0.3, num_models=4, **kw)))
 

@@ -5,7 +5,9 @@ minimize  |x' - x|_2^2 + c * sum_i f(clip(x' + v_i))   over x' = tanh box(w),
 f = max(Z_y - max_{j != y} Z_j + kappa, 0) (untargeted; targeted: max(max_{j != t} Z_j - Z_t +
 kappa, 0)). Adam runs on w; per example, c is multiplied by 10 until a first success and then
 bisected. The iterations of one binary-search step run inside one compiled `lax.while_loop`
-(no host transfer per iteration); only the binary-search update of c (a few steps) runs in Python.
+(no host transfer per iteration; loop="device", the default off CPU) or as one jitted iteration
+driven from Python (loop="host", the default on CPU, where XLA runs a model's backward
+convolutions inside a loop with a slower kernel); the binary-search update of c runs in Python.
 """
 
 from __future__ import annotations
@@ -33,18 +35,17 @@ def _margins(logits, y, targeted):
   return other - real if targeted else real - other
 
 
-@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13, 14, 15))
-def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, low, high, confidence,
-              max_iterations, learning_rate, abort_early, targeted, abort_early_scope,
-              distortion_weight):
-  """One binary-search step: Adam from w = atanh(x) for up to max_iterations.
+_STATIC = ("low", "high", "confidence", "max_iterations", "learning_rate", "abort_early",
+           "targeted", "abort_early_scope", "distortion_weight")
 
-  Args (batch of n images, E ensemble members):
-    x: [n, ...]; y: int32 [n]; const: float32 [n]; best_l2: float32 [n] (inf = none yet);
-    best_adv: [n, ...]; ensemble: [E, ...] perturbations (zeros [1, ...] for plain CW).
 
-  Returns:
-    (best_l2 [n], best_adv [n, ...], succeeded_this_step bool [n]).
+def _program(logits_fn, x, y, const, ensemble, *, low, high, confidence, max_iterations,
+             learning_rate, abort_early, targeted, abort_early_scope, distortion_weight):
+  """One binary-search step's loop as (initial carry, cond, body) for a chunk of n images.
+
+  Args (E ensemble members): x [n, ...]; y int32 [n]; const float32 [n]; ensemble [E, ...]
+  perturbations (zeros [1, ...] for plain CW). The carry is (iteration, w, Adam state, active
+  [n], loss at the last check [n], best_l2 [n], best_adv [n, ...], succeeded this step [n]).
   """
   mul, plus = (high - low) / 2, (high + low) / 2
   w0 = jnp.arctanh((x - plus) / mul * 0.999999)
@@ -90,10 +91,49 @@ def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, low, high, co
       prev = jnp.where(checkpoint, loss, prev)
     return it + 1, w, opt_state, active, prev, best_l2, best_adv, ok
 
-  n = x.shape[0]
-  carry = (jnp.int32(0), w0, tx.init(w0), jnp.ones(n, bool), jnp.full(n, 1e6, jnp.float32),
-           best_l2, best_adv, jnp.zeros(n, bool))
-  *_, best_l2, best_adv, ok = jax.lax.while_loop(cond, body, carry)
+  def init(best_l2, best_adv):
+    n = x.shape[0]
+    return (jnp.int32(0), w0, tx.init(w0), jnp.ones(n, bool), jnp.full(n, 1e6, jnp.float32),
+            best_l2, best_adv, jnp.zeros(n, bool))
+
+  return init, cond, body, check_every
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings):
+  """One binary-search step as one compiled lax.while_loop (loop="device").
+
+  Returns:
+    (best_l2 [n], best_adv [n, ...], succeeded_this_step bool [n]).
+  """
+  init, cond, body, _ = _program(logits_fn, x, y, const, ensemble, **settings)
+  *_, best_l2, best_adv, ok = jax.lax.while_loop(cond, body, init(best_l2, best_adv))
+  return best_l2, best_adv, ok
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_init(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings):
+  return _program(logits_fn, x, y, const, ensemble, **settings)[0](best_l2, best_adv)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnums=(1,))
+def _host_body(logits_fn, carry, x, y, const, ensemble, **settings):
+  return _program(logits_fn, x, y, const, ensemble, **settings)[2](carry)
+
+
+def _optimize_host(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings):
+  """The same step with the body jitted alone and the loop in Python (loop="host"): on XLA:CPU
+  a model's backward convolutions inside a lax loop run a slower generic kernel. Whether any
+  example is still active is read back only every `check_every` iterations (the only points
+  where an example can stop), so dispatch stays asynchronous; iterations after every example
+  stopped change nothing (updates are masked), as in the while_loop."""
+  carry = _host_init(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings)
+  check_every = max(settings["max_iterations"] // 10, 1)
+  for it in range(settings["max_iterations"]):
+    if it > 1 and (it - 1) % check_every == 0 and not np.any(sharding.to_host(carry[3])):
+      break
+    carry = _host_body(logits_fn, carry, x, y, const, ensemble, **settings)
+  *_, best_l2, best_adv, ok = carry
   return best_l2, best_adv, ok
 
 
@@ -102,7 +142,7 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
                       abort_early=True, targeted=False, ensemble=None,
                       batch_size: int | None = None,
                       abort_early_scope: str = "example",
-                      distortion_weight: float = 1.0) -> AttackResult:
+                      distortion_weight: float = 1.0, loop: str | None = None) -> AttackResult:
   """Carlini & Wagner's L2 attack (optionally against an ensemble of fixed perturbations).
 
   Args:
@@ -128,6 +168,9 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
       al.'s released OPTMARGIN code divides the squared L2 by 255^2: on CIFAR-10 in [0, 255]
       that measures L2 on the [0, 1] scale (the scale its c0 = 1 was chosen for); on MNIST in
       [0, 1] it weakens the distortion term 65,025-fold (see presets "optmargin_released").
+    loop: "device" (each binary-search step one compiled lax.while_loop) or "host" (one
+      jitted iteration driven from Python); default "host" on CPU, "device" elsewhere. Both
+      give the same result (see benchmarks/attacks.py for their speed).
 
   Returns:
     AttackResult: the lowest-L2 successful example found per image (the input where none),
@@ -143,6 +186,10 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
   checks.check_positive(learning_rate, "learning_rate")
   checks.check_positive(initial_const, "initial_const")
   checks.check_positive(distortion_weight, "distortion_weight")
+  if loop is None:
+    loop = "host" if jax.default_backend() == "cpu" else "device"
+  if loop not in ("host", "device"):
+    raise ValueError(f"loop must be 'host' or 'device', got {loop!r}")
   if abort_early_scope not in ("example", "batch"):
     raise ValueError(f"abort_early_scope must be 'example' or 'batch', got {abort_early_scope!r}")
   x = np.asarray(x, np.float32)
@@ -154,7 +201,8 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
                      f"got {ensemble.shape}")
   fn = as_pytree_fn(logits_fn)
   optimize = functools.partial(
-      _optimize, fn, ensemble=jnp.asarray(ensemble), low=low, high=high,
+      _optimize if loop == "device" else _optimize_host, fn,
+      ensemble=sharding.replicate(jnp.asarray(ensemble)), low=low, high=high,
       confidence=float(confidence), max_iterations=int(max_iterations),
       learning_rate=float(learning_rate), abort_early=bool(abort_early),
       targeted=bool(targeted), abort_early_scope=abort_early_scope,
