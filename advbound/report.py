@@ -155,3 +155,18 @@ def versions() -> dict:
     except importlib.metadata.PackageNotFoundError:
       out[pkg] = None
   return out
+
+
+# results.json entries that measure time; everything else is a function of the settings
+TIMING_KEYS = ("seconds", "train_seconds_this_run", "eval_seconds")
+
+
+def without_timings(results):
+  """results.json's content without its timing entries (at any depth): what two runs of the
+  same settings must agree on, on any number of devices or hosts, resumed or not."""
+  if isinstance(results, dict):
+    return {k: without_timings(v) for k, v in results.items() if k not in TIMING_KEYS}
+  if isinstance(results, list):
+    return [without_timings(v) for v in results]
+  return results
+

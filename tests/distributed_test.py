@@ -7,10 +7,9 @@ import socket
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from advbound import report
 
-# seconds measured per run: the only entries allowed to differ
-_TIMINGS = ("seconds", "train_seconds_this_run", "eval_seconds")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _free_port() -> int:
@@ -25,14 +24,6 @@ def _study(workdir, *extra, devices=1):
   return [sys.executable, "-m", "experiments.decision_boundary",
           f"--config={os.path.join(ROOT, 'configs', 'smoke.py')}", f"--workdir={workdir}",
           *extra], env
-
-
-def _without_timings(tree):
-  if isinstance(tree, dict):
-    return {k: _without_timings(v) for k, v in tree.items() if k not in _TIMINGS}
-  if isinstance(tree, list):
-    return [_without_timings(v) for v in tree]
-  return tree
 
 
 def test_two_processes_give_the_single_process_results(tmp_path):
@@ -55,7 +46,7 @@ def test_two_processes_give_the_single_process_results(tmp_path):
   cmd, env = _study(tmp_path / "single")
   subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
   read = lambda d: json.loads((tmp_path / d / "results.json").read_text())
-  assert _without_timings(read("shared")) == _without_timings(read("single"))
+  assert report.without_timings(read("shared")) == report.without_timings(read("single"))
   # written once, by process 0: no scratch or temporary files left in the workdir
   leftovers = [os.path.join(r, f) for r, _, fs in os.walk(shared) for f in fs
                if f.startswith((".tmp-", ".advbound-discard-"))]

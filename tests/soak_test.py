@@ -1,6 +1,9 @@
-"""Preemption soak (slow; run with `pytest -m slow tests/soak_test.py`): the study is killed
+"""Preemption soak (slow; run with `pytest -m slow -s tests/soak_test.py`): the study is killed
 with SIGKILL at many random moments, resumed each time, and must end with the results.json of
-an uninterrupted run, no temporary file left behind and every artifact readable.
+an uninterrupted run, no temporary file left behind and every artifact readable after every
+kill. Episodes (fresh workdirs) repeat until SOAK_KILLS kills have happened; within an episode
+each run is killed at a moment drawn uniformly over an uninterrupted run's length, until a
+resumed run gets to finish.
 
 Settings (environment): SOAK_CONFIG (default configs/smoke.py: every stage of the study in about
 a minute; configs/quickstart.py is the README's run), SOAK_KILLS (default 20), SOAK_SEED.
@@ -8,6 +11,7 @@ a minute; configs/quickstart.py is the README's run), SOAK_KILLS (default 20), S
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,16 +21,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from advbound import report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TIMINGS = ("seconds", "train_seconds_this_run", "eval_seconds")
-
-
-def _without_timings(tree):
-  if isinstance(tree, dict):
-    return {k: _without_timings(v) for k, v in tree.items() if k not in _TIMINGS}
-  if isinstance(tree, list):
-    return [_without_timings(v) for v in tree]
-  return tree
 
 
 def _command(workdir):
@@ -61,29 +58,38 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
 
   rng = np.random.default_rng(int(os.environ.get("SOAK_SEED", "0")))
   kills_wanted = int(os.environ.get("SOAK_KILLS", "20"))
-  workdir, kills, attempts = tmp_path / "killed", 0, 0
-  while True:
-    attempts += 1
-    log = open(tmp_path / f"attempt{attempts}.log", "w")
-    proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    if kills < kills_wanted:
-      # a moment anywhere in a run's length (start-up included)
-      try:
-        proc.wait(timeout=float(rng.uniform(1.0, full)))
-      except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        log.close()
-        _check_artifacts(workdir)
-        continue
-    else:
-      proc.wait(timeout=20 * full)
-    log.close()
-    assert proc.returncode == 0, (tmp_path / f"attempt{attempts}.log").read_text()[-3000:]
-    break
-  read = lambda d: json.loads((d / "results.json").read_text())
-  assert _without_timings(read(workdir)) == _without_timings(read(reference))
-  _check_artifacts(workdir)
-  print(f"soak: survived {kills} SIGKILLs over {attempts} runs (uninterrupted run {full:.0f} s)")
+  kills, attempts, episodes, killed_in = 0, 0, 0, {}
+  while kills < kills_wanted:
+    # an episode: a fresh workdir, killed at moments drawn over a whole run's length until a
+    # resumed run finishes; so kills land in every stage in proportion to its duration
+    episodes += 1
+    workdir = tmp_path / f"episode{episodes}"
+    while True:
+      attempts += 1
+      log_path = tmp_path / f"attempt{attempts}.log"
+      with open(log_path, "w") as log:
+        proc = subprocess.Popen(_command(workdir), cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+          proc.wait(timeout=float(rng.uniform(1.0, full)) if kills < kills_wanted else 20 * full)
+        except subprocess.TimeoutExpired:
+          proc.send_signal(signal.SIGKILL)
+          proc.wait()
+          kills += 1
+          stage = _stage_running(log_path.read_text())
+          killed_in[stage] = killed_in.get(stage, 0) + 1
+          _check_artifacts(workdir)
+          continue
+      assert proc.returncode == 0, log_path.read_text()[-3000:]
+      break
+    read = lambda d: json.loads((d / "results.json").read_text())
+    assert report.without_timings(read(workdir)) == report.without_timings(read(reference))
+    _check_artifacts(workdir)
+  print(f"soak: survived {kills} SIGKILLs over {attempts} runs in {episodes} episodes "
+        f"(uninterrupted run {full:.0f} s); killed during: {killed_in}")
+
+
+def _stage_running(log: str) -> str:
+  """The stage a killed run was in, from its log ("start-up" before the first stage)."""
+  found = re.findall(r"\[\d+/\d+\] (\w+): running", log)
+  return found[-1] if found else "start-up"
