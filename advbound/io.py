@@ -20,6 +20,24 @@ from absl import logging
 from advbound import sharding
 
 
+TMP_PREFIX = ".tmp-"  # temporary files of atomic_path: "<TMP_PREFIX><name>-<random><suffix>"
+
+
+def remove_orphaned_temporaries(folder: str) -> int:
+  """Deletes the temporary files that writes killed mid-way (SIGKILL runs no cleanup) left
+  under `folder`; call it only while holding the folder's lock (no write can be in progress).
+  Returns how many were removed."""
+  removed = 0
+  for root, _, files in os.walk(folder):
+    for name in files:
+      if name.startswith(TMP_PREFIX):
+        os.remove(os.path.join(root, name))
+        removed += 1
+  if removed:
+    logging.info("%s: removed %d temporary file(s) left by an interrupted run", folder, removed)
+  return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
   """Yields a temp path next to `path`; renames it onto `path` if the block succeeds.
@@ -45,7 +63,7 @@ def atomic_path(path: str) -> Iterator[str]:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   suffix = os.path.splitext(path)[1]  # np.savez appends .npz unless the name ends with it
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", suffix=suffix,
+  fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + os.path.basename(path) + "-", suffix=suffix,
                              dir=folder)
   os.close(fd)
   try:

@@ -113,6 +113,8 @@ def lock(workdir: str) -> Iterator[str]:
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     os.fsync(fd)
     _HELD[real] = (fd, 1)
+    from advbound import io  # pylint: disable=g-import-not-at-top
+    io.remove_orphaned_temporaries(workdir)  # ours now: no other write can be in progress
     try:
       yield path
     finally:

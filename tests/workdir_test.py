@@ -84,3 +84,25 @@ def test_live_pid_on_this_host_is_respected_without_flock(tmp_path):
   finally:
     sleeper.kill()
     sleeper.wait()
+
+
+_KILLED_WRITER = textwrap.dedent("""
+    import os, sys
+    from advbound import io, workdir
+    with workdir.lock(sys.argv[1]):
+      with io.atomic_path(os.path.join(sys.argv[1], "sub", "table.json")) as tmp:
+        open(tmp, "w").write('{"half": ')
+        print("writing", flush=True)
+        os.kill(os.getpid(), 9)  # SIGKILL mid-write: no cleanup runs
+""")
+
+
+def test_temporary_file_of_a_killed_write_is_removed_by_the_next_run(tmp_path):
+  proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], cwd=REPO,
+                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+  assert proc.returncode == -signal.SIGKILL and "writing" in proc.stdout
+  left = os.listdir(tmp_path / "sub")
+  assert len(left) == 1 and left[0].startswith(".tmp-table.json-")  # never table.json itself
+  (tmp_path / "sub" / "keep.json").write_text("{}")
+  with workdir.lock(str(tmp_path)):
+    assert os.listdir(tmp_path / "sub") == ["keep.json"]
