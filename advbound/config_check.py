@@ -35,7 +35,7 @@ TRAIN_KEYS = ("seed", "num_steps", "batch_size", "optimizer", "learning_rate", "
               "warmup_fraction", "augment", "adversarial", "attack", "log_every",
               "checkpoint_every")
 # optional train keys: defensive distillation (Papernot et al.; Cao & Gong's baseline)
-TRAIN_OPTIONAL = ("temperature", "distill_from")
+TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from")
 PGD_KEYS = ("epsilon", "step_size", "num_steps", "random_start")
 
 
@@ -278,11 +278,12 @@ def _check_models(c: _Checker, cfg, sizes, span, variants) -> None:
                t["attack"].get("epsilon_warmup_fraction", 0.0), lo=0, hi=1, hi_open=True)
     if "temperature" in t:
       c.number(f"{path}.temperature", t.get("temperature"), lo=0, lo_open=True)
-    teacher = t.get("distill_from")
-    if teacher is not None:
-      if not isinstance(teacher, str) or teacher not in cfg.keys() or teacher == v:
-        c.fail(f"{path}.distill_from", f"must name another model variant "
-               f"({sorted(k for k in cfg.keys() if k != v)}), got {teacher!r}")
+    for key in ("distill_from", "augment_from"):
+      other = t.get(key)
+      if other is not None and (not isinstance(other, str) or other not in cfg.keys()
+                                or other == v):
+        c.fail(f"{path}.{key}", f"must name another model variant "
+               f"({sorted(k for k in cfg.keys() if k != v)}), got {other!r}")
     c.count(f"{path}.log_every", t.get("log_every"))
     c.count(f"{path}.checkpoint_every", t.get("checkpoint_every"))
     del steps_ok

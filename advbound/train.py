@@ -8,6 +8,7 @@ run (tests/train_test.py checks this).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -220,7 +221,7 @@ def _initial_state(model_cfg, cfg, workdir: str):
 
 def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
           on_step: Callable[[int], None] | None = None, soft_labels=None,
-          teacher: dict | None = None) -> nnx.Module:
+          upstream: dict | None = None) -> nnx.Module:
   """Trains (or resumes training) a model on `data` and returns it.
 
   Args:
@@ -230,8 +231,9 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     workdir: folder for `checkpoints/` and `settings.json`; resumed if they exist.
     on_step: called with the step number after each step (tests use it to simulate a kill).
     soft_labels: float32 [N, K] targets per training example (distillation), or None.
-    teacher: the settings the soft labels come from (stored beside the checkpoint and compared
-      on resume like the run's own settings).
+    upstream: what the run's data comes from beyond `data` (a distillation teacher's settings,
+      the model that made adversarial training examples), stored beside the checkpoint and
+      compared on resume like the run's own settings.
 
   Returns:
     The trained model (train mode; use models.as_logits_fn for a pure eval-mode function).
@@ -239,8 +241,8 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   cfg = train_cfg
   os.makedirs(workdir, exist_ok=True)
   settings = _settings(data, model_cfg, cfg)
-  if teacher is not None:
-    settings["teacher"] = teacher
+  if upstream:
+    settings["upstream"] = upstream
   if soft_labels is not None:
     soft_labels = np.asarray(soft_labels, np.float32)
     if soft_labels.shape != (len(data), data.num_classes):
@@ -365,9 +367,10 @@ def model_stamp(config, variant: str) -> dict:
   out = {"data": _to_dict(config.data), "model": _to_dict(config.model),
          "train": {k: v for k, v in _to_dict(config.models[variant]).items()
                    if k not in _COSMETIC}}
-  teacher = config.models[variant].get("distill_from")
-  if teacher:
-    out["teacher"] = model_stamp(config, teacher)
+  for key in ("distill_from", "augment_from"):
+    other = config.models[variant].get(key)
+    if other:
+      out[key] = model_stamp(config, other)
   return out
 
 
@@ -375,26 +378,59 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
                   _students: tuple[str, ...] = ()) -> nnx.Module:
   """Trains (or loads) model variant `variant` under `workdir/models/<variant>`.
 
-  A variant with `distill_from: <teacher variant>` (defensive distillation) first trains or
-  loads its teacher, then learns from the teacher's soft labels softmax(Z_teacher(x) / T) on
-  the training images, T = its `temperature`; its checkpoint records the teacher's settings,
-  so a changed teacher retrains the student.
+  Two settings make a variant depend on another one, which is trained or loaded first:
+  - `distill_from: <variant>` (defensive distillation, Papernot et al.): the variant learns from
+    that teacher's soft labels softmax(Z_teacher(x) / T) on the training images, T = its
+    `temperature`.
+  - `augment_from: <variant>` (adversarial training as Cao & Gong's baseline, after Goodfellow
+    et al.): DeepFool examples (L2, overshoot 0.02, 50 iterations) of every training image
+    against that variant's model are made once (resumable, stored in
+    `models/<variant>/deepfool_train.npz`) and the variant trains on the clean images and
+    these examples together (2N examples, true labels, shuffled together).
+  The checkpoint records the upstream settings, so a changed teacher or source retrains.
   """
   vcfg = config.models[variant]
-  teacher = vcfg.get("distill_from")
-  soft, teacher_settings = None, None
-  if teacher:
-    if teacher not in config.models:
-      raise ValueError(f"models.{variant}.distill_from: unknown variant {teacher!r}")
-    if teacher == variant or teacher in _students:
-      raise ValueError(f"models.{variant}.distill_from: {teacher!r} makes a cycle of teachers")
-    teacher_model = train_variant(config, teacher, data, workdir,
-                                  _students=_students + (variant,))
-    z = evaluate.logits(models.as_logits_fn(teacher_model), data.images)
-    soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
-    teacher_settings = model_stamp(config, teacher)
+  soft, upstream = None, {}
+  for key in ("distill_from", "augment_from"):
+    other = vcfg.get(key)
+    if not other:
+      continue
+    if other not in config.models:
+      raise ValueError(f"models.{variant}.{key}: unknown variant {other!r}")
+    if other == variant or other in _students:
+      raise ValueError(f"models.{variant}.{key}: {other!r} makes a cycle of variants")
+    source = train_variant(config, other, data, workdir, _students=_students + (variant,))
+    fn = models.as_logits_fn(source)
+    upstream[key] = model_stamp(config, other)
+    if key == "distill_from":
+      z = evaluate.logits(fn, data.images)
+      soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
+    else:
+      upstream["augment_attack"] = dict(_AUGMENT_DEEPFOOL)
+      data = _with_deepfool_examples(fn, data, os.path.join(workdir, "models", variant),
+                                     json.dumps(upstream, sort_keys=True, default=str))
   return train(data, config.model, vcfg, os.path.join(workdir, "models", variant),
-               soft_labels=soft, teacher=teacher_settings)
+               soft_labels=soft, upstream=upstream or None)
+
+
+_AUGMENT_DEEPFOOL = {"norm": "l2", "overshoot": 0.02, "max_iterations": 50}
+
+
+def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str) -> Dataset:
+  """data plus one DeepFool example per image (same label), computed once in resumable parts."""
+  from advbound.attacks import deepfool  # pylint: disable=g-import-not-at-top
+  path = os.path.join(folder, "deepfool_train.npz")
+  cached = io.read_npz_if_current(path, stamp, fields=("x",))
+  if cached is None:
+    def compute(lo, hi):
+      r = deepfool(fn, data.images[lo:hi], data.labels[lo:hi], bounds=data.bounds,
+                   batch_size=hi - lo, **_AUGMENT_DEEPFOOL)
+      return {"x": np.asarray(r.adversarial, np.float32), "success": np.asarray(r.success)}
+    cached = io.compute_npz_in_parts(path, stamp, len(data), 500, compute)
+    logging.info("DeepFool training examples: %d of %d successful",
+                 int(np.sum(cached["success"])), len(data))
+  return dataclasses.replace(data, images=np.concatenate([data.images, cached["x"]]),
+                             labels=np.concatenate([data.labels, data.labels]))
 
 
 def load_splits(data_cfg, splits) -> list[Dataset]:

@@ -277,14 +277,42 @@ def test_distilled_student_records_its_teacher_and_rejects_a_changed_one(tmp_pat
   student = train.train_variant(config, "distilled", train_data, str(tmp_path))
   assert os.path.exists(tmp_path / "models" / "teacher" / "checkpoints")  # trained first
   stored = io.read_json(str(tmp_path / "models" / "distilled" / "settings.json"))
-  assert stored["teacher"] == train.model_stamp(config, "teacher")
-  assert "teacher" in train.model_stamp(config, "distilled")
+  assert stored["upstream"]["distill_from"] == train.model_stamp(config, "teacher")
+  assert "distill_from" in train.model_stamp(config, "distilled")
   assert student is not None
   config.models.teacher.learning_rate = 0.5  # another teacher: its student must not resume
   with pytest.raises(ValueError, match="other settings"):
     train.train(train_data, config.model, config.models.distilled,
-                str(tmp_path / "models" / "distilled"), teacher=train.model_stamp(
-                    config, "teacher"))
+                str(tmp_path / "models" / "distilled"),
+                upstream={"distill_from": train.model_stamp(config, "teacher")})
   config.models.teacher.distill_from = "distilled"
-  with pytest.raises(ValueError, match="cycle of teachers"):
+  with pytest.raises(ValueError, match="cycle of variants"):
     train.train_variant(config, "distilled", train_data, str(tmp_path / "cycle"))
+
+
+def test_adversarial_training_baseline_adds_deepfool_examples_of_its_source(tmp_path):
+  from advbound.attacks import deepfool
+  config = config_dict.ConfigDict()
+  config.data = common.data("mnist", "embedded")
+  config.model = config_dict.ConfigDict(dict(name="cw_mnist"))
+  config.models = config_dict.ConfigDict()
+  config.models.natural = common.train(num_steps=4, batch_size=16, log_every=2,
+                                       checkpoint_every=4)
+  config.models.deepfool_trained = common.train(num_steps=4, batch_size=16, log_every=2,
+                                                checkpoint_every=4, augment_from="natural")
+  tiny = _tiny_data(n=40)
+  model = train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))
+  assert model is not None
+  folder = tmp_path / "models" / "deepfool_trained"
+  with np.load(folder / "deepfool_train.npz") as f:
+    examples = f["x"]
+  source = train.train_variant(config, "natural", tiny, str(tmp_path))  # loads it
+  expected = deepfool(models.as_logits_fn(source), tiny.images, tiny.labels, bounds=tiny.bounds)
+  np.testing.assert_allclose(examples, np.asarray(expected.adversarial), atol=1e-5)
+  assert np.asarray(expected.success).any()
+  stored = io.read_json(str(folder / "settings.json"))
+  assert stored["data"]["n"] == 80  # the clean images and their DeepFool examples
+  assert stored["upstream"]["augment_from"] == train.model_stamp(config, "natural")
+  stamp = os.path.getmtime(folder / "deepfool_train.npz")
+  train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))  # resumes: no new examples
+  assert os.path.getmtime(folder / "deepfool_train.npz") == stamp
