@@ -66,8 +66,7 @@ def load_models(config, workdir: str, *, variants=None, splits=("train", "test")
   data = dict(zip(splits, train.load_splits(config.data, splits)))
   fns = {}
   for v in train.variant_names(config, variants):
-    model = train.train(data["train"], config.model, config.models[v],
-                        os.path.join(workdir, "models", v))
+    model = train.train_variant(config, v, data["train"], workdir)
     fns[v] = models.as_logits_fn(model)
   return data, fns
 

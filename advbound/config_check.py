@@ -34,6 +34,8 @@ TRAIN_KEYS = ("seed", "num_steps", "batch_size", "optimizer", "learning_rate", "
               "nesterov", "weight_decay", "schedule", "schedule_boundaries", "schedule_factors",
               "warmup_fraction", "augment", "adversarial", "attack", "log_every",
               "checkpoint_every")
+# optional train keys: defensive distillation (Papernot et al.; Cao & Gong's baseline)
+TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from")
 PGD_KEYS = ("epsilon", "step_size", "num_steps", "random_start")
 
 
@@ -244,7 +246,7 @@ def _check_models(c: _Checker, cfg, sizes, span, variants) -> None:
     return
   for v in cfg.keys():
     path = f"models.{v}"
-    t = c.keys(path, cfg[v], TRAIN_KEYS, required=TRAIN_KEYS)
+    t = c.keys(path, cfg[v], TRAIN_KEYS + TRAIN_OPTIONAL, required=TRAIN_KEYS)
     if not t:
       continue
     c.number(f"{path}.seed", t.get("seed"), lo=0, integer=True)
@@ -274,6 +276,14 @@ def _check_models(c: _Checker, cfg, sizes, span, variants) -> None:
       _check_pgd(c, f"{path}.attack", t["attack"], span, extra=("epsilon_warmup_fraction",))
       c.number(f"{path}.attack.epsilon_warmup_fraction",
                t["attack"].get("epsilon_warmup_fraction", 0.0), lo=0, hi=1, hi_open=True)
+    if "temperature" in t:
+      c.number(f"{path}.temperature", t.get("temperature"), lo=0, lo_open=True)
+    for key in ("distill_from", "augment_from"):
+      other = t.get(key)
+      if other is not None and (not isinstance(other, str) or other not in cfg.keys()
+                                or other == v):
+        c.fail(f"{path}.{key}", f"must name another model variant "
+               f"({sorted(k for k in cfg.keys() if k != v)}), got {other!r}")
     c.count(f"{path}.log_every", t.get("log_every"))
     c.count(f"{path}.checkpoint_every", t.get("checkpoint_every"))
     del steps_ok

@@ -14,9 +14,23 @@ from advbound.models import as_pytree_fn
 
 
 @jax.jit
+def _logits(logits_fn, x):
+  return logits_fn(x)
+
+
+@jax.jit
 def _predict(logits_fn, x):
   logits = logits_fn(x)
   return jnp.argmax(logits, -1), jnp.all(jnp.isfinite(logits), axis=-1)
+
+
+def logits(logits_fn, x, *, batch_size: int = 500) -> np.ndarray:
+  """float32 [N, K] logits of x [N, *image_shape], in compiled chunks; raises on NaN/inf."""
+  fn = as_pytree_fn(logits_fn)
+  out = batching.map_chunks(functools.partial(_logits, fn), x, chunk_size=batch_size)
+  if not np.all(np.isfinite(out)):
+    raise FloatingPointError("logits_fn returned NaN or inf logits")
+  return out.astype(np.float32)
 
 
 def predict(logits_fn, x, *, batch_size: int = 500, desc: str | None = None) -> np.ndarray:

@@ -2,95 +2,36 @@
 region classification (Table 2) -> boundary information and Figures 1-3 -> boundary classifier
 (Tables 3, 4) -> report.
 
-Every stage records `DIR/stages/<stage>.json`: a stamp (hash of the config sections the stage
-reads and of the stamps of the stages it depends on), its result, its wall time, and the
-sha256 of every artifact it wrote. A stage is skipped when its record is readable, its stamp
-matches and its artifacts are unchanged; otherwise it runs again, reusing whatever of its own
-artifacts are still current (models resume from checkpoints, attacks and boundary searches
-reuse their per-attack and per-chunk files). Changing a setting therefore reruns the stage that
-reads it and the stages after it, and a killed run loses at most the artifact in progress.
+The stages are resumable `advbound.stages.Stage`s: each records `DIR/stages/<stage>.json` (a
+stamp of the settings it reads and of the stages before it, its result, its wall time and the
+sha256 of its artifacts) and is skipped when that record is current, so changing a setting
+reruns the stage that reads it and the stages after it, and a killed run loses at most the
+artifact in progress.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import time
 
 import jax
 import numpy as np
 from absl import logging
 
 from advbound import (attack_study, boundary_study, config_check, detect, io, region_study,
-                      report, train)
+                      report, stages, train)
 from advbound import workdir as workdir_lib
+from advbound.stages import Stage
 
-# stage -> (config sections it reads, stages it depends on)
-STAGES = {
-    "train": (("data", "model", "models", "eval"), ()),
-    "attacks": (("attack",), ("train",)),
-    "region": (("region",), ("attacks",)),
-    "boundary": (("boundary",), ("attacks",)),
-    "detect": (("detect",), ("boundary", "region")),
-    "report": ((), ("train", "attacks", "region", "boundary", "detect")),
-}
-
-
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
-def _stamp(config, stage: str, stamps: dict) -> str:
-  sections, deps = STAGES[stage]
-  payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
-             for s in sections}
-  payload["after"] = {d: stamps[d] for d in deps}
-  return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _current(workdir: str, stage: str, stamp: str):
-  """The stage's stored result if its record and artifacts are intact and current."""
-  path = os.path.join(workdir, "stages", f"{stage}.json")
-  if not os.path.exists(path):
-    return None
-  try:
-    record = io.read_json(path)
-  except (OSError, ValueError):
-    logging.warning("stage %s: unreadable record; rerunning", stage)
-    return None
-  if record.get("stamp") != stamp:
-    logging.info("stage %s: settings changed; rerunning", stage)
-    return None
-  for rel, digest in record.get("artifacts", {}).items():
-    full = os.path.join(workdir, rel)
-    if not os.path.exists(full) or _sha256(full) != digest:
-      logging.warning("stage %s: artifact %s is missing or changed; rerunning", stage, rel)
-      return None
-  return record
-
-
-def _artifacts(workdir: str, folders) -> dict:
-  """sha256 of every file under `folders` (relative to workdir), skipping checkpoints and
-  temporary files."""
-  out = {}
-  for folder in folders:
-    root = os.path.join(workdir, folder)
-    if os.path.isfile(root):
-      out[folder] = _sha256(root)
-      continue
-    for dirpath, dirnames, filenames in os.walk(root):
-      dirnames[:] = sorted(d for d in dirnames if d != "checkpoints")
-      for name in sorted(filenames):
-        if name.startswith(".tmp-"):
-          continue
-        full = os.path.join(dirpath, name)
-        out[os.path.relpath(full, workdir)] = _sha256(full)
-  return out
+# name -> Stage(config sections it reads, stages it runs after, artifacts), in order
+STAGES = {s.name: s for s in (
+    Stage("train", ("data", "model", "models", "eval"), (), ("models",)),
+    Stage("attacks", ("attack",), ("train",), ("attacks",)),
+    Stage("region", ("region",), ("attacks",), ("region",)),
+    Stage("boundary", ("boundary",), ("attacks",), ("boundary",)),
+    Stage("detect", ("detect",), ("boundary", "region"), ("detect",)),
+    Stage("report", (), ("train", "attacks", "region", "boundary", "detect"),
+          ("report.md", "results.json")),
+)}
 
 
 def run(config, workdir: str, *, variants=None) -> dict:
@@ -105,7 +46,6 @@ def run(config, workdir: str, *, variants=None) -> dict:
 
 
 def _run(config, workdir: str, *, variants=None) -> dict:
-  stamps, results, timings = {}, {}, {}
   memo = {}
 
   def loaded():  # data and models, loaded once by the first stage that runs and needs them
@@ -120,42 +60,18 @@ def _run(config, workdir: str, *, variants=None) -> dict:
     return train.load_splits(config.data, ("test",))[0]
 
   bodies = {
-      "train": (lambda: train.train_and_evaluate(config, workdir, variants=variants),
-                ["models"]),
-      "attacks": (lambda: attack_study.run(config, workdir, loaded=loaded()), ["attacks"]),
-      "region": (lambda: region_study.run(config, workdir, loaded=loaded(),
-                                          attacked=results["attacks"]), ["region"]),
-      "boundary": (lambda: boundary_study.run(config, workdir, loaded=loaded(),
-                                              attacked=results["attacks"]), ["boundary"]),
-      "detect": (lambda: detection(config, workdir, results["attacks"]["indices"],
-                                   results["region"], variants=variants, test=test_split()),
-                 ["detect"]),
-      "report": (lambda: report.write(config, workdir, results, timings), ["report.md",
-                                                                          "results.json"]),
+      "train": lambda r, t: train.train_and_evaluate(config, workdir, variants=variants),
+      "attacks": lambda r, t: attack_study.run(config, workdir, loaded=loaded()),
+      "region": lambda r, t: region_study.run(config, workdir, loaded=loaded(),
+                                              attacked=r["attacks"]),
+      "boundary": lambda r, t: boundary_study.run(config, workdir, loaded=loaded(),
+                                                  attacked=r["attacks"]),
+      "detect": lambda r, t: detection(config, workdir, r["attacks"]["indices"], r["region"],
+                                       variants=variants, test=test_split()),
+      "report": lambda r, t: report.write(config, workdir, r, t),
   }
-  for i, stage in enumerate(STAGES):
-    stamps[stage] = _stamp(config, stage, stamps)
-    record = _current(workdir, stage, stamps[stage])
-    if record is not None:
-      logging.info("[%d/%d] %s: up to date (%.0f s when computed)", i + 1, len(STAGES), stage,
-                   record["seconds"])
-      results[stage], timings[stage] = record["result"], record["seconds"]
-      continue
-    logging.info("[%d/%d] %s: running", i + 1, len(STAGES), stage)
-    t0 = time.time()
-    body, folders = bodies[stage]
-    result = _jsonable(body())
-    seconds = time.time() - t0
-    results[stage], timings[stage] = result, seconds
-    io.write_json(os.path.join(workdir, "stages", f"{stage}.json"),
-                  {"stamp": stamps[stage], "result": result, "seconds": seconds,
-                   "artifacts": _artifacts(workdir, folders)})
-    logging.info("[%d/%d] %s: done in %.0f s", i + 1, len(STAGES), stage, seconds)
+  stages.run(config, workdir, list(STAGES.values()), bodies)
   return io.read_json(os.path.join(workdir, "results.json"))
-
-
-def _jsonable(obj):
-  return json.loads(json.dumps(obj, default=io._json_default))
 
 
 def detection(config, workdir: str, indices, region_result: dict, *, variants=None,

@@ -8,6 +8,7 @@ run (tests/train_test.py checks this).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -113,13 +114,17 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
                     bounds: tuple[float, float]) -> Callable:
   """Returns the jitted `step(state, batch, key) -> (state, metrics)`.
 
-  batch: {"image": float32 [B, *image_shape], "label": int32 [B]}. With cfg.adversarial the
+  batch: {"image": float32 [B, *image_shape], "label": int32 [B]}, and "soft": float32 [B, K]
+  soft labels when distilling (the loss is then the cross-entropy with them). The loss is taken
+  on logits / cfg.temperature (default 1; defensive distillation trains teacher and student at
+  T and deploys the student at 1: `as_logits_fn` returns the raw logits). With cfg.adversarial the
   loss is taken on PGD examples (cfg.attack: epsilon, step_size, num_steps, random_start, and
   epsilon_warmup_fraction, a linear ramp of epsilon from 0 over that fraction of the run), made
   with the current weights and batch statistics of the batch (not written back), as in Madry
   et al.'s code. metrics: loss and accuracy on the examples trained on (float32 []).
   """
   attack = cfg.attack
+  temperature = float(cfg.get("temperature", 1.0))
 
   def step(state: TrainState, batch, key):
     k_aug, k_attack = jax.random.split(key)
@@ -139,7 +144,11 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
     def loss_fn(params, rest):
       model = nnx.merge(graphdef, params, rest, copy=True)
       logits = model(x)
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+      scaled = logits / temperature
+      if "soft" in batch:
+        loss = optax.softmax_cross_entropy(scaled, batch["soft"]).mean()
+      else:
+        loss = optax.softmax_cross_entropy_with_integer_labels(scaled, y).mean()
       return loss, (logits, nnx.state(model, nnx.Not(nnx.Param)))
 
     (loss, (logits, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -211,7 +220,8 @@ def _initial_state(model_cfg, cfg, workdir: str):
 
 
 def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
-          on_step: Callable[[int], None] | None = None) -> nnx.Module:
+          on_step: Callable[[int], None] | None = None, soft_labels=None,
+          upstream: dict | None = None) -> nnx.Module:
   """Trains (or resumes training) a model on `data` and returns it.
 
   Args:
@@ -220,6 +230,10 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     train_cfg: optimizer, schedule, steps, batch size, adversarial settings (ConfigDict).
     workdir: folder for `checkpoints/` and `settings.json`; resumed if they exist.
     on_step: called with the step number after each step (tests use it to simulate a kill).
+    soft_labels: float32 [N, K] targets per training example (distillation), or None.
+    upstream: what the run's data comes from beyond `data` (a distillation teacher's settings,
+      the model that made adversarial training examples), stored beside the checkpoint and
+      compared on resume like the run's own settings.
 
   Returns:
     The trained model (train mode; use models.as_logits_fn for a pure eval-mode function).
@@ -227,6 +241,13 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   cfg = train_cfg
   os.makedirs(workdir, exist_ok=True)
   settings = _settings(data, model_cfg, cfg)
+  if upstream:
+    settings["upstream"] = upstream
+  if soft_labels is not None:
+    soft_labels = np.asarray(soft_labels, np.float32)
+    if soft_labels.shape != (len(data), data.num_classes):
+      raise ValueError(f"soft_labels must have shape {(len(data), data.num_classes)}, got "
+                       f"{soft_labels.shape}")
   settings_path = os.path.join(workdir, "settings.json")
   if os.path.exists(settings_path):
     with open(settings_path) as f:
@@ -254,10 +275,16 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
                       "the whole batch (choose a multiple to split it)", cfg.batch_size,
                       sharding.num_devices())
     put = sharding.put_batch if split else sharding.replicate
-    gather = lambda idx: {"image": put(data.images[idx]), "label": put(data.labels[idx])}
+    def gather(idx):
+      batch = {"image": put(data.images[idx]), "label": put(data.labels[idx])}
+      if soft_labels is not None:
+        batch["soft"] = put(soft_labels[idx])
+      return batch
   else:
     images, labels = jnp.asarray(data.images), jnp.asarray(data.labels)
-    gather = jax.jit(lambda idx: {"image": images[idx], "label": labels[idx]})
+    soft = None if soft_labels is None else jnp.asarray(soft_labels)
+    gather = jax.jit(lambda idx: {"image": images[idx], "label": labels[idx],
+                                  **({} if soft is None else {"soft": soft[idx]})})
   base_key = jax.random.fold_in(jax.random.key(cfg.seed), 1)
 
   start = int(state.step)
@@ -334,11 +361,76 @@ def variant_names(config, variants=None) -> list[str]:
 
 
 def model_stamp(config, variant: str) -> dict:
-  """What determines a trained variant (data, architecture, training settings), for the stamps
-  of artifacts computed from the model: a retrained model invalidates them."""
-  return {"data": _to_dict(config.data), "model": _to_dict(config.model),
-          "train": {k: v for k, v in _to_dict(config.models[variant]).items()
-                    if k not in _COSMETIC}}
+  """What determines a trained variant (data, architecture, training settings, and its
+  teacher's when it is distilled), for the stamps of artifacts computed from the model: a
+  retrained model invalidates them."""
+  out = {"data": _to_dict(config.data), "model": _to_dict(config.model),
+         "train": {k: v for k, v in _to_dict(config.models[variant]).items()
+                   if k not in _COSMETIC}}
+  for key in ("distill_from", "augment_from"):
+    other = config.models[variant].get(key)
+    if other:
+      out[key] = model_stamp(config, other)
+  return out
+
+
+def train_variant(config, variant: str, data: Dataset, workdir: str, *,
+                  _students: tuple[str, ...] = ()) -> nnx.Module:
+  """Trains (or loads) model variant `variant` under `workdir/models/<variant>`.
+
+  Two settings make a variant depend on another one, which is trained or loaded first:
+  - `distill_from: <variant>` (defensive distillation, Papernot et al.): the variant learns from
+    that teacher's soft labels softmax(Z_teacher(x) / T) on the training images, T = its
+    `temperature`.
+  - `augment_from: <variant>` (adversarial training as Cao & Gong's baseline, after Goodfellow
+    et al.): DeepFool examples (L2, overshoot 0.02, 50 iterations) of every training image
+    against that variant's model are made once (resumable, stored in
+    `models/<variant>/deepfool_train.npz`) and the variant trains on the clean images and
+    these examples together (2N examples, true labels, shuffled together).
+  The checkpoint records the upstream settings, so a changed teacher or source retrains.
+  """
+  vcfg = config.models[variant]
+  soft, upstream = None, {}
+  for key in ("distill_from", "augment_from"):
+    other = vcfg.get(key)
+    if not other:
+      continue
+    if other not in config.models:
+      raise ValueError(f"models.{variant}.{key}: unknown variant {other!r}")
+    if other == variant or other in _students:
+      raise ValueError(f"models.{variant}.{key}: {other!r} makes a cycle of variants")
+    source = train_variant(config, other, data, workdir, _students=_students + (variant,))
+    fn = models.as_logits_fn(source)
+    upstream[key] = model_stamp(config, other)
+    if key == "distill_from":
+      z = evaluate.logits(fn, data.images)
+      soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
+    else:
+      upstream["augment_attack"] = dict(_AUGMENT_DEEPFOOL)
+      data = _with_deepfool_examples(fn, data, os.path.join(workdir, "models", variant),
+                                     json.dumps(upstream, sort_keys=True, default=str))
+  return train(data, config.model, vcfg, os.path.join(workdir, "models", variant),
+               soft_labels=soft, upstream=upstream or None)
+
+
+_AUGMENT_DEEPFOOL = {"norm": "l2", "overshoot": 0.02, "max_iterations": 50}
+
+
+def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str) -> Dataset:
+  """data plus one DeepFool example per image (same label), computed once in resumable parts."""
+  from advbound.attacks import deepfool  # pylint: disable=g-import-not-at-top
+  path = os.path.join(folder, "deepfool_train.npz")
+  cached = io.read_npz_if_current(path, stamp, fields=("x",))
+  if cached is None:
+    def compute(lo, hi):
+      r = deepfool(fn, data.images[lo:hi], data.labels[lo:hi], bounds=data.bounds,
+                   batch_size=hi - lo, **_AUGMENT_DEEPFOOL)
+      return {"x": np.asarray(r.adversarial, np.float32), "success": np.asarray(r.success)}
+    cached = io.compute_npz_in_parts(path, stamp, len(data), 500, compute)
+    logging.info("DeepFool training examples: %d of %d successful",
+                 int(np.sum(cached["success"])), len(data))
+  return dataclasses.replace(data, images=np.concatenate([data.images, cached["x"]]),
+                             labels=np.concatenate([data.labels, data.labels]))
 
 
 def load_splits(data_cfg, splits) -> list[Dataset]:
@@ -367,7 +459,7 @@ def train_and_evaluate(config, workdir: str, *,
     vcfg = config.models[variant]
     vdir = os.path.join(workdir, "models", variant)
     t0 = time.time()
-    model = train(train_data, config.model, vcfg, vdir)
+    model = train_variant(config, variant, train_data, workdir)
     train_seconds = time.time() - t0
     logits_fn = models.as_logits_fn(model)
     ecfg = config.eval

@@ -166,3 +166,17 @@ def test_required_sections_depend_on_the_entry_point():
   config_check.validate(config, required=("data", "model", "models", "eval"))
   problems = _problems(config)
   assert {"config.attack: missing", "config.detect: missing"} <= set(problems)
+
+
+def test_distillation_keys_are_checked():
+  config = _quickstart()
+  config.models.natural.temperature = 0.0
+  config.models.adversarial.distill_from = "adversarial"
+  problems = _problems(config)
+  assert any(p.startswith("models.natural.temperature: must be > 0") for p in problems)
+  assert any(p.startswith("models.adversarial.distill_from: must name another model variant")
+             for p in problems)
+  config = _quickstart()
+  config.models.adversarial.temperature = 100.0
+  config.models.adversarial.distill_from = "natural"
+  config_check.validate(config)

@@ -1,5 +1,6 @@
 """Tests of advbound/models: shapes, architecture sizes, per-image standardization, logits_fn."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +112,21 @@ def test_as_pytree_fn():
                                 np.ones((2, 10)))
   with pytest.raises(TypeError, match="callable"):
     models.as_pytree_fn(3)
+
+
+def test_carlini_wagner_mnist_shape_size_and_dropout():
+  model = models.build("cw_mnist", rngs=nnx.Rngs(0))
+  x = jax.random.uniform(jax.random.key(1), (5, 28, 28, 1))
+  model.eval()
+  chex.assert_shape(model(x), (5, 10))
+  # the released Keras model's parameter count: convs 320 + 9,248 + 18,496 + 36,928, dense
+  # 1,024 x 200 + 200, 200 x 200 + 200, 200 x 10 + 10
+  count = sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert count == 320 + 9248 + 18496 + 36928 + 205000 + 40200 + 2010
+  chex.assert_trees_all_equal(model(x), model(x))  # eval: no dropout
+  model.train()
+  assert not np.allclose(np.asarray(model(x)), np.asarray(model(x)))  # dropout draws anew
+  fn = models.as_logits_fn(model)  # eval mode whatever the model's mode
+  chex.assert_trees_all_equal(fn(x), fn(x))
+  with pytest.raises(ValueError, match="dropout"):
+    models.build("cw_mnist", dropout=1.0, rngs=nnx.Rngs(0))

@@ -230,3 +230,89 @@ def test_cifar_models_fit_a_fixed_batch(model_cfg):
     state, metrics = step(state, batch, jax.random.key(i))
     losses.append(float(metrics["loss"]))
   assert losses[-1] < 0.3 * losses[0], losses
+
+
+def _distill_config(temperature=20.0):
+  config = config_dict.ConfigDict()
+  config.data = common.data("mnist", "embedded")
+  config.model = config_dict.ConfigDict(dict(name="cw_mnist"))
+  config.models = config_dict.ConfigDict()
+  config.models.teacher = common.train(num_steps=6, batch_size=16, log_every=3,
+                                       checkpoint_every=6, temperature=temperature)
+  config.models.distilled = common.train(num_steps=6, batch_size=16, log_every=3,
+                                         checkpoint_every=6, temperature=temperature,
+                                         distill_from="teacher")
+  return config
+
+
+def test_distillation_loss_is_cross_entropy_with_soft_labels_at_temperature():
+  """One SGD step from the same weights: the gradient equals that of the hand-written
+  cross-entropy of softmax(Z / T) with the soft labels (an independent computation)."""
+  cfg = common.train(optimizer="sgd", momentum=0.0, learning_rate=1.0, temperature=5.0)
+  model = models.build("cw_mnist", dropout=0.0, rngs=nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  tx = train.make_optimizer(cfg)
+  state = train.TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0, 1, (8, 28, 28, 1)).astype(np.float32)
+  soft = rng.dirichlet(np.ones(10), 8).astype(np.float32)
+  batch = {"image": jnp.asarray(x), "label": jnp.zeros(8, jnp.int32), "soft": jnp.asarray(soft)}
+  step = train.make_train_step(graphdef, tx, cfg, (0.0, 1.0))
+  new, metrics = step(jax.tree.map(jnp.copy, state), batch, jax.random.key(0))
+
+  def reference_loss(p):
+    z = nnx.merge(graphdef, p, rest, copy=True)(jnp.asarray(x)) / 5.0
+    return -jnp.mean(jnp.sum(jnp.asarray(soft) * jax.nn.log_softmax(z), -1))
+
+  grads = jax.grad(reference_loss)(params)
+  expected = jax.tree.map(lambda p, g: p - g, params, grads)  # sgd, lr 1, no momentum
+  np.testing.assert_allclose(float(metrics["loss"]), float(reference_loss(params)), rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def test_distilled_student_records_its_teacher_and_rejects_a_changed_one(tmp_path):
+  config = _distill_config()
+  train_data = data.load("mnist", source="embedded", split="train")
+  student = train.train_variant(config, "distilled", train_data, str(tmp_path))
+  assert os.path.exists(tmp_path / "models" / "teacher" / "checkpoints")  # trained first
+  stored = io.read_json(str(tmp_path / "models" / "distilled" / "settings.json"))
+  assert stored["upstream"]["distill_from"] == train.model_stamp(config, "teacher")
+  assert "distill_from" in train.model_stamp(config, "distilled")
+  assert student is not None
+  config.models.teacher.learning_rate = 0.5  # another teacher: its student must not resume
+  with pytest.raises(ValueError, match="other settings"):
+    train.train(train_data, config.model, config.models.distilled,
+                str(tmp_path / "models" / "distilled"),
+                upstream={"distill_from": train.model_stamp(config, "teacher")})
+  config.models.teacher.distill_from = "distilled"
+  with pytest.raises(ValueError, match="cycle of variants"):
+    train.train_variant(config, "distilled", train_data, str(tmp_path / "cycle"))
+
+
+def test_adversarial_training_baseline_adds_deepfool_examples_of_its_source(tmp_path):
+  from advbound.attacks import deepfool
+  config = config_dict.ConfigDict()
+  config.data = common.data("mnist", "embedded")
+  config.model = config_dict.ConfigDict(dict(name="cw_mnist"))
+  config.models = config_dict.ConfigDict()
+  config.models.natural = common.train(num_steps=4, batch_size=16, log_every=2,
+                                       checkpoint_every=4)
+  config.models.deepfool_trained = common.train(num_steps=4, batch_size=16, log_every=2,
+                                                checkpoint_every=4, augment_from="natural")
+  tiny = _tiny_data(n=40)
+  model = train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))
+  assert model is not None
+  folder = tmp_path / "models" / "deepfool_trained"
+  with np.load(folder / "deepfool_train.npz") as f:
+    examples = f["x"]
+  source = train.train_variant(config, "natural", tiny, str(tmp_path))  # loads it
+  expected = deepfool(models.as_logits_fn(source), tiny.images, tiny.labels, bounds=tiny.bounds)
+  np.testing.assert_allclose(examples, np.asarray(expected.adversarial), atol=1e-5)
+  assert np.asarray(expected.success).any()
+  stored = io.read_json(str(folder / "settings.json"))
+  assert stored["data"]["n"] == 80  # the clean images and their DeepFool examples
+  assert stored["upstream"]["augment_from"] == train.model_stamp(config, "natural")
+  stamp = os.path.getmtime(folder / "deepfool_train.npz")
+  train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))  # resumes: no new examples
+  assert os.path.getmtime(folder / "deepfool_train.npz") == stamp

@@ -10,6 +10,7 @@ from flax import nnx
 
 from advbound import sharding
 
+from advbound.models.cw_mnist import CarliniWagnerMnist
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
@@ -21,6 +22,7 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
     "mnist_cnn": MnistCNN,
     "wide_resnet": WideResNet,
     "small_cifar": SmallCifarCNN,
+    "cw_mnist": CarliniWagnerMnist,
 }
 
 
@@ -71,5 +73,5 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   return jax.tree_util.Partial(logits_fn)
 
 
-__all__ = ["MnistCNN", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
+__all__ = ["MnistCNN", "CarliniWagnerMnist", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
            "as_pytree_fn", "LogitsFn"]
