@@ -29,9 +29,16 @@ def linf(delta):
   return jnp.max(jnp.abs(_flat(delta)), axis=1)
 
 
-def l0(delta, *, tol: float = 0.0):
-  """Number of changed values (|change| > tol) per example, float32 [N]."""
-  return jnp.sum(jnp.abs(_flat(delta)) > tol, axis=1).astype(jnp.float32)
+def l0(delta, *, tol: float = 0.0, pixels: bool = False):
+  """Number of changed values (|change| > tol) per example, float32 [N]. With `pixels`, the
+  number of changed pixels of [N, H, W, C] (a pixel counts once whichever of its channels
+  changed: Carlini & Wagner's and Cao & Gong's L0 on colour images)."""
+  changed = jnp.abs(jnp.asarray(delta, jnp.float32)) > tol
+  if pixels:
+    if changed.ndim != 4:
+      raise ValueError(f"pixels=True needs [N, H, W, C] perturbations, got shape {changed.shape}")
+    changed = jnp.any(changed, axis=-1)
+  return jnp.sum(changed.reshape(changed.shape[0], -1), axis=1).astype(jnp.float32)
 
 
 def distortions(x, x_adv) -> dict[str, jnp.ndarray]:

@@ -3,6 +3,7 @@
 import chex
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from advbound import metrics
 
@@ -16,6 +17,17 @@ def test_norms():
   d = metrics.distortions(np.zeros_like(delta), delta)
   assert sorted(d) == ["l0", "l2", "linf", "rms"]
   np.testing.assert_allclose(d["rms"], [2.5, 0.25])
+
+
+def test_l0_counts_values_or_pixels():
+  delta = np.zeros((2, 2, 2, 3), np.float32)
+  delta[0, 0, 0, :] = 0.5  # one pixel, three channels
+  delta[0, 1, 1, 2] = -0.1  # a second pixel, one channel
+  np.testing.assert_allclose(metrics.l0(delta), [4.0, 0.0])
+  np.testing.assert_allclose(metrics.l0(delta, pixels=True), [2.0, 0.0])
+  np.testing.assert_allclose(metrics.l0(delta, pixels=True, tol=0.2), [1.0, 0.0])
+  with pytest.raises(ValueError, match="pixels=True needs"):
+    metrics.l0(delta[:, 0], pixels=True)
 
 
 class NormsUnderTransformsTest(chex.TestCase):

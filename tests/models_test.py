@@ -130,3 +130,29 @@ def test_carlini_wagner_mnist_shape_size_and_dropout():
   chex.assert_trees_all_equal(fn(x), fn(x))
   with pytest.raises(ValueError, match="dropout"):
     models.build("cw_mnist", dropout=1.0, rngs=nnx.Rngs(0))
+
+
+def _resnet_cifar_count(n):
+  """By hand: stem conv + BN; per stage n blocks of two 3x3 convs and two BNs (the first block
+  of stages 2 and 3 widens); the dense layer. Option A shortcuts have no parameters."""
+  conv = lambda i, o: 9 * i * o
+  bn = lambda c: 2 * c
+  blocks = 0
+  for i_first, out in ((16, 16), (16, 32), (32, 64)):
+    blocks += conv(i_first, out) + conv(out, out) + 2 * bn(out)
+    blocks += (n - 1) * (2 * conv(out, out) + 2 * bn(out))
+  return conv(3, 16) + bn(16) + blocks + 64 * 10 + 10
+
+
+@pytest.mark.parametrize("depth,params", [(20, 269722), (32, 464154)])
+def test_resnet_cifar_shape_and_the_papers_parameter_counts(depth, params):
+  """He et al. 2016, Table 6: ResNet-20 0.27M and ResNet-32 0.46M parameters."""
+  assert _resnet_cifar_count((depth - 2) // 6) == params
+  model = models.build("resnet_cifar", depth=depth, rngs=nnx.Rngs(0))
+  model.eval()
+  x = jax.random.uniform(jax.random.key(0), (3, 32, 32, 3), maxval=255.0)
+  chex.assert_shape(model(x), (3, 10))
+  count = sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+  assert count == params
+  with pytest.raises(ValueError, match="6n\\+2"):
+    models.build("resnet_cifar", depth=21, rngs=nnx.Rngs(0))

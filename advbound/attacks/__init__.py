@@ -9,6 +9,7 @@ from advbound.attacks.cw import carlini_wagner_l2
 from advbound.attacks.cw_l0 import carlini_wagner_l0
 from advbound.attacks.cw_linf import carlini_wagner_linf
 from advbound.attacks.deepfool import deepfool
+from advbound.attacks.eot import eot_pgd
 from advbound.attacks.fgsm import fgsm, fgsm_epsilon_search
 from advbound.attacks.jsma import jsma
 from advbound.attacks.optmargin import ensemble_perturbations, optmargin
@@ -17,5 +18,5 @@ from advbound.attacks.result import AttackResult
 
 __all__ = ["AttackResult", "amplify", "bim_epsilon_search", "carlini_wagner_l0",
            "carlini_wagner_l2", "carlini_wagner_linf", "combine", "deepfool",
-           "ensemble_perturbations", "fgsm", "fgsm_epsilon_search", "jsma", "optmargin", "pgd",
+           "ensemble_perturbations", "eot_pgd", "fgsm", "fgsm_epsilon_search", "jsma", "optmargin", "pgd",
            "untargeted"]

@@ -12,6 +12,7 @@ from advbound import sharding
 
 from advbound.models.cw_mnist import CarliniWagnerMnist
 from advbound.models.mnist_cnn import MnistCNN
+from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
     "wide_resnet": WideResNet,
     "small_cifar": SmallCifarCNN,
     "cw_mnist": CarliniWagnerMnist,
+    "resnet_cifar": ResNetCifar,
 }
 
 
@@ -73,5 +75,5 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   return jax.tree_util.Partial(logits_fn)
 
 
-__all__ = ["MnistCNN", "CarliniWagnerMnist", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
+__all__ = ["MnistCNN", "CarliniWagnerMnist", "ResNetCifar", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
            "as_pytree_fn", "LogitsFn"]
