@@ -58,7 +58,8 @@ def pgd_accuracy(logits_fn, key, x, y, *, bounds, epsilon, step_size, num_steps,
   fn = as_pytree_fn(logits_fn)
 
   def attack_chunk(xc, yc, first_index):
-    adv = pgd(fn, jax.random.fold_in(key, int(sharding.to_host(first_index)[0])), xc, yc, epsilon=epsilon,
+    first = int(sharding.to_host(first_index)[0])
+    adv = pgd(fn, jax.random.fold_in(key, first), xc, yc, epsilon=epsilon,
               step_size=step_size, num_steps=num_steps, bounds=bounds, random_start=random_start)
     return _predict(fn, adv)
 

@@ -18,5 +18,5 @@ from advbound.attacks.result import AttackResult
 
 __all__ = ["AttackResult", "amplify", "bim_epsilon_search", "carlini_wagner_l0",
            "carlini_wagner_l2", "carlini_wagner_linf", "combine", "deepfool",
-           "ensemble_perturbations", "eot_pgd", "fgsm", "fgsm_epsilon_search", "jsma", "optmargin", "pgd",
-           "untargeted"]
+           "ensemble_perturbations", "eot_pgd", "fgsm", "fgsm_epsilon_search", "jsma",
+           "optmargin", "pgd", "untargeted"]

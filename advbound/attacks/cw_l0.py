@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import batching, checks
+from advbound import batching, checks, sharding
 from advbound.attacks.cw import _margins
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
@@ -296,11 +296,11 @@ def carlini_wagner_l0(logits_fn, x, y, *, bounds, targeted=False, confidence=0.0
     state = _initial_state(xr, already, float(initial_const))
     while True:
       state = advance(xr, yc, state)
-      active = int(np.sum(np.asarray(state["active"])))
+      active = int(np.sum(sharding.to_host(state["active"])))
       logging.log_every_n_seconds(
           logging.INFO, "CW-L0: %d iterations, %d/%d images running, %d found", 10,
-          int(np.max(np.asarray(state["iterations"]))), active, xc.shape[0],
-          int(np.sum(np.asarray(state["found"]))))
+          int(np.max(sharding.to_host(state["iterations"]))), active, xc.shape[0],
+          int(np.sum(sharding.to_host(state["found"]))))
       if not active:
         break
     best = (state["best"] + 0.5) * (high - low) + low

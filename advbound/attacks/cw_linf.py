@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import batching, checks
+from advbound import batching, checks, sharding
 from advbound.attacks.cw import _margins
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
@@ -251,7 +251,7 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
     work, wx, wy = state, xc, yc
     for call in range(max_calls):
       work = advance(wx, wy, work)
-      done = np.asarray(work["done"])
+      done = sharding.to_host(work["done"])
       live = np.unique(rows[~done])
       logging.log_every_n_seconds(
           logging.INFO, "CW-Linf: %d iterations, %d/%d images finished", 10,
@@ -268,7 +268,7 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
     else:
       raise RuntimeError("CW-Linf did not finish within its iteration bound")  # cannot happen
     state = _scatter(state, rows, work)
-    its = np.asarray(state["iterations"])
+    its = sharding.to_host(state["iterations"])
     logging.info("CW-Linf: Adam iterations per image: median %d, max %d", np.median(its),
                  its.max())
     return state["prev"], state["found"]

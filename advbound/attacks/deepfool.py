@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import batching, checks
+from advbound import batching, checks, sharding
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 
@@ -159,7 +159,7 @@ def _deepfool_host(logits_fn, x, y, overshoot, max_iterations, *, low, high, nor
   results as _deepfool_device (max_iterations: a Python int)."""
   consts, state = _host_start(logits_fn, x, y, candidates=candidates)
   for _ in range(max_iterations):
-    if not np.any(np.asarray(state[2])):  # the while_loop's condition, checked on the host
+    if not np.any(sharding.to_host(state[2])):  # the while_loop's condition, on the host
       break
     state = _host_step(logits_fn, x, y, overshoot, consts, state, low=low, high=high, norm=norm,
                        candidates=candidates)
@@ -235,8 +235,8 @@ def deepfool(logits_fn, x, y, *, bounds, norm="l2", overshoot=0.02, max_iteratio
   def attack_chunk(xc, yc):
     adv, success, steps = attack(xc, yc)
     logging.log_every_n_seconds(logging.INFO, "%s: %d/%d fooled, at most %d steps", 10, name,
-                                int(np.sum(np.asarray(success))), xc.shape[0],
-                                int(np.max(np.asarray(steps))))
+                                int(np.sum(sharding.to_host(success))), xc.shape[0],
+                                int(np.max(sharding.to_host(steps))))
     return adv, success
 
   adv, success = batching.map_chunks(attack_chunk, x, np.asarray(y, np.int32),
