@@ -53,3 +53,14 @@ def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | Non
       logging.info("%s: chunk %d/%d, %.1f rows/s, ETA %.0f s", desc, i + 1, num_chunks,
                    stop / max(elapsed, 1e-9), elapsed / stop * (n - stop))
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
+
+
+def padded_size(rows: int, full: int) -> int:
+  """The batch size that `rows` (> 0) remaining rows are padded to when a full batch holds
+  `full`: `full` if rows >= full, else rows rounded up to a multiple of a sixteenth of `full`
+  (and of the device count). So at most 16 batch shapes compile and padding wastes at most a
+  sixteenth of a batch (boundary probes, region votes)."""
+  if rows >= full:
+    return full
+  grain = sharding.round_up(max(full // 16, 1))
+  return min(full, -(-rows // grain) * grain)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import checks, sharding
+from advbound import batching, checks, sharding
 from advbound.models import as_pytree_fn
 
 METHODS = ("scan", "fast")
@@ -99,11 +99,9 @@ class _Prober:
       return np.zeros(0, np.int32)
     np.add.at(self.evaluations, image, 1)
     magnitude = level.astype(np.float32) * self.step
-    # full batches of b; the remainder is padded to a multiple of b / 16, so at most 16 batch
-    # shapes ever compile and padding wastes at most 1/16 of a batch per call
-    grain = sharding.round_up(max(b // 16, 1))
+    # full batches of b; the remainder is padded to a multiple of b / 16 (batching.padded_size)
     tail = p % b
-    pad = (-tail % grain) if tail else 0
+    pad = batching.padded_size(tail, b) - tail if tail else 0
     image, direction, magnitude = (np.concatenate([a, np.zeros(pad, a.dtype)])
                                    for a in (image, direction, magnitude))
     pending = []  # dispatch every batch before reading any back (asynchronous dispatch)

@@ -11,11 +11,7 @@ import numbers
 import jax
 import numpy as np
 
-
-def _host(a) -> np.ndarray:
-  """a as numpy; a batch split over several hosts is gathered first."""
-  from advbound import sharding  # pylint: disable=g-import-not-at-top
-  return sharding.to_host(a)
+from advbound import sharding
 
 
 def is_concrete(*arrays) -> bool:
@@ -41,7 +37,7 @@ def check_images(x, bounds, *, name: str = "x") -> None:
     raise ValueError(f"{name} must be a batch [N, *image_shape], got shape {np.shape(x)}")
   if not is_concrete(x):
     return
-  a = _host(x)
+  a = sharding.to_host(x)
   if not np.all(np.isfinite(a)):
     raise ValueError(f"{name} contains NaN or inf")
   lo, hi = float(a.min()), float(a.max())
@@ -50,14 +46,26 @@ def check_images(x, bounds, *, name: str = "x") -> None:
     raise ValueError(f"{name} spans [{lo}, {hi}], outside bounds ({low}, {high})")
 
 
+def check_attack_inputs(x, y, bounds, *, batch_size=None) -> tuple[float, float, int]:
+  """The entry checks every attack shares: bounds, images x [N, ...] inside them, labels y
+  int [N], and an optional batch size (None or an int > 0). Returns (low, high, N)."""
+  low, high = check_bounds(bounds)
+  check_images(x, bounds)
+  n = np.shape(x)[0]
+  check_labels(y, n)
+  if batch_size is not None:
+    check_positive(batch_size, "batch_size", integer=True)
+  return low, high, n
+
+
 def check_labels(y, n: int, num_classes: int | None = None, *, name: str = "y") -> None:
   """Raises unless `y` is int [n] (and within [0, num_classes) when that is given)."""
   if np.ndim(y) != 1 or np.shape(y)[0] != n:
     raise ValueError(f"{name} must have shape [{n}], got {np.shape(y)}")
-  if not np.issubdtype(_host(y).dtype if is_concrete(y) else y.dtype, np.integer):
+  if not np.issubdtype(sharding.to_host(y).dtype if is_concrete(y) else y.dtype, np.integer):
     raise ValueError(f"{name} must hold integer class indices, got dtype {y.dtype}")
   if num_classes is not None and is_concrete(y) and n:
-    a = _host(y)
+    a = sharding.to_host(y)
     if a.min() < 0 or a.max() >= num_classes:
       bad = a[(a < 0) | (a >= num_classes)][0]
       raise ValueError(f"{name} holds label {bad} outside [0, {num_classes})")
@@ -86,5 +94,5 @@ def check_count(value, name: str, at_most: int) -> int:
 
 def check_finite_logits(logits, *, name: str = "logits") -> None:
   """Raises if concrete `logits` hold NaN or inf (a broken model must not pass silently)."""
-  if is_concrete(logits) and not np.all(np.isfinite(_host(logits))):
+  if is_concrete(logits) and not np.all(np.isfinite(sharding.to_host(logits))):
     raise FloatingPointError(f"{name} contain NaN or inf")

@@ -49,28 +49,22 @@ def atomic_path(path: str) -> Iterator[str]:
   shared workdir when it goes on).
   """
   sharding.sync(f"writing {os.path.basename(path)}")
-  if not sharding.is_writer():
-    fd, tmp = tempfile.mkstemp(prefix=".advbound-discard-",
-                               suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-      yield tmp
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-    sharding.sync(f"wrote {os.path.basename(path)}")
-    return
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
+  writer = sharding.is_writer()
   suffix = os.path.splitext(path)[1]  # np.savez appends .npz unless the name ends with it
-  fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + os.path.basename(path) + "-", suffix=suffix,
-                             dir=folder)
+  if writer:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + os.path.basename(path) + "-", suffix=suffix,
+                               dir=folder)
+  else:
+    fd, tmp = tempfile.mkstemp(prefix=".advbound-discard-", suffix=suffix)
   os.close(fd)
   try:
     yield tmp
-    with open(tmp, "rb") as f:
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if writer:
+      with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)

@@ -21,10 +21,24 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import checks, sharding
+from advbound import batching, checks, sharding
 from advbound.models import as_pytree_fn
 
 NOISES = ("uniform", "gaussian")
+
+
+def draw_noise(key, image_ids, sample_ids, shape, noise: str = "uniform") -> jax.Array:
+  """The noise of (image, sample) pairs: float32 [c, s, *shape], uniform in [-1, 1] or standard
+  normal, drawn from fold_in(fold_in(key, image id), sample id) (negative sample ids, padding,
+  draw sample 0's). Traceable; shared by every user of the region classifier's noise."""
+
+  def draw(i, j):
+    k = jax.random.fold_in(jax.random.fold_in(key, i), jnp.maximum(j, 0))
+    if noise == "uniform":
+      return jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0)
+    return jax.random.normal(k, shape, jnp.float32)
+
+  return jax.vmap(jax.vmap(draw, (None, 0)), (0, None))(image_ids, sample_ids)
 
 
 @functools.partial(jax.jit, static_argnames=("noise", "bounds", "num_classes"))
@@ -39,14 +53,7 @@ def _count_votes(fn, key, x, image_ids, sample_ids, scale, *, noise, bounds, num
     int32 [c, num_classes] vote counts.
   """
   shape = x.shape[1:]
-
-  def draw(i, j):
-    k = jax.random.fold_in(jax.random.fold_in(key, i), jnp.maximum(j, 0))
-    if noise == "uniform":
-      return jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0)
-    return jax.random.normal(k, shape, jnp.float32)
-
-  u = jax.vmap(jax.vmap(draw, (None, 0)), (0, None))(image_ids, sample_ids)  # [c, s, *S]
+  u = draw_noise(key, image_ids, sample_ids, shape, noise)  # [c, s, *S]
   probes = x[:, None] + scale * u
   if bounds is not None:
     probes = jnp.clip(probes, bounds[0], bounds[1])
@@ -92,23 +99,21 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
   n = len(x)
   block = min(num_samples, batch_size)  # samples per call
   chunk = sharding.round_up(max(1, batch_size // block))  # images per call
-  # a short last chunk is padded to a multiple of `grain` images only (at most 16 chunk shapes
-  # compile, and padding wastes at most 1/16 of a call), not to a whole chunk
-  grain = sharding.round_up(max(1, chunk // 16))
   sample_blocks = [np.arange(s, s + block) for s in range(0, num_samples, block)]
   sample_blocks[-1] = np.where(sample_blocks[-1] < num_samples, sample_blocks[-1], -1)
   sample_blocks = [sharding.replicate(jnp.asarray(b, jnp.int32)) for b in sample_blocks]
   key, scale = sharding.replicate((key, jnp.float32(scale)))
   pending = []  # dispatch every chunk before reading any back (asynchronous dispatch)
   for start in range(0, n, chunk):
-    size = min(chunk, -(-(n - start) // grain) * grain)
-    ids = np.arange(start, start + size)
+    # a short last chunk is padded to a sixteenth of a chunk, not to a whole chunk
+    ids = np.arange(start, start + batching.padded_size(n - start, chunk))
     ids = np.where(ids < n, ids, n - 1)  # pad (fixed shapes); the padded rows are dropped below
     xc = sharding.put_batch(x[ids])  # split over the devices when there are several
+    ids = sharding.put_batch(ids.astype(np.int32))
     total = 0
     for samples in sample_blocks:
-      total = total + _count_votes(fn, key, xc, sharding.put_batch(ids.astype(np.int32)),
-                                   samples, scale, noise=noise, bounds=bounds, num_classes=k)
+      total = total + _count_votes(fn, key, xc, ids, samples, scale, noise=noise, bounds=bounds,
+                                   num_classes=k)
     pending.append((start, total))
   counts = []
   for start, total in pending:

@@ -69,7 +69,8 @@ def lock(workdir: str) -> Iterator[str]:
       start time and command, and the lock file.
   """
   path = os.path.join(workdir, LOCK_NAME)
-  if _other_process_of_a_distributed_run():
+  from advbound import io, sharding  # pylint: disable=g-import-not-at-top
+  if not sharding.is_writer():
     # several hosts run one program on one shared workdir: process 0 holds the lock for all
     yield path
     return
@@ -113,7 +114,6 @@ def lock(workdir: str) -> Iterator[str]:
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     os.fsync(fd)
     _HELD[real] = (fd, 1)
-    from advbound import io  # pylint: disable=g-import-not-at-top
     io.remove_orphaned_temporaries(workdir)  # ours now: no other write can be in progress
     try:
       yield path
@@ -124,12 +124,6 @@ def lock(workdir: str) -> Iterator[str]:
   finally:
     if real not in _HELD:
       os.close(fd)
-
-
-def _other_process_of_a_distributed_run() -> bool:
-  """True in processes 1, 2, ... of a `jax.distributed` run (never in a single-process run)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  return jax.process_count() > 1 and jax.process_index() != 0
 
 
 def _process_start(pid: int) -> str | None:

@@ -232,17 +232,23 @@ def test_cifar_models_fit_a_fixed_batch(model_cfg):
   assert losses[-1] < 0.3 * losses[0], losses
 
 
-def _distill_config(temperature=20.0):
+def _cw_mnist_config(num_steps, **variants):
+  """Embedded MNIST, the cw_mnist model, and the variants {name: extra train settings}, each
+  `num_steps` steps of 16."""
   config = config_dict.ConfigDict()
   config.data = common.data("mnist", "embedded")
   config.model = config_dict.ConfigDict(dict(name="cw_mnist"))
   config.models = config_dict.ConfigDict()
-  config.models.teacher = common.train(num_steps=6, batch_size=16, log_every=3,
-                                       checkpoint_every=6, temperature=temperature)
-  config.models.distilled = common.train(num_steps=6, batch_size=16, log_every=3,
-                                         checkpoint_every=6, temperature=temperature,
-                                         distill_from="teacher")
+  for name, extra in variants.items():
+    config.models[name] = common.train(num_steps=num_steps, batch_size=16,
+                                       log_every=num_steps // 2, checkpoint_every=num_steps,
+                                       **extra)
   return config
+
+
+def _distill_config(temperature=20.0):
+  return _cw_mnist_config(6, teacher=dict(temperature=temperature),
+                          distilled=dict(temperature=temperature, distill_from="teacher"))
 
 
 def test_distillation_loss_is_cross_entropy_with_soft_labels_at_temperature():
@@ -292,14 +298,7 @@ def test_distilled_student_records_its_teacher_and_rejects_a_changed_one(tmp_pat
 
 def test_adversarial_training_baseline_adds_deepfool_examples_of_its_source(tmp_path):
   from advbound.attacks import deepfool
-  config = config_dict.ConfigDict()
-  config.data = common.data("mnist", "embedded")
-  config.model = config_dict.ConfigDict(dict(name="cw_mnist"))
-  config.models = config_dict.ConfigDict()
-  config.models.natural = common.train(num_steps=4, batch_size=16, log_every=2,
-                                       checkpoint_every=4)
-  config.models.deepfool_trained = common.train(num_steps=4, batch_size=16, log_every=2,
-                                                checkpoint_every=4, augment_from="natural")
+  config = _cw_mnist_config(4, natural={}, deepfool_trained=dict(augment_from="natural"))
   tiny = _tiny_data(n=40)
   model = train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))
   assert model is not None

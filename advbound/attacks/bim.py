@@ -117,12 +117,7 @@ def bim_epsilon_search(logits_fn, x, y, *, epsilons, step_size, bounds, targeted
   """
   eps = check_epsilon_grid(epsilons)
   checks.check_positive(step_size, "step_size")
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
-  if batch_size is not None:
-    checks.check_positive(batch_size, "batch_size", integer=True)
+  low, high, n = checks.check_attack_inputs(x, y, bounds, batch_size=batch_size)
   steps = np.array([kurakin_num_steps(e, step_size) for e in np.asarray(epsilons, np.float64)],
                    np.int32)
   fn, eps_j, steps_j = as_pytree_fn(logits_fn), jnp.asarray(eps), jnp.asarray(steps)

@@ -39,6 +39,11 @@ _STATIC = ("low", "high", "confidence", "max_iterations", "learning_rate", "abor
            "targeted", "abort_early_scope", "distortion_weight")
 
 
+def _check_every(max_iterations: int) -> int:
+  """Iterations between two abort-early checkpoints (Carlini & Wagner: a tenth of the run)."""
+  return max(max_iterations // 10, 1)
+
+
 def _program(logits_fn, x, y, const, ensemble, *, low, high, confidence, max_iterations,
              learning_rate, abort_early, targeted, abort_early_scope, distortion_weight):
   """One binary-search step's loop as (initial carry, cond, body) for a chunk of n images.
@@ -52,7 +57,7 @@ def _program(logits_fn, x, y, const, ensemble, *, low, high, confidence, max_ite
   x0 = jnp.tanh(w0) * mul + plus  # x as the tanh box represents it
   members = ensemble.shape[0]
   tx = optax.adam(learning_rate)
-  check_every = max(max_iterations // 10, 1)
+  check_every = _check_every(max_iterations)
 
   def losses(w):
     xp = jnp.tanh(w) * mul + plus
@@ -96,7 +101,7 @@ def _program(logits_fn, x, y, const, ensemble, *, low, high, confidence, max_ite
     return (jnp.int32(0), w0, tx.init(w0), jnp.ones(n, bool), jnp.full(n, 1e6, jnp.float32),
             best_l2, best_adv, jnp.zeros(n, bool))
 
-  return init, cond, body, check_every
+  return init, cond, body
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -106,7 +111,7 @@ def _optimize(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings):
   Returns:
     (best_l2 [n], best_adv [n, ...], succeeded_this_step bool [n]).
   """
-  init, cond, body, _ = _program(logits_fn, x, y, const, ensemble, **settings)
+  init, cond, body = _program(logits_fn, x, y, const, ensemble, **settings)
   *_, best_l2, best_adv, ok = jax.lax.while_loop(cond, body, init(best_l2, best_adv))
   return best_l2, best_adv, ok
 
@@ -128,7 +133,7 @@ def _optimize_host(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settin
   where an example can stop), so dispatch stays asynchronous; iterations after every example
   stopped change nothing (updates are masked), as in the while_loop."""
   carry = _host_init(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings)
-  check_every = max(settings["max_iterations"] // 10, 1)
+  check_every = _check_every(settings["max_iterations"])
   for it in range(settings["max_iterations"]):
     if it > 1 and (it - 1) % check_every == 0 and not np.any(sharding.to_host(carry[3])):
       break
@@ -176,10 +181,7 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
     AttackResult: the lowest-L2 successful example found per image (the input where none),
     success bool [N], distortions.
   """
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
+  low, high, n = checks.check_attack_inputs(x, y, bounds)
   checks.check_positive(confidence, "confidence", allow_zero=True)
   checks.check_positive(binary_search_steps, "binary_search_steps", integer=True)
   checks.check_positive(max_iterations, "max_iterations", integer=True)

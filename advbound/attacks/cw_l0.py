@@ -256,10 +256,7 @@ def carlini_wagner_l0(logits_fn, x, y, *, bounds, targeted=False, confidence=0.0
     round failed); success bool [N] judged by the model at the returned point (margin >
     confidence); distortions (l0 counts changed values, i.e. channels).
   """
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
+  low, high, n = checks.check_attack_inputs(x, y, bounds)
   checks.check_positive(confidence, "confidence", allow_zero=True)
   checks.check_positive(max_iterations, "max_iterations", integer=True)
   checks.check_positive(learning_rate, "learning_rate")

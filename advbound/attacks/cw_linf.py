@@ -195,10 +195,7 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
     AttackResult: per image the last successful example (the one of the smallest tau reached),
     the input where no tau succeeded; success bool [N]; distortions from x.
   """
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
+  low, high, n = checks.check_attack_inputs(x, y, bounds, batch_size=batch_size)
   checks.check_positive(confidence, "confidence", allow_zero=True)
   checks.check_positive(max_iterations, "max_iterations", integer=True)
   checks.check_positive(learning_rate, "learning_rate")
@@ -213,8 +210,6 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
     raise ValueError(f"const_factor must be > 1, got {const_factor!r}")
   if decrease_factor >= 1:
     raise ValueError(f"decrease_factor must be in (0, 1), got {decrease_factor!r}")
-  if batch_size is not None:
-    checks.check_positive(batch_size, "batch_size", integer=True)
   x = np.asarray(x, np.float32)
   if start is None:
     start = x

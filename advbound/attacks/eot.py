@@ -38,11 +38,7 @@ def _eot(logits_fn, key, x, y, ids, epsilon, step_size, radius, num_steps, num_s
   samples = jnp.arange(num_samples)
 
   def loss(z, step_key):
-    def noise(i, j):
-      k = jax.random.fold_in(jax.random.fold_in(step_key, i), j)
-      return jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0)
-
-    u = jax.vmap(jax.vmap(noise, (None, 0)), (0, None))(ids, samples)  # [n, s, *S]
+    u = region.draw_noise(step_key, ids, samples, shape)  # [n, s, *S]
     probes = jnp.clip(z[:, None] + radius * u, low, high).reshape((-1,) + shape)
     logp = jax.nn.log_softmax(logits_fn(probes)).reshape(z.shape[0], num_samples, -1)
     picked = jnp.take_along_axis(logp, y[:, None, None], axis=-1)[..., 0]  # [n, s]
@@ -80,18 +76,13 @@ def eot_pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, radius, num_
     AttackResult: the final iterate of every image (within epsilon of x, in bounds), success
     as judged by the region classifier of radius `radius` (ties to the lowest class).
   """
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
+  low, high, n = checks.check_attack_inputs(x, y, bounds, batch_size=batch_size)
   checks.check_positive(epsilon, "epsilon", allow_zero=True)
   checks.check_positive(step_size, "step_size", allow_zero=True)
   checks.check_positive(num_steps, "num_steps", allow_zero=True, integer=True)
   checks.check_positive(radius, "radius", allow_zero=True)
   checks.check_positive(num_samples, "num_samples", integer=True)
   checks.check_positive(vote_samples, "vote_samples", integer=True)
-  if batch_size is not None:
-    checks.check_positive(batch_size, "batch_size", integer=True)
   fn = as_pytree_fn(logits_fn)
   attack_key, vote_key = jax.random.split(key)
   x = np.asarray(x, np.float32)

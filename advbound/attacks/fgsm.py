@@ -104,12 +104,7 @@ def fgsm_epsilon_search(logits_fn, x, y, *, epsilons, bounds, targeted=False,
     none succeeds).
   """
   eps = check_epsilon_grid(epsilons)
-  low, high = checks.check_bounds(bounds)
-  checks.check_images(x, bounds)
-  n = np.shape(x)[0]
-  checks.check_labels(y, n)
-  if batch_size is not None:
-    checks.check_positive(batch_size, "batch_size", integer=True)
+  low, high, n = checks.check_attack_inputs(x, y, bounds, batch_size=batch_size)
   fn, eps_j = as_pytree_fn(logits_fn), jnp.asarray(eps)
   adv, success, chosen = batching.map_chunks(
       lambda xc, yc: _fgsm_search(fn, xc, yc, eps_j, low, high, bool(targeted)),

@@ -9,7 +9,6 @@ import jax
 from flax import nnx
 
 from advbound import sharding
-
 from advbound.models.cw_mnist import CarliniWagnerMnist
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.resnet_cifar import ResNetCifar
@@ -75,5 +74,5 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   return jax.tree_util.Partial(logits_fn)
 
 
-__all__ = ["MnistCNN", "CarliniWagnerMnist", "ResNetCifar", "WideResNet", "SmallCifarCNN", "REGISTRY", "build", "as_logits_fn",
-           "as_pytree_fn", "LogitsFn"]
+__all__ = ["MnistCNN", "CarliniWagnerMnist", "ResNetCifar", "WideResNet", "SmallCifarCNN",
+           "REGISTRY", "build", "as_logits_fn", "as_pytree_fn", "LogitsFn"]
