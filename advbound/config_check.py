@@ -51,7 +51,7 @@ def _to_dict(cfg) -> Any:
   return cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
 
 
-class _Checker:
+class Checker:
   """Collects problems; each helper returns whether the value passed."""
 
   def __init__(self):
@@ -140,13 +140,13 @@ def validate(config, *, variants: Iterable[str] | None = None,
     sizes: {"train", "validation", "test"} split sizes; default `data.split_sizes` of
       config.data (cheap: no images are read).
   """
-  c = _Checker()
+  c = Checker()
   top = c.keys("config", config, SECTIONS, required=tuple(required))
-  info = _check_data(c, top.get("data"), sizes)
+  info = check_data(c, top.get("data"), sizes)
   sizes = info.pop("sizes", None) or {}
   span = info.get("span")
-  _check_model(c, top.get("model"), info)
-  _check_models(c, top.get("models"), sizes, span, variants)
+  check_model(c, top.get("model"), info)
+  check_models(c, top.get("models"), sizes, span, variants)
   _check_eval(c, top.get("eval"), sizes, span)
   attacks = _check_attack(c, top.get("attack"), sizes)
   examples = _check_boundary(c, top.get("boundary"), attacks, info)
@@ -156,7 +156,7 @@ def validate(config, *, variants: Iterable[str] | None = None,
     raise ConfigError(c.problems)
 
 
-def _check_data(c: _Checker, cfg, sizes) -> dict:
+def check_data(c: Checker, cfg, sizes) -> dict:
   out: dict[str, Any] = {}
   if cfg is None:
     return out
@@ -201,7 +201,7 @@ def _check_data(c: _Checker, cfg, sizes) -> dict:
   return out
 
 
-def _check_model(c: _Checker, cfg, info: dict) -> None:
+def check_model(c: Checker, cfg, info: dict) -> None:
   if cfg is None:
     return
   m = _to_dict(cfg)
@@ -229,7 +229,7 @@ def _check_model(c: _Checker, cfg, info: dict) -> None:
            f"{info['name']} has {info['num_classes']} classes")
 
 
-def _check_pgd(c: _Checker, path: str, cfg, span, extra=()) -> None:
+def _check_pgd(c: Checker, path: str, cfg, span, extra=()) -> None:
   p = c.keys(path, cfg, PGD_KEYS + tuple(extra), required=PGD_KEYS)
   if span is not None:
     c.number(f"{path}.epsilon", p.get("epsilon"), lo=0, hi=span)
@@ -238,7 +238,7 @@ def _check_pgd(c: _Checker, path: str, cfg, span, extra=()) -> None:
   c.flag(f"{path}.random_start", p.get("random_start"))
 
 
-def _check_models(c: _Checker, cfg, sizes, span, variants) -> None:
+def check_models(c: Checker, cfg, sizes, span, variants) -> None:
   if cfg is None:
     return
   if not hasattr(cfg, "keys") or not list(cfg.keys()):
@@ -292,7 +292,7 @@ def _check_models(c: _Checker, cfg, sizes, span, variants) -> None:
       c.fail("--only", f"unknown model variant {v!r}; the config has {sorted(cfg.keys())}")
 
 
-def _check_eval(c: _Checker, cfg, sizes, span) -> None:
+def _check_eval(c: Checker, cfg, sizes, span) -> None:
   if cfg is None:
     return
   e = c.keys("eval", cfg, ("seed", "batch_size", "pgd_examples", "pgd"),
@@ -304,7 +304,7 @@ def _check_eval(c: _Checker, cfg, sizes, span) -> None:
     _check_pgd(c, "eval.pgd", e["pgd"], span)
 
 
-def _check_attack(c: _Checker, cfg, sizes) -> tuple[str, ...]:
+def _check_attack(c: Checker, cfg, sizes) -> tuple[str, ...]:
   if cfg is None:
     return ()
   keys = ("names", "num_images", "seed", "batch_size", "pool", "table_images", "cw")
@@ -335,7 +335,7 @@ def _check_attack(c: _Checker, cfg, sizes) -> tuple[str, ...]:
   return tuple(a["names"]) if names_ok else ()
 
 
-def _check_boundary(c: _Checker, cfg, attacks, info) -> tuple[str, ...]:
+def _check_boundary(c: Checker, cfg, attacks, info) -> tuple[str, ...]:
   if cfg is None:
     return ()
   keys = ("num_directions", "both_signs", "seed", "step", "max_distance", "method",
@@ -361,7 +361,7 @@ def _check_boundary(c: _Checker, cfg, attacks, info) -> tuple[str, ...]:
   return tuple(b["examples"]) if ok else ()
 
 
-def _check_region(c: _Checker, cfg, attacks, sizes, span) -> None:
+def _check_region(c: Checker, cfg, attacks, sizes, span) -> None:
   if cfg is None:
     return
   keys = ("radius", "step", "initial", "num_samples", "max_radius", "validation_images", "seed",
@@ -391,7 +391,7 @@ def _check_region(c: _Checker, cfg, attacks, sizes, span) -> None:
   c.count("region.measurement_samples", r.get("measurement_samples"))
 
 
-def _check_detect(c: _Checker, cfg, examples, attack_cfg) -> None:
+def _check_detect(c: Checker, cfg, examples, attack_cfg) -> None:
   if cfg is None:
     return
   keys = ("offset", "scale", "batch_size", "steps", "learning_rate", "train_fraction", "seed",

@@ -164,3 +164,62 @@ def label_histograms(counts, titles):
     ax.set_title(t, fontsize=8)
   fig.tight_layout()
   return fig
+
+
+def example_grid(images, notes, *, bounds, row_titles, col_titles, good=None):
+  """A grid of images (Cao & Gong's Figures 1, 5 and 9), None cells left blank.
+
+  Args:
+    images: [R][C] nested lists of float [H, W, ch] arrays (or None).
+    notes: [R][C] short strings printed under each cell (e.g. the region classifier's label).
+    bounds: (low, high) of the pixel values; row_titles: R strings; col_titles: C strings.
+    good: optional [R][C] bools: notes printed green where True, red where False.
+  """
+  rows, cols = len(images), len(images[0]) if images else 0
+  fig, axes = plt.subplots(rows, cols, figsize=(0.95 * cols + 0.6, 1.05 * rows + 0.4),
+                           squeeze=False)
+  low, high = bounds
+  for i in range(rows):
+    for j in range(cols):
+      ax = axes[i, j]
+      ax.set_xticks([])
+      ax.set_yticks([])
+      img = images[i][j]
+      if img is None:
+        ax.axis("off")
+        continue
+      img = np.clip((np.asarray(img, np.float32) - low) / (high - low), 0, 1)
+      ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+      color = "k" if good is None else ("tab:green" if good[i][j] else "tab:red")
+      ax.set_xlabel(notes[i][j], fontsize=6, color=color, labelpad=1)
+      if i == 0:
+        ax.set_title(col_titles[j], fontsize=7)
+      if j == 0:
+        ax.set_ylabel(row_titles[i], fontsize=7)
+  fig.tight_layout(pad=0.3)
+  return fig
+
+
+def rate_curves(series, *, xlabel: str, noise: bool = True):
+  """Success rate (and mean noise) against a swept parameter (Cao & Gong's Figures 6-8).
+
+  Args: series: {name: {x (str or float): {"success_rate", "noise"}}}; noise: add its panel.
+  """
+  fig, axes = plt.subplots(1, 2 if noise else 1, figsize=(7.2 if noise else 3.8, 2.8),
+                           squeeze=False)
+  for name, points in series.items():
+    xs = [float(k) for k in points]
+    axes[0, 0].plot(xs, [p["success_rate"] if p else np.nan for p in points.values()],
+                    marker="o", ms=3, label=name)
+    if noise:
+      axes[0, 1].plot(xs, [p["noise"] if p and p["noise"] is not None else np.nan
+                           for p in points.values()], marker="o", ms=3, label=name)
+  axes[0, 0].set_ylabel("success rate", fontsize=8)
+  axes[0, 0].set_ylim(-0.02, 1.02)
+  if noise:
+    axes[0, 1].set_ylabel("mean noise of successes", fontsize=8)
+  for ax in axes[0]:
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig

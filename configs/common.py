@@ -105,3 +105,71 @@ def detect(*, offset: float = 0.0, scale: float = 1.0, batch_size: int = 128,
       offset=offset, scale=scale, batch_size=batch_size, steps=steps, learning_rate=1e-3,
       train_fraction=train_fraction, seed=0, attacks=("fgsm", "optbrittle", "optmargin"),
       train_attacks=("optbrittle", "optmargin")))
+
+
+# --- Cao & Gong's region-defense study (experiments.region_defense) ---------------------------
+
+def region_defense_models(train_cfg: config_dict.ConfigDict,
+                          adversarial_cfg: config_dict.ConfigDict | None = None,
+                          temperature: float = 100.0) -> config_dict.ConfigDict:
+  """Cao & Gong's four trained variants, all of one architecture and training recipe: the
+  standard model ("natural"), adversarial training on clean + DeepFool examples of the natural
+  model ("adversarial", `augment_from`), and defensive distillation at T ("teacher" trained at T,
+  "distillation" trained at T on the teacher's soft labels and deployed at T = 1)."""
+  models = config_dict.ConfigDict()
+  models.natural = config_dict.ConfigDict(train_cfg.to_dict())
+  models.adversarial = config_dict.ConfigDict((adversarial_cfg or train_cfg).to_dict())
+  models.adversarial.augment_from = "natural"
+  models.teacher = config_dict.ConfigDict(train_cfg.to_dict())
+  models.teacher.temperature = temperature
+  models.distillation = config_dict.ConfigDict(train_cfg.to_dict())
+  models.distillation.temperature = temperature
+  models.distillation.distill_from = "teacher"
+  return models
+
+
+def region_defense_study(*, num_images: int, batch_size: int, radius_step: float,
+                         radius_samples: int, region_samples: int,
+                         validation_images: int | None = None,
+                         max_radius: float | None = None, pool: int | None = None,
+                         kappas=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0),
+                         alphas=tuple(round(0.1 * i, 2) for i in range(21)),
+                         eot_epsilons=(), eot_steps: int = 100, eot_samples: int = 20,
+                         histogram_samples: int = 10_000) -> dict[str, config_dict.ConfigDict]:
+  """The sections of the region-defense study other than data / model / models.
+
+  study.classifiers are the point classifiers of Tables 3-6 (study.point is the one region
+  classification is built on); radius: Algorithm 1 (r0 = initial, step, m samples on the first
+  `validation_images` validation images); region: the deployed region classifier's m samples;
+  evaluation: the attacks (Cao & Gong's names; every targeted one runs on each evaluated image x
+  its K - 1 other classes), the high-confidence CW-L2 sweep (kappa = 0 is T-CW-L2 itself),
+  `overrides` of the attacks' settings by base attack; adapted: the -A attacks' alphas;
+  adaptive: EOT-PGD through the region classifier's noise (beyond the paper) at L-inf budgets
+  given as fractions of the data range; figures: Figure 2's samples and the grids' settings.
+  """
+  attacks = ("T-JSMA", "T-CW-L0", "T-FGSM", "T-IGSM", "T-CW-Linf", "T-CW-L2", "DeepFool")
+  return dict(
+      study=config_dict.ConfigDict(dict(
+          point="natural", classifiers=("natural", "adversarial", "distillation"),
+          batch_size=500)),
+      radius=config_dict.ConfigDict(dict(
+          initial=0.0, step=radius_step, num_samples=radius_samples, seed=0,
+          validation_images=config_dict.placeholder(int) if validation_images is None
+          else validation_images,
+          max_radius=config_dict.placeholder(float) if max_radius is None else max_radius)),
+      region=config_dict.ConfigDict(dict(num_samples=region_samples, seed=1, batch_size=8192)),
+      evaluation=config_dict.ConfigDict(dict(
+          num_images=num_images, seed=0, batch_size=batch_size,
+          pool=config_dict.placeholder(int) if pool is None else pool,
+          attacks=attacks, baseline_attacks=attacks, kappas=tuple(kappas),
+          kappa_classifiers=("natural", "adversarial", "distillation"),
+          overrides=config_dict.ConfigDict(dict(
+              jsma={}, cw_l0={}, fgsm={}, igsm={}, cw_linf={}, cw_l2={}, deepfool={})))),
+      adapted=config_dict.ConfigDict(dict(
+          attacks=("T-CW-L0", "T-CW-L2", "T-CW-Linf"), alphas=tuple(alphas))),
+      adaptive=config_dict.ConfigDict(dict(
+          epsilons=tuple(eot_epsilons), step_factor=2.5, num_steps=eot_steps,
+          num_samples=eot_samples, seed=3, batch_size=batch_size)),
+      figures=config_dict.ConfigDict(dict(
+          histogram_samples=histogram_samples, seed=2, grid_kappa=20.0, grid_alpha=1.0)),
+  )

@@ -138,11 +138,13 @@ def distributed() -> None:
 TRAIN_SECTIONS = ("data", "model", "models", "eval")
 
 
-def run(body: Callable[..., None], *, sections=None) -> None:
+def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
   """Runs `body(config, workdir, variants)` as an absl program (see the module docstring).
 
   `sections`: the config sections the entry point needs (default: all of a study's); sections
-  present beyond them are validated too."""
+  present beyond them are validated too. `validate`: the study's own check, a callable
+  (config, variants) raising config_check.ConfigError (default: He et al.'s study's,
+  config_check.validate)."""
 
   def main(argv):
     # Imported here so that --help and flag errors answer before jax loads.
@@ -152,8 +154,11 @@ def run(body: Callable[..., None], *, sections=None) -> None:
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
     distributed()
     try:
-      config_check.validate(config, variants=variants,
-                            required=sections or config_check.SECTIONS)
+      if validate is not None:
+        validate(config, variants)
+      else:
+        config_check.validate(config, variants=variants,
+                              required=sections or config_check.SECTIONS)
     except config_check.ConfigError as e:
       fail(str(e))
     try:

@@ -1,11 +1,12 @@
-"""Tests of advbound/region_defense.py: the evaluation protocol's pieces by construction."""
+"""Tests of the region-defense protocol (advbound.studies.region_defense.protocol)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advbound import region, region_defense
+from advbound import region
+from advbound.studies.region_defense import protocol as region_defense
 
 
 def test_choose_images_only_among_images_every_classifier_gets_right():

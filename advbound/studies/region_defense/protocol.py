@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
@@ -22,12 +22,16 @@ from advbound import checks, metrics, region
 NORMS = ("l0", "l2", "linf")
 
 
-def choose_images(seed: int, labels, predictions: Sequence, num: int) -> np.ndarray:
+def choose_images(seed: int, labels, predictions: Sequence, num: int, *,
+                  verify: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
   """`num` indices drawn uniformly without replacement among the images that every classifier
   labels correctly; int64 [num], in the order drawn.
 
   Args:
     labels: int [N] true labels; predictions: one int [N] array per classifier.
+    verify: optional further check of candidates (e.g. the region classifier, too costly to run
+      on all N): indices int [C] -> bool [C]. Candidates are checked in the drawn order, `num`
+      at a time, and those it rejects are skipped; the result is the first `num` accepted.
   """
   labels = np.asarray(labels)
   if not predictions:
@@ -43,7 +47,17 @@ def choose_images(seed: int, labels, predictions: Sequence, num: int) -> np.ndar
   if num > len(pool):
     raise ValueError(f"asked for {num} images, but only {len(pool)} of {len(labels)} are "
                      "classified correctly by every classifier")
-  return np.random.default_rng(seed).choice(pool, size=num, replace=False)
+  order = np.random.default_rng(seed).permutation(pool)
+  if verify is None:
+    return order[:num]
+  chosen = []
+  for lo in range(0, len(order), num):
+    block = order[lo:lo + num]
+    chosen.extend(block[np.asarray(verify(block), bool)].tolist())
+    if len(chosen) >= num:
+      return np.asarray(chosen[:num], np.int64)
+  raise ValueError(f"asked for {num} images, but only {len(chosen)} of {len(labels)} are "
+                   "classified correctly by every classifier and pass `verify`")
 
 
 def all_targets(labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,18 +94,54 @@ def score(x, adversarial, success, norm: str, *, pixels: bool = False) -> dict:
     norm: "l0", "l2" or "linf" (in the data's units).
     pixels: L0 counts changed pixels of colour images, not values (Cao & Gong on CIFAR-10).
   """
+  success = np.asarray(success, bool)
+  if np.shape(adversarial)[0] != success.shape[0]:
+    raise ValueError(f"{np.shape(adversarial)[0]} examples but {success.shape[0]} success flags")
+  return rates(success, noise(x, adversarial, norm, pixels=pixels))
+
+
+def noise(x, adversarial, norm: str, *, pixels: bool = False, chunk: int = 4096) -> np.ndarray:
+  """float32 [M]: the `norm` of each perturbation adversarial - x (L0 in changed pixels of
+  colour images with `pixels`), computed in chunks of rows."""
   if norm not in NORMS:
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+  x = np.asarray(x, np.float32)
+  adversarial = np.asarray(adversarial, np.float32)
+  if x.shape != adversarial.shape:
+    raise ValueError(f"x {x.shape} and adversarial {adversarial.shape} differ in shape")
+  out = []
+  for lo in range(0, len(x), chunk):
+    delta = adversarial[lo:lo + chunk] - x[lo:lo + chunk]
+    d = metrics.l0(delta, pixels=pixels) if norm == "l0" else getattr(metrics, norm)(delta)
+    out.append(np.asarray(jax.device_get(d), np.float32))
+  return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def best_of(noises, successes) -> tuple[np.ndarray, np.ndarray]:
+  """Per column, the smallest noise among the successful candidates (Cao & Gong's untargeted and
+  combined attacks keep the successful example of smallest noise).
+
+  Args:
+    noises: float [C, N]; successes: bool [C, N] (C candidates of N attacks).
+
+  Returns:
+    (success bool [N]: some candidate succeeded, noise float32 [N]: the smallest successful
+    noise, inf where none succeeded).
+  """
+  noises = np.asarray(noises, np.float32)
+  successes = np.asarray(successes, bool)
+  if noises.shape != successes.shape or noises.ndim != 2:
+    raise ValueError(f"noises {noises.shape} and successes {successes.shape} must be equal "
+                     "[C, N] shapes")
+  return successes.any(0), np.where(successes, noises, np.inf).min(0)
+
+
+def rates(success, noises) -> dict:
+  """{"success_rate", "noise", "successes", "attempts"} from bool [M] flags and float [M]
+  noises (the mean over the successful ones; None where none succeeded)."""
   success = np.asarray(success, bool)
-  delta = np.asarray(adversarial, np.float32) - np.asarray(x, np.float32)
-  if delta.shape[0] != success.shape[0]:
-    raise ValueError(f"{delta.shape[0]} examples but {success.shape[0]} success flags")
-  if norm == "l0":
-    d = metrics.l0(delta, pixels=pixels)
-  else:
-    d = getattr(metrics, norm)(delta)
-  d = np.asarray(jax.device_get(d))
+  noises = np.asarray(noises, np.float64)
   ok = int(success.sum())
   return {"success_rate": float(success.mean()) if len(success) else None,
-          "noise": float(d[success].mean()) if ok else None,
+          "noise": float(noises[success].mean()) if ok else None,
           "successes": ok, "attempts": int(len(success))}

@@ -1,0 +1,62 @@
+"""Beyond the paper: an attacker who knows the defence (stage "adaptive").
+
+EOT-PGD (`attacks.eot_pgd`, after Athalye et al. 2018) optimises through the region classifier's
+noise: L-inf PGD on the cross-entropy averaged over `adaptive.num_samples` fresh draws from the
+cube per step, `adaptive.num_steps` steps of step_factor * epsilon / num_steps, from the clean
+image. It runs at each L-inf budget of `adaptive.epsilons` (fractions of the data range),
+targeted on every evaluated (image, target) pair and untargeted on every image, against the
+deployed region classifier (its radius and m samples judge success). Artifacts:
+`adaptive/eot_<targeted|untargeted>_<epsilon>.json`, one per budget (a killed run keeps them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging
+
+from advbound import io, train
+from advbound.attacks import eot_pgd
+from advbound.studies.region_defense import attacks as attacks_lib
+from advbound.studies.region_defense import protocol
+
+
+def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
+  """{"targeted": {eps: rates}, "untargeted": {eps: rates}} with noise in L-inf on the [0, 1]
+  scale; empty when adaptive.epsilons is empty."""
+  acfg = config.adaptive
+  test = data["test"]
+  point = config.study.point
+  span = float(test.bounds[1] - test.bounds[0])
+  chosen = attacks_lib.load_chosen(workdir)
+  base = {"adaptive": acfg.to_dict(), "radius": radius, "region": config.region.to_dict(),
+          "indices": chosen["indices"].tolist(), "model": train.model_stamp(config, point)}
+  out = {"targeted": {}, "untargeted": {}}
+  key = jax.random.key(acfg.seed)
+  for i, fraction in enumerate(acfg.epsilons):
+    eps = float(fraction) * span
+    for j, (kind, attack) in enumerate((("targeted", "T-FGSM"), ("untargeted", "DeepFool"))):
+      path = os.path.join(workdir, "adaptive", f"eot_{kind}_{fraction:g}.json")
+      stamp = json.dumps({**base, "epsilon": float(fraction), "kind": kind}, sort_keys=True,
+                         default=str)
+      cached = io.read_json_if_current(path, stamp)
+      if cached is not None:
+        out[kind][f"{fraction:g}"] = cached["result"]
+        continue
+      x, y, target = attacks_lib.inputs(chosen, test, attack)
+      goal = target if kind == "targeted" else y
+      r = eot_pgd(fns[point], jax.random.fold_in(key, 2 * i + j), x, goal, epsilon=eps,
+                  step_size=float(acfg.step_factor) * eps / int(acfg.num_steps),
+                  num_steps=int(acfg.num_steps), radius=radius,
+                  num_samples=int(acfg.num_samples), bounds=test.bounds,
+                  targeted=kind == "targeted", vote_samples=int(config.region.num_samples),
+                  batch_size=int(acfg.batch_size))
+      d = protocol.noise(x, np.asarray(r.adversarial), "linf") / span
+      out[kind][f"{fraction:g}"] = protocol.rates(np.asarray(r.success), d)
+      io.write_json(path, {"settings": stamp, "result": out[kind][f"{fraction:g}"]})
+      logging.info("EOT-PGD %s, epsilon %g: success %.3f", kind, fraction,
+                   out[kind][f"{fraction:g}"]["success_rate"])
+  return out
