@@ -35,7 +35,7 @@ TRAIN_KEYS = ("seed", "num_steps", "batch_size", "optimizer", "learning_rate", "
               "warmup_fraction", "augment", "adversarial", "attack", "log_every",
               "checkpoint_every")
 # optional train keys: defensive distillation (Papernot et al.; Cao & Gong's baseline)
-TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from")
+TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from", "augment_examples")
 PGD_KEYS = ("epsilon", "step_size", "num_steps", "random_start")
 
 
@@ -278,6 +278,8 @@ def check_models(c: Checker, cfg, sizes, span, variants) -> None:
                t["attack"].get("epsilon_warmup_fraction", 0.0), lo=0, hi=1, hi_open=True)
     if "temperature" in t:
       c.number(f"{path}.temperature", t.get("temperature"), lo=0, lo_open=True)
+    if "augment_examples" in t:
+      c.count(f"{path}.augment_examples", t.get("augment_examples"), optional=True)
     for key in ("distill_from", "augment_from"):
       other = t.get(key)
       if other is not None and (not isinstance(other, str) or other not in cfg.keys()

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
 from absl import logging
 
 from advbound import io
@@ -137,3 +140,30 @@ def run(config, workdir: str, stages: Sequence[Stage],
                    "artifacts": artifacts(workdir, stage.outputs)})
     logging.info("[%d/%d] %s: done in %.0f s", i + 1, len(stages), stage.name, seconds)
   return results, timings
+
+
+def versions() -> dict:
+  """Software versions for a study's report."""
+  out = {"python": platform.python_version(), "platform": platform.platform(),
+         "device": jax.devices()[0].device_kind}
+  for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy",
+              "matplotlib", "ml-collections"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      out[pkg] = None
+  return out
+
+
+# results.json entries that measure time; everything else is a function of the settings
+TIMING_KEYS = ("seconds", "train_seconds_this_run", "eval_seconds")
+
+
+def without_timings(results):
+  """results.json's content without its timing entries (at any depth): what two runs of the
+  same settings must agree on, on any number of devices or hosts, resumed or not."""
+  if isinstance(results, dict):
+    return {k: without_timings(v) for k, v in results.items() if k not in TIMING_KEYS}
+  if isinstance(results, list):
+    return [without_timings(v) for v in results]
+  return results

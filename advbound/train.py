@@ -386,7 +386,8 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
     et al.): DeepFool examples (L2, overshoot 0.02, 50 iterations) of every training image
     against that variant's model are made once (resumable, stored in
     `models/<variant>/deepfool_train.npz`) and the variant trains on the clean images and
-    these examples together (2N examples, true labels, shuffled together).
+    these examples together (2N examples, true labels, shuffled together). `augment_examples:
+    M` makes examples of the first M training images only (N + M examples; a cheaper run).
   The checkpoint records the upstream settings, so a changed teacher or source retrains.
   """
   vcfg = config.models[variant]
@@ -407,8 +408,12 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
       soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
     else:
       upstream["augment_attack"] = dict(_AUGMENT_DEEPFOOL)
+      count = vcfg.get("augment_examples")
+      if count is not None:
+        upstream["augment_examples"] = int(count)
       data = _with_deepfool_examples(fn, data, os.path.join(workdir, "models", variant),
-                                     json.dumps(upstream, sort_keys=True, default=str))
+                                     json.dumps(upstream, sort_keys=True, default=str),
+                                     count=count)
   return train(data, config.model, vcfg, os.path.join(workdir, "models", variant),
                soft_labels=soft, upstream=upstream or None)
 
@@ -416,9 +421,12 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
 _AUGMENT_DEEPFOOL = {"norm": "l2", "overshoot": 0.02, "max_iterations": 50}
 
 
-def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str) -> Dataset:
-  """data plus one DeepFool example per image (same label), computed once in resumable parts."""
+def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str, *,
+                            count: int | None = None) -> Dataset:
+  """data plus one DeepFool example (same label) of each of its first `count` images (None:
+  all), computed once in resumable parts."""
   from advbound.attacks import deepfool  # pylint: disable=g-import-not-at-top
+  n = len(data) if count is None else min(int(count), len(data))
   path = os.path.join(folder, "deepfool_train.npz")
   cached = io.read_npz_if_current(path, stamp, fields=("x",))
   if cached is None:
@@ -426,11 +434,11 @@ def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str) -> Datas
       r = deepfool(fn, data.images[lo:hi], data.labels[lo:hi], bounds=data.bounds,
                    batch_size=hi - lo, **_AUGMENT_DEEPFOOL)
       return {"x": np.asarray(r.adversarial, np.float32), "success": np.asarray(r.success)}
-    cached = io.compute_npz_in_parts(path, stamp, len(data), 500, compute)
+    cached = io.compute_npz_in_parts(path, stamp, n, 500, compute)
     logging.info("DeepFool training examples: %d of %d successful",
-                 int(np.sum(cached["success"])), len(data))
+                 int(np.sum(cached["success"])), n)
   return dataclasses.replace(data, images=np.concatenate([data.images, cached["x"]]),
-                             labels=np.concatenate([data.labels, data.labels]))
+                             labels=np.concatenate([data.labels, data.labels[:n]]))
 
 
 def load_splits(data_cfg, splits) -> list[Dataset]:

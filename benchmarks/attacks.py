@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import attack_study, data, metrics, models
+from advbound import data, metrics, models
+
+from advbound.studies.decision_boundary import attack_study
 from advbound.attacks import carlini_wagner_l2, optmargin
 from configs import quickstart
 

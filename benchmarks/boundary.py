@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import attack_study, boundary, data, models, train
+from advbound import boundary, data, models, train
+
+from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir (trained if missing)")

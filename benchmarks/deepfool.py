@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import attack_study, metrics
+from advbound import metrics
+
+from advbound.studies.decision_boundary import attack_study
 from advbound.attacks.deepfool import deepfool
 from configs import quickstart
 

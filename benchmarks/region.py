@@ -18,7 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import attack_study, region, sharding
+from advbound import region, sharding
+
+from advbound.studies.decision_boundary import attack_study
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir (trained if missing)")
 _IMAGES = flags.DEFINE_integer("images", 160, "test images")

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from advbound import attack_study
+from advbound.studies.decision_boundary import attack_study
 from advbound.attacks import cao_gong
 from configs import quickstart
 

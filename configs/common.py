@@ -130,7 +130,7 @@ def region_defense_models(train_cfg: config_dict.ConfigDict,
 
 def region_defense_study(*, num_images: int, batch_size: int, radius_step: float,
                          radius_samples: int, region_samples: int,
-                         validation_images: int | None = None,
+                         validation_images: int | None = None, radius_tolerance: float = 0.0,
                          max_radius: float | None = None, pool: int | None = None,
                          kappas=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0),
                          alphas=tuple(round(0.1 * i, 2) for i in range(21)),
@@ -154,6 +154,7 @@ def region_defense_study(*, num_images: int, batch_size: int, radius_step: float
           batch_size=500)),
       radius=config_dict.ConfigDict(dict(
           initial=0.0, step=radius_step, num_samples=radius_samples, seed=0,
+          tolerance=radius_tolerance,
           validation_images=config_dict.placeholder(int) if validation_images is None
           else validation_images,
           max_radius=config_dict.placeholder(float) if max_radius is None else max_radius)),

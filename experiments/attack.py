@@ -6,7 +6,7 @@ Models missing under the workdir are trained first (as experiments.train would).
 """
 
 
-from advbound import attack_study
+from advbound.studies.decision_boundary import attack_study
 from experiments import common
 
 

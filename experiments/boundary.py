@@ -3,13 +3,13 @@
   python -m experiments.boundary --config=configs/quickstart.py --workdir=/tmp/qs
 
 Models and attacks missing under the workdir are computed first (as experiments.train and
-experiments.attack would). Results: DIR/boundary/ (see advbound/boundary_study.py).
+experiments.attack would). Results: DIR/boundary/ (see advbound/studies/decision_boundary/boundary_study.py).
 """
 
 import json
 
 
-from advbound import boundary_study
+from advbound.studies.decision_boundary import boundary_study
 from experiments import common
 
 

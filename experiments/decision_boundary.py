@@ -5,12 +5,12 @@
 Stages: train (or load) the natural and PGD-trained models -> attacks (Table 1) -> point and
 region classification (Table 2) -> boundary information and Figures 1-3 -> boundary classifier
 (Tables 3, 4) -> DIR/report.md and DIR/results.json. Rerunning skips every stage whose
-settings and artifacts are unchanged (see advbound/pipeline.py).
+settings and artifacts are unchanged (see advbound/studies/decision_boundary/pipeline.py).
 """
 
 from absl import logging
 
-from advbound import pipeline
+from advbound.studies.decision_boundary import pipeline
 from experiments import common
 
 

@@ -7,7 +7,7 @@ Models and attacks missing under the workdir are computed first. Results: DIR/re
 """
 
 
-from advbound import region_study
+from advbound.studies.decision_boundary import region_study
 from experiments import common
 
 

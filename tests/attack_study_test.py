@@ -1,10 +1,12 @@
-"""End-to-end check of advbound/attack_study.py on a tiny config."""
+"""End-to-end check of advbound/studies/decision_boundary/attack_study.py on a tiny config."""
 
 import os
 
 import numpy as np
 
-from advbound import attack_study, io
+from advbound import io
+
+from advbound.studies.decision_boundary import attack_study
 
 
 def _config(tiny_config):
@@ -80,7 +82,7 @@ def test_table_images_prefix(tmp_path, tiny_config):
   """Table 1 reports on the first attack.table_images attacked images, Table 2 too; the
   artifacts hold all of them; a bad value is an error naming it."""
   import pytest
-  from advbound import region_study
+  from advbound.studies.decision_boundary import region_study
   config = tiny_config
   config.attack.num_images = config.attack.batch_size = 4
   config.attack.table_images = 2

@@ -1,4 +1,4 @@
-"""End-to-end check of advbound/boundary_study.py on a tiny config: artifacts, figures, reuse,
+"""End-to-end check of advbound/studies/decision_boundary/boundary_study.py on a tiny config: artifacts, figures, reuse,
 and resumption after a failure part-way through the chunks."""
 
 import os
@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from advbound import boundary, boundary_study, io
+from advbound import boundary, io
+
+from advbound.studies.decision_boundary import boundary_study
 
 
 def test_artifacts_figures_reuse_and_resume(tmp_path, monkeypatch, tiny_config):

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from advbound import report
+from advbound import stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +46,7 @@ def test_two_processes_give_the_single_process_results(tmp_path):
   cmd, env = _study(tmp_path / "single")
   subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
   read = lambda d: json.loads((tmp_path / d / "results.json").read_text())
-  assert report.without_timings(read("shared")) == report.without_timings(read("single"))
+  assert stages.without_timings(read("shared")) == stages.without_timings(read("single"))
   # written once, by process 0: no scratch or temporary files left in the workdir
   leftovers = [os.path.join(r, f) for r, _, fs in os.walk(shared) for f in fs
                if f.startswith((".tmp-", ".advbound-discard-"))]

@@ -7,7 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from advbound import boundary, io, pipeline
+from advbound import boundary, io
+
+from advbound.studies.decision_boundary import pipeline
 
 
 def _config(config):

@@ -1,10 +1,12 @@
-"""End-to-end check of advbound/region_study.py on a tiny config."""
+"""End-to-end check of advbound/studies/decision_boundary/region_study.py on a tiny config."""
 
 import os
 
 import numpy as np
 
-from advbound import io, region_study
+from advbound import io
+
+from advbound.studies.decision_boundary import region_study
 
 
 def test_table2_radius_certified_and_figures(tmp_path, tiny_config):

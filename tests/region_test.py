@@ -83,6 +83,28 @@ def test_learn_radius_known_by_construction():
   assert history[-1][1] < point
 
 
+def test_learn_radius_tolerance_lets_accuracy_fall_that_far():
+  """A noisy linear model: a tolerance can only let the search go further, every radius it
+  keeps is within the tolerance of point accuracy, and tolerance 1 runs to max_radius."""
+  fn = lambda z: jnp.stack([0.5 - z.reshape(len(z), -1).mean(1),
+                            z.reshape(len(z), -1).mean(1) - 0.5], -1)
+  rng = np.random.default_rng(4)
+  x = rng.uniform(0, 1, size=(60, 4)).astype(np.float32)
+  y = (x.mean(1) > 0.5).astype(np.int32)
+  kw = dict(step=0.05, bounds=(0.0, 1.0), num_samples=200)
+  strict = region.learn_radius(fn, jax.random.key(0), x, y, **kw)
+  assert region.learn_radius(fn, jax.random.key(0), x, y, tolerance=0.0, **kw) == strict
+  loose, history, point = region.learn_radius(fn, jax.random.key(0), x, y, tolerance=0.1,
+                                              return_history=True, **kw)
+  assert loose > strict
+  assert all(acc >= point - 0.1 for rad, acc in history if rad <= loose + 1e-9)
+  assert history[-1][0] == pytest.approx(1.0) or history[-1][1] < point - 0.1
+  assert region.learn_radius(fn, jax.random.key(0), x, y, tolerance=1.0, max_radius=0.35,
+                             **kw) == pytest.approx(0.35)
+  with pytest.raises(ValueError, match="tolerance"):
+    region.learn_radius(fn, jax.random.key(0), x, y, tolerance=-0.1, **kw)
+
+
 def test_learn_radius_never_returns_a_failing_radius():
   fn = lambda z: jnp.stack([0.5 - z.reshape(len(z), -1).mean(1),
                             z.reshape(len(z), -1).mean(1) - 0.5], -1)

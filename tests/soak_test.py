@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from advbound import report
+from advbound import stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,7 +87,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
       assert proc.returncode == 0, log_path.read_text()[-3000:]
       break
     read = lambda d: json.loads((d / "results.json").read_text())
-    assert report.without_timings(read(workdir)) == report.without_timings(read(reference))
+    assert stages.without_timings(read(workdir)) == stages.without_timings(read(reference))
     _check_artifacts(workdir, finished=True)
   print(f"soak: survived {kills} SIGKILLs over {attempts} runs in {episodes} episodes "
         f"(uninterrupted run {full:.0f} s); killed during: {killed_in}")

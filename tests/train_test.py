@@ -315,3 +315,21 @@ def test_adversarial_training_baseline_adds_deepfool_examples_of_its_source(tmp_
   stamp = os.path.getmtime(folder / "deepfool_train.npz")
   train.train_variant(config, "deepfool_trained", tiny, str(tmp_path))  # resumes: no new examples
   assert os.path.getmtime(folder / "deepfool_train.npz") == stamp
+
+
+def test_adversarial_training_baseline_on_the_first_m_images(tmp_path):
+  from advbound.attacks import deepfool
+  config = _cw_mnist_config(4, natural={}, partial=dict(augment_from="natural",
+                                                        augment_examples=15))
+  tiny = _tiny_data(n=40)
+  train.train_variant(config, "partial", tiny, str(tmp_path))
+  folder = tmp_path / "models" / "partial"
+  with np.load(folder / "deepfool_train.npz") as f:
+    examples = f["x"]
+  source = train.train_variant(config, "natural", tiny, str(tmp_path))
+  expected = deepfool(models.as_logits_fn(source), tiny.images[:15], tiny.labels[:15],
+                      bounds=tiny.bounds)
+  np.testing.assert_allclose(examples, np.asarray(expected.adversarial), atol=1e-5)
+  stored = io.read_json(str(folder / "settings.json"))
+  assert stored["data"]["n"] == 55  # 40 clean images and 15 DeepFool examples
+  assert stored["upstream"]["augment_examples"] == 15

@@ -57,16 +57,18 @@ def settings(config, attack: str, kappa: float, bounds) -> dict:
     kw["confidence"] = float(kappa)
   defaults = cao_gong.settings(attack, bounds)
   top = kw.pop("max_epsilon", None)  # FGSM / IGSM: the grid k / 256 of the range, up to this
+  stride = kw.pop("grid_stride", None)  # FGSM / IGSM: every stride-th point of the grid
   unknown = set(kw) - cao_gong.accepted(attack)
   if unknown:
     raise ValueError(f"evaluation.overrides.{OVERRIDE_KEYS[base(attack)]}: {attack} has no "
                      f"setting(s) {sorted(unknown)}")
   full = {k: v for k, v in defaults.items() if k != "epsilons"}
   full.update(kw)
-  if top is not None:
+  if top is not None or stride is not None:
     span = float(bounds[1] - bounds[0])
-    kw["epsilons"] = tuple(e for e in defaults["epsilons"] if e <= float(top) * span + 1e-9)
-    full["max_epsilon"] = float(top)
+    grid = defaults["epsilons"][int(stride or 1) - 1::int(stride or 1)]
+    kw["epsilons"] = tuple(e for e in grid if top is None or e <= float(top) * span + 1e-9)
+    full.update(max_epsilon=top, grid_stride=stride)
   return kw, full
 
 

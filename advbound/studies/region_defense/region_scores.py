@@ -34,7 +34,7 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
       step=float(rcfg.step) * (high - low), initial=float(rcfg.initial) * (high - low),
       max_radius=None if rcfg.max_radius is None else float(rcfg.max_radius) * (high - low),
       bounds=test.bounds, num_samples=int(rcfg.num_samples), batch_size=config.region.batch_size,
-      return_history=True)
+      return_history=True, tolerance=float(rcfg.get("tolerance", 0.0)))
   accuracy = {c: evaluate.accuracy(fns[c], test.images, test.labels,
                                    batch_size=config.study.batch_size)
               for c in config.study.classifiers}

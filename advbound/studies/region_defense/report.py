@@ -26,8 +26,7 @@ from __future__ import annotations
 import json
 import os
 
-from advbound import io
-from advbound import report as db_report
+from advbound import io, stages
 from advbound.studies.region_defense import paper, tables
 
 
@@ -91,7 +90,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
                 "radius": paper.RADIUS.get(ds), "claims": paper.CLAIMS.get(ds)},
       "seconds": timings,
       "settings": config.to_dict(),
-      "versions": db_report.versions(),
+      "versions": stages.versions(),
   }
   io.write_json(os.path.join(workdir, "results.json"), out)
   ref3 = paper.TABLE3.get(ds, {})

@@ -56,7 +56,7 @@ def _check_radius(c, cfg, sizes) -> None:
   if cfg is None:
     return
   r = c.keys("radius", cfg, ("initial", "step", "num_samples", "seed", "validation_images",
-                             "max_radius"),
+                             "max_radius", "tolerance"),
              required=("initial", "step", "num_samples", "seed"))
   c.number("radius.initial", r.get("initial"), lo=0, hi=1)
   c.number("radius.step", r.get("step"), lo=0, lo_open=True, hi=1)
@@ -65,6 +65,7 @@ def _check_radius(c, cfg, sizes) -> None:
   c.count("radius.validation_images", r.get("validation_images"), sizes.get("validation"),
           "the validation split", optional=True)
   c.number("radius.max_radius", r.get("max_radius"), lo=0, lo_open=True, hi=1, optional=True)
+  c.number("radius.tolerance", r.get("tolerance", 0.0), lo=0, hi=1)
 
 
 def _check_region(c, cfg) -> None:
@@ -105,9 +106,12 @@ def _check_evaluation(c, cfg, sizes, classifiers) -> tuple:
       continue
     allowed = cao_gong.accepted(OVERRIDES[key]) - {"targeted", "bounds", "epsilons"}
     if key in ("fgsm", "igsm"):
-      allowed |= {"max_epsilon"}  # the grid k / 256 of the range stops at this fraction
+      # the grid k / 256 of the range: every grid_stride-th point, up to max_epsilon
+      allowed |= {"max_epsilon", "grid_stride"}
       c.number(f"evaluation.overrides.{key}.max_epsilon", settings.get("max_epsilon"),
                lo=1 / 256, hi=1, optional=True)
+      c.count(f"evaluation.overrides.{key}.grid_stride", settings.get("grid_stride"), 256,
+              "the 256 grid points", optional=True)
     c.keys(f"evaluation.overrides.{key}", settings, tuple(sorted(allowed)))
   return tuple(e["attacks"]) if ok else ()
 

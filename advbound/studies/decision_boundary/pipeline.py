@@ -17,8 +17,9 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import (attack_study, boundary_study, config_check, detect, io, region_study,
-                      report, stages, train)
+from advbound import config_check, detect, io, stages, train
+
+from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
 from advbound import workdir as workdir_lib
 from advbound.stages import Stage
 

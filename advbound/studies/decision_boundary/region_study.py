@@ -15,7 +15,9 @@ import os
 import jax
 import numpy as np
 
-from advbound import attack_study, evaluate, io, plots, region, train
+from advbound import evaluate, io, plots, region, train
+
+from advbound.studies.decision_boundary import attack_study
 from advbound.attacks import carlini_wagner_l2, presets
 
 # He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).

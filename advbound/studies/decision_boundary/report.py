@@ -4,16 +4,13 @@ timings per stage, software versions)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
-
-import jax
 
 from advbound import io
-from advbound.attack_study import PAPER_TABLE1, format_table1
-from advbound.region_study import PAPER_TABLE2, format_table2
+from advbound.stages import versions
+from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
+from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
 
 # He et al., Table 3: (false positive, {attack: false negative}); worst case = 1 - max(FP, FN).
 PAPER_TABLE3 = {
@@ -142,31 +139,3 @@ def _images_line(table: int, attacked: int) -> str:
 
 def _pretty(obj) -> str:
   return json.dumps(obj, indent=1, sort_keys=True, default=str)
-
-
-def versions() -> dict:
-  """Software versions for the report."""
-  out = {"python": platform.python_version(), "platform": platform.platform(),
-         "device": jax.devices()[0].device_kind}
-  for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scipy",
-              "matplotlib", "ml-collections"):
-    try:
-      out[pkg] = importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError:
-      out[pkg] = None
-  return out
-
-
-# results.json entries that measure time; everything else is a function of the settings
-TIMING_KEYS = ("seconds", "train_seconds_this_run", "eval_seconds")
-
-
-def without_timings(results):
-  """results.json's content without its timing entries (at any depth): what two runs of the
-  same settings must agree on, on any number of devices or hosts, resumed or not."""
-  if isinstance(results, dict):
-    return {k: without_timings(v) for k, v in results.items() if k not in TIMING_KEYS}
-  if isinstance(results, list):
-    return [without_timings(v) for v in results]
-  return results
-

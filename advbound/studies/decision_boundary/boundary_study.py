@@ -21,7 +21,9 @@ import os
 import jax
 import numpy as np
 
-from advbound import attack_study, boundary, io, plots, train
+from advbound import boundary, io, plots, train
+
+from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal
 
 _FIELDS = ("center", "distance", "adjacent", "evaluations")
