@@ -103,7 +103,11 @@ def _tiny():
   ev.overrides.fgsm.max_epsilon = 0.5
   config.adapted.attacks = ("T-CW-L2",)
   for v in config.models:
-    config.models[v].num_steps = 20
+    config.models[v].num_steps = 60
+  # the pipeline, not distillation at T = 100, is under test: a temperature that 60 steps
+  # train to a usable student, so that some test images are correct for every classifier
+  config.models.teacher.temperature = config.models.distillation.temperature = 5.0
+  config.models.adversarial.augment_examples = 100
   return config
 
 
@@ -176,6 +180,6 @@ def test_report_and_resume(tiny_run):
   assert os.path.exists(os.path.join(workdir, "radius", "figure4.png"))
   again = pipeline.run(config, workdir)  # every stage current: nothing recomputed
   assert stages.without_timings(again) == stages.without_timings(out)
-  for name in pipeline.STAGES:
+  for name in list(pipeline.STAGES)[:-1]:  # the report's own time is not in the report
     record = io.read_json(os.path.join(workdir, "stages", f"{name}.json"))
     assert record["seconds"] == out["seconds"][name]
