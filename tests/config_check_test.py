@@ -8,12 +8,18 @@ import pytest
 from ml_collections import config_dict
 
 from advbound import config_check
-from tests.configs_test import CONFIGS
+from advbound.studies.region_defense import settings as region_defense_settings
+from tests.configs_test import DECISION_BOUNDARY, REGION_DEFENSE
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", DECISION_BOUNDARY)
 def test_shipped_configs_are_valid(name):
   config_check.validate(importlib.import_module(f"configs.{name}").get_config())
+
+
+@pytest.mark.parametrize("name", REGION_DEFENSE)
+def test_shipped_region_defense_configs_are_valid(name):
+  region_defense_settings.validate(importlib.import_module(f"configs.{name}").get_config())
 
 
 def test_tiny_config_is_valid(tiny_config):

@@ -10,6 +10,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
                  if f.endswith(".py") and f not in ("__init__.py", "common.py"))
+# He et al.'s study (experiments.decision_boundary) and Cao & Gong's (experiments.region_defense)
+REGION_DEFENSE = [c for c in CONFIGS if c.startswith("region_defense")]
+DECISION_BOUNDARY = [c for c in CONFIGS if c not in REGION_DEFENSE]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -34,7 +37,7 @@ def test_unknown_config_key_is_an_error():
   assert "num_stepz" in proc.stderr
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", DECISION_BOUNDARY)
 def test_pipeline_sections_are_consistent(name):
   """Every example type a stage reads is produced by the stage before it."""
   from advbound.attacks import presets
@@ -47,6 +50,18 @@ def test_pipeline_sections_are_consistent(name):
   assert set(config.detect.train_attacks) <= set(config.detect.attacks)
   assert config.boundary.step <= config.boundary.max_distance
   assert 0.0 < config.detect.train_fraction < 1.0
+
+
+@pytest.mark.parametrize("name", REGION_DEFENSE)
+def test_region_defense_sections_are_consistent(name):
+  """The adapted attacks and the kappa sweep read examples the attacks stage makes; the region
+  classifier is built on one of the compared classifiers."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  assert set(config.adapted.attacks) <= set(config.evaluation.attacks)
+  assert config.study.point in config.study.classifiers
+  assert set(config.evaluation.kappa_classifiers) <= set(config.study.classifiers)
+  assert config.models.distillation.distill_from == "teacher"
+  assert config.models.adversarial.augment_from == "natural"
 
 
 @pytest.mark.parametrize("name,attacked,table,train", [("mnist", 9500, 100, 7600),
