@@ -44,9 +44,8 @@ def _chunk(queries, blocks, keep: int, k: int):
   init = (jnp.full((queries.shape[0], keep), jnp.inf, queries.dtype),
           jnp.zeros((queries.shape[0], keep), jnp.int32))
   (_, cand), _ = jax.lax.scan(body, init, (blocks, jnp.arange(num_blocks)))
-  flat = blocks.reshape(-1, blocks.shape[-1])
-  ref = flat[cand][..., :-1]  # [Q, keep, D]
-  ok = flat[cand][..., -1] > 0
+  rows = blocks.reshape(-1, blocks.shape[-1])[cand]  # [Q, keep, D + 1]
+  ref, ok = rows[..., :-1], rows[..., -1] > 0
   exact = jnp.sqrt(jnp.sum((ref - queries[:, None, :]) ** 2, axis=-1))
   exact = jnp.where(ok, exact, jnp.inf)
   neg, pos = jax.lax.top_k(-exact, k)

@@ -38,7 +38,7 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
   key = jax.random.key(acfg.seed)
   for i, fraction in enumerate(acfg.epsilons):
     eps = float(fraction) * span
-    for j, (kind, attack) in enumerate((("targeted", "T-FGSM"), ("untargeted", "DeepFool"))):
+    for j, kind in enumerate(("targeted", "untargeted")):
       path = os.path.join(workdir, "adaptive", f"eot_{kind}_{fraction:g}.json")
       stamp = json.dumps({**base, "epsilon": float(fraction), "kind": kind}, sort_keys=True,
                          default=str)
@@ -46,7 +46,7 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
       if cached is not None:
         out[kind][f"{fraction:g}"] = cached["result"]
         continue
-      x, y, target = attacks_lib.inputs(chosen, test, attack)
+      x, y, target = attacks_lib.evaluated(chosen, test, targeted=kind == "targeted")
       goal = target if kind == "targeted" else y
       r = eot_pgd(fns[point], jax.random.fold_in(key, 2 * i + j), x, goal, epsilon=eps,
                   step_size=float(acfg.step_factor) * eps / int(acfg.num_steps),

@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 
-import jax
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, region, train
+from advbound import evaluate, io, train
 from advbound.attacks import cao_gong
 from advbound.studies.region_defense import protocol
 
@@ -81,11 +80,9 @@ def choose(config, workdir: str, fns: dict, test, radius: float) -> dict:
            for c in config.study.classifiers]
 
   def region_correct(idx):
-    labels, _ = region.classify(fns[config.study.point], jax.random.key(config.region.seed),
-                                test.images[idx], radius=radius,
-                                num_samples=int(config.region.num_samples), bounds=test.bounds,
-                                batch_size=config.region.batch_size)
-    return np.asarray(labels) == test.labels[idx]
+    labels = protocol.region_labels(fns[config.study.point], test.images[idx], radius=radius,
+                                    bounds=test.bounds, region_cfg=config.region)
+    return labels == test.labels[idx]
 
   idx = protocol.choose_images(ecfg.seed, test.labels[:pool], preds, int(ecfg.num_images),
                                verify=region_correct)
@@ -104,8 +101,14 @@ def load_chosen(workdir: str) -> dict:
 
 def inputs(chosen: dict, test, attack: str):
   """(x [M, *S], y [M], target [M] or None) that `attack` runs on."""
+  return evaluated(chosen, test, targeted=attack.startswith("T-"))
+
+
+def evaluated(chosen: dict, test, *, targeted: bool):
+  """Targeted: every (image, other class) pair, (x [P, *S], y [P], target [P]); untargeted:
+  the images, (x [N, *S], y [N], None)."""
   x = test.images[chosen["indices"]]
-  if attack.startswith("T-"):
+  if targeted:
     return x[chosen["rows"]], chosen["labels"][chosen["rows"]], chosen["targets"]
   return x, chosen["labels"], None
 

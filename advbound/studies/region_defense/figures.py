@@ -20,7 +20,7 @@ import numpy as np
 from advbound import io, plots, region
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
-from advbound.studies.region_defense import region_scores
+from advbound.studies.region_defense import protocol, region_scores
 
 
 def _one_per_class(labels, num_classes):
@@ -72,15 +72,23 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
     grids.append(("figure5", stem, None))
   if "T-CW-L2" in made:
     grids.append(("figure9", "T-CW-L2", float(fcfg.grid_alpha)))
+  adapted = "T-CW-L2" in config.adapted.attacks
+  alphas = [float(a) for a in config.adapted.alphas] if adapted else []
+  benign = region_scores.load(workdir, "benign")
   for name, stem, alpha in grids:
     if stem not in made:
       continue
     adv = attacks_lib.load(workdir, point, stem)["adversarial"]
-    if alpha is not None:
+    if alpha is None:  # the region stage labelled these examples already
+      labels = region_scores.load(workdir, stem)
+    else:
       xs = attacks_lib.inputs(chosen, test, "T-CW-L2")[0]
       adv = np.asarray(compose.amplify(xs, adv, alpha, bounds=test.bounds))
-    labels = region_scores.classify(config, fns[point], adv, radius, test.bounds)
-    benign = region_scores.load(workdir, "benign")
+      if alpha in alphas:  # ... and these, at each alpha of the adapted attack
+        labels = region_scores.load(workdir, "adapted_T-CW-L2")[alphas.index(alpha)]
+      else:
+        labels = protocol.region_labels(fns[point], adv, radius=radius, bounds=test.bounds,
+                                        region_cfg=config.region)
     cells, notes, good, fooled = [], [], [], 0
     for c, i in rows.items():
       row_cells, row_notes, row_good = [], [], []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, plots, stages, train
+from advbound import io, models, plots, stages, train
 from advbound import workdir as workdir_lib
 from advbound.stages import Stage
 from advbound.studies.region_defense import (adaptive, attacks, figures, region_scores, report,
@@ -52,7 +52,6 @@ def _run(config, workdir: str) -> dict:
                       train.load_splits(config.data, ("train", "validation", "test"))))
       fns = {}
       for c in config.study.classifiers:
-        from advbound import models  # pylint: disable=g-import-not-at-top
         fns[c] = models.as_logits_fn(train.train_variant(config, c, data["train"], workdir))
       memo["data"], memo["fns"] = data, fns
     return {"data": memo["data"], "fns": memo["fns"]}

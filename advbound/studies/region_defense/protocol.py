@@ -70,6 +70,15 @@ def all_targets(labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   return rows, others.reshape(-1)
 
 
+def region_labels(logits_fn, x, *, radius: float, bounds, region_cfg) -> np.ndarray:
+  """The deployed region classifier's labels int32 [M] of x [M, *S]: region.classify with the
+  study's `region` section (num_samples m, seed of its key, batch_size)."""
+  labels, _ = region.classify(logits_fn, jax.random.key(region_cfg.seed), x, radius=radius,
+                              num_samples=int(region_cfg.num_samples), bounds=bounds,
+                              batch_size=int(region_cfg.batch_size))
+  return np.asarray(labels, np.int32)
+
+
 def region_success(logits_fn, key, adversarial, goal, *, targeted: bool, radius: float,
                    num_samples: int, bounds, batch_size: int = 4096) -> np.ndarray:
   """Whether the region classifier is fooled by each example: bool [M].

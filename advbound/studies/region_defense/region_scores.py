@@ -20,6 +20,7 @@ from absl import logging
 from advbound import evaluate, io, plots, region, train
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
+from advbound.studies.region_defense import protocol
 
 
 def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
@@ -38,10 +39,9 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
   accuracy = {c: evaluate.accuracy(fns[c], test.images, test.labels,
                                    batch_size=config.study.batch_size)
               for c in config.study.classifiers}
-  labels, _ = region.classify(fns[point], jax.random.key(config.region.seed), test.images,
-                              radius=r, num_samples=int(config.region.num_samples),
-                              bounds=test.bounds, batch_size=config.region.batch_size)
-  accuracy["region"] = float(np.mean(np.asarray(labels) == test.labels))
+  labels = protocol.region_labels(fns[point], test.images, radius=r, bounds=test.bounds,
+                                 region_cfg=config.region)
+  accuracy["region"] = float(np.mean(labels == test.labels))
   out = {"radius": r, "radius_fraction": r / (high - low), "validation_images": n,
          "validation_point_accuracy": point_val,
          "history": [{"radius": a, "accuracy": b} for a, b in history],
@@ -54,18 +54,11 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
   return out
 
 
-def classify(config, fn, x, radius: float, bounds) -> np.ndarray:
-  """The deployed region classifier's labels int32 [M] of x (m = region.num_samples)."""
-  labels, _ = region.classify(fn, jax.random.key(config.region.seed), x, radius=radius,
-                              num_samples=int(config.region.num_samples), bounds=bounds,
-                              batch_size=config.region.batch_size)
-  return np.asarray(labels, np.int32)
-
-
 def _labels(config, path: str, stamp: str, x, fn, radius, bounds) -> np.ndarray:
   cached = io.read_npz_if_current(path, stamp, fields=("label",))
   if cached is None:
-    cached = {"label": classify(config, fn, x, radius, bounds)}
+    cached = {"label": protocol.region_labels(fn, x, radius=radius, bounds=bounds,
+                                              region_cfg=config.region)}
     with io.atomic_path(path) as tmp:
       np.savez(tmp, settings=np.asarray(stamp), **cached)
   return cached["label"]
@@ -106,9 +99,9 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
                        default=str)
     cached = io.read_npz_if_current(path, stamp, fields=("label",))
     if cached is None:
-      labels = np.stack([classify(config, fns[point],
-                                  np.asarray(compose.amplify(xs, adv, a, bounds=test.bounds)),
-                                  radius, test.bounds) for a in alphas])
+      labels = np.stack([protocol.region_labels(
+          fns[point], np.asarray(compose.amplify(xs, adv, a, bounds=test.bounds)),
+          radius=radius, bounds=test.bounds, region_cfg=config.region) for a in alphas])
       with io.atomic_path(path) as tmp:
         np.savez(tmp, settings=np.asarray(stamp), label=labels)
     out["adapted"][attack] = alphas

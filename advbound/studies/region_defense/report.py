@@ -30,7 +30,7 @@ from advbound import io, stages
 from advbound.studies.region_defense import paper, tables
 
 
-def _cell(ours, theirs=None, *, kind: str = "") -> str:
+def _cell(ours, theirs=None) -> str:
   if ours is None:
     text = "not run"
   elif ours["success_rate"] is None:
