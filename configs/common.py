@@ -174,3 +174,50 @@ def region_defense_study(*, num_images: int, batch_size: int, radius_step: float
       figures=config_dict.ConfigDict(dict(
           histogram_samples=histogram_samples, seed=2, grid_kappa=20.0, grid_alpha=1.0)),
   )
+
+
+# --- The blind-spot study (experiments.blind_spot) --------------------------------------------
+
+def blind_spot_study(*, epsilon: float, alphas, num_images: int, attack_batch_size: int,
+                     test_images: int | None = None, train_per_class: int | None = None,
+                     test_per_class: int | None = None, tsne_iterations: int = 1000,
+                     stop_at_threshold: bool = False, histogram_pair=(0.7, 0.0),
+                     cw: dict | None = None) -> dict[str, config_dict.ConfigDict]:
+  """The sections of the blind-spot study other than data / model / models.
+
+  study: the adversarially trained model that is attacked, the models whose embeddings measure
+  distance (`extractors`), the L-inf budget epsilon on the data's scale, the scale factors
+  (each with beta 0 and (1 - alpha) / 2 on the paper's [-0.5, 0.5] scale), and the first
+  `test_images` test images used throughout (None: all; CIFAR-10 from the local files: the
+  1,000 exact ones). distance: k nearest training embeddings and the bins of Figures 1-3.
+  divergence: per-class t-SNE (scikit-learn; the settings the paper leaves open are ours) of
+  at most train_per_class / test_per_class embeddings (None: all), KDE KL on a grid.
+  attack: C&W L-inf on the first `num_images` test images from the noisy and the grey start;
+  `stop_at_threshold` ends an image's search once its distortion is within alpha * epsilon (its
+  success at both thresholds is then known; the distortion is no longer the smallest found).
+  figures: Figure 5's (alpha, beta) and Figure 4's number of images.
+  """
+  cw_cfg = dict(max_iterations=1000, learning_rate=5e-3, initial_const=1e-5, largest_const=20.0,
+                const_factor=2.0, decrease_factor=0.9)
+  cw_cfg.update(cw or {})
+  return dict(
+      study=config_dict.ConfigDict(dict(
+          attacked="adversarial", extractors=("adversarial", "natural"), epsilon=epsilon,
+          alphas=tuple(alphas), batch_size=500,
+          test_images=config_dict.placeholder(int) if test_images is None else test_images)),
+      distance=config_dict.ConfigDict(dict(k=5, query_chunk=1000, reference_block=8192,
+                                           bins=10)),
+      divergence=config_dict.ConfigDict(dict(
+          model="adversarial",
+          train_per_class=(config_dict.placeholder(int) if train_per_class is None
+                           else train_per_class),
+          test_per_class=(config_dict.placeholder(int) if test_per_class is None
+                          else test_per_class),
+          perplexity=30.0, max_iter=tsne_iterations, grid=200, seed=0)),
+      attack=config_dict.ConfigDict(dict(
+          num_images=num_images, starts=("noise", "grey"), noise_std=0.2, seed=0,
+          batch_size=attack_batch_size, stop_at_threshold=stop_at_threshold,
+          cw=config_dict.ConfigDict(cw_cfg))),
+      figures=config_dict.ConfigDict(dict(histogram_pair=tuple(histogram_pair), examples=2,
+                                          histogram_bins=30)),
+  )

@@ -156,3 +156,36 @@ def test_resnet_cifar_shape_and_the_papers_parameter_counts(depth, params):
   assert count == params
   with pytest.raises(ValueError, match="6n\\+2"):
     models.build("resnet_cifar", depth=21, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("name,kwargs,shape,dim", [
+    ("mnist_cnn", {}, (28, 28, 1), 1024),
+    ("cw_mnist", {}, (28, 28, 1), 200),
+    ("wide_resnet", dict(depth=8, width=2), (32, 32, 3), 128),
+    ("small_cifar", dict(width=8), (32, 32, 3), 32),
+    ("resnet_cifar", dict(depth=8), (32, 32, 3), 64),
+])
+def test_embedding_is_the_input_of_the_last_layer(name, kwargs, shape, dim):
+  """The embedding is what the logits are computed from: the logits equal the model's last
+  dense layer (and, for cw_mnist, the layers after the first dense one) applied to it, and
+  as_embedding_fn is the eval-mode embedding of the same weights."""
+  model = models.build(name, rngs=nnx.Rngs(0), **kwargs)
+  x = jax.random.uniform(jax.random.key(1), (4,) + shape) * (255.0 if shape[-1] == 3 else 1.0)
+  embed = models.as_embedding_fn(model)(x)
+  assert embed.shape == (4, dim)
+  if name == "mnist_cnn":
+    # the first dense layer after its ReLU, rebuilt from the layers by hand
+    h = nnx.max_pool(jax.nn.relu(model.conv1(x)), (2, 2), strides=(2, 2))
+    h = nnx.max_pool(jax.nn.relu(model.conv2(h)), (2, 2), strides=(2, 2))
+    chex.assert_trees_all_close(embed, jax.nn.relu(model.fc1(h.reshape(4, -1))), atol=1e-5)
+  last = (lambda e: model.fc3(jax.nn.relu(model.fc2(e)))) if name == "cw_mnist" else (
+      (lambda e: model.fc2(e)) if name == "mnist_cnn" else model.head)
+  chex.assert_trees_all_close(models.as_logits_fn(model)(x), last(embed), atol=1e-4, rtol=1e-4)
+
+
+def test_embedding_fn_needs_an_embed_method():
+  class NoEmbed(nnx.Module):
+    def __call__(self, x):
+      return x
+  with pytest.raises(ValueError, match="NoEmbed has no embed method"):
+    models.as_embedding_fn(NoEmbed())

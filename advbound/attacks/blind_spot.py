@@ -26,8 +26,9 @@ def grid(alphas) -> tuple[tuple[float, float], ...]:
   out = []
   for a in alphas:
     out.append((float(a), 0.0))
-    if (1.0 - a) / 2 != 0:
-      out.append((float(a), (1.0 - float(a)) / 2))
+    beta = round((1.0 - float(a)) / 2, 12)  # 0.05, not 0.04999999999999999, for alpha 0.9
+    if beta != 0:
+      out.append((float(a), beta))
   return tuple(out)
 
 

@@ -53,7 +53,7 @@ def _advance(logits_fn, x, y, state, params, iterations):
   Args (a chunk of n images):
     x: float32 [n, ...]; y: int32 [n]; state: the dict of `_initial_state` (per-example arrays);
     params: dict of traced scalars (low, high, confidence, max_iterations, learning_rate,
-      largest_const, decrease_factor, const_factor, min_tau, and the flags targeted,
+      largest_const, decrease_factor, const_factor, min_tau, stop_below, and the flags targeted,
       reduce_const, abort_early), so that new settings reuse the compiled loop.
 
   Returns:
@@ -113,7 +113,8 @@ def _advance(logits_fn, x, y, state, params, iterations):
     r, sc = _expand(running, nd), _expand(success, nd)
     prev = jnp.where(sc, xp, s["prev"])
     new = dict(
-        done=done | gave_up | (success & (new_tau <= p["min_tau"])),
+        done=done | gave_up | (success & ((new_tau <= p["min_tau"])
+                                          | (actual <= p["stop_below"]))),
         found=s["found"] | success,
         tau=jnp.where(success, new_tau, tau),
         const=jnp.where(success & p["reduce_const"], const / 2, const),
@@ -155,7 +156,7 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
                         batch_size: int | None = None, max_iterations=1000, learning_rate=5e-3,
                         initial_const=1e-5, largest_const=2e1, const_factor=2.0,
                         decrease_factor=0.9, reduce_const=False,
-                        abort_early=True) -> AttackResult:
+                        abort_early=True, stop_below: float | None = None) -> AttackResult:
   """Carlini & Wagner's L-inf attack with the released code's loop and defaults.
 
   Defaults (li_attack.py): MAX_ITERATIONS 1000, LEARNING_RATE 5e-3, INITIAL_CONST 1e-5,
@@ -190,6 +191,10 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
     decrease_factor: tau's shrink factor after a success (in (0, 1)).
     reduce_const: halve c after each success.
     abort_early: stop an optimisation at the first valid iterate (see above).
+    stop_below: end an image's search at its first example whose L-inf distortion from x is at
+      most this (all that deciding success at that threshold needs: the blind-spot study's
+      quick configs stop at their strictest threshold); None: the released end point, tau
+      <= (high - low) / 256, so the distortion is as small as the search gets.
 
   Returns:
     AttackResult: per image the last successful example (the one of the smallest tau reached),
@@ -208,6 +213,8 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
                      f"got {initial_const!r}")
   if const_factor <= 1:
     raise ValueError(f"const_factor must be > 1, got {const_factor!r}")
+  if stop_below is not None:
+    checks.check_positive(stop_below, "stop_below")
   if decrease_factor >= 1:
     raise ValueError(f"decrease_factor must be in (0, 1), got {decrease_factor!r}")
   x = np.asarray(x, np.float32)
@@ -228,7 +235,8 @@ def carlini_wagner_linf(logits_fn, x, y, *, bounds, targeted=False, confidence=0
                 decrease_factor=jnp.float32(decrease_factor),
                 const_factor=jnp.float32(const_factor), min_tau=jnp.float32((high - low) / 256),
                 targeted=jnp.bool_(targeted), reduce_const=jnp.bool_(reduce_const),
-                abort_early=jnp.bool_(abort_early))
+                abort_early=jnp.bool_(abort_early),
+                stop_below=jnp.float32(-1.0 if stop_below is None else stop_below))
   advance = functools.partial(_advance, as_pytree_fn(logits_fn), params=params,
                               iterations=_ITERATIONS_PER_CALL)
   # a safe bound on one image's iterations: each tau (at most ~log(256) / log(1 / decrease)

@@ -44,6 +44,19 @@ def as_logits_fn(model: nnx.Module) -> LogitsFn:
   averages, dropout is off), never updates it, and can be used inside jit, vmap and grad. The
   caller's model is not modified.
   """
+  return _pure(model, "__call__")
+
+
+def as_embedding_fn(model: nnx.Module) -> Callable[[jax.Array], jax.Array]:
+  """Returns a pure `embed_fn(x [N, *image_shape]) -> features float32 [N, D]`: the model's
+  `embed` method (the penultimate representation its logits are computed from; MnistCNN: the
+  first dense layer, WideResNet: the global average pool) in eval mode, as `as_logits_fn`."""
+  if not callable(getattr(model, "embed", None)):
+    raise ValueError(f"{type(model).__name__} has no embed method: no feature extractor")
+  return _pure(model, "embed")
+
+
+def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
   graphdef, state = nnx.split(model)
   snapshot = nnx.merge(graphdef, state, copy=True)
   snapshot.eval()
@@ -51,11 +64,11 @@ def as_logits_fn(model: nnx.Module) -> LogitsFn:
   state = sharding.replicate(state)  # a copy on every device of the mesh (several devices)
   # A Partial is a pytree whose leaves are the model's arrays: passed as an argument to a jitted
   # function, the weights stay device buffers instead of being baked into the program.
-  return jax.tree_util.Partial(functools.partial(_apply, graphdef), state)
+  return jax.tree_util.Partial(functools.partial(_apply, graphdef, method), state)
 
 
-def _apply(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> jax.Array:
-  return nnx.merge(graphdef, state, copy=True)(x)
+def _apply(graphdef: nnx.GraphDef, method: str, state: nnx.State, x: jax.Array) -> jax.Array:
+  return getattr(nnx.merge(graphdef, state, copy=True), method)(x)
 
 
 def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
@@ -75,4 +88,4 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
 
 
 __all__ = ["MnistCNN", "CarliniWagnerMnist", "ResNetCifar", "WideResNet", "SmallCifarCNN",
-           "REGISTRY", "build", "as_logits_fn", "as_pytree_fn", "LogitsFn"]
+           "REGISTRY", "build", "as_logits_fn", "as_embedding_fn", "as_pytree_fn", "LogitsFn"]

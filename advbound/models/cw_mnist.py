@@ -30,12 +30,15 @@ class CarliniWagnerMnist(nnx.Module):
     self.fc2 = nnx.Linear(200, 200, rngs=rngs)
     self.fc3 = nnx.Linear(200, num_classes, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The first dense layer's output after its ReLU (before dropout): float32 [N, 200]."""
     relu = jax.nn.relu
     x = relu(self.conv2(relu(self.conv1(x))))
     x = nnx.max_pool(x, (2, 2), strides=(2, 2))
     x = relu(self.conv4(relu(self.conv3(x))))
     x = nnx.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
-    x = self.dropout(relu(self.fc1(x)))
-    return self.fc3(relu(self.fc2(x)))
+    return relu(self.fc1(x))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.fc3(jax.nn.relu(self.fc2(self.dropout(self.embed(x)))))

@@ -19,8 +19,14 @@ class MnistCNN(nnx.Module):
     self.fc1 = nnx.Linear(7 * 7 * 64, 1024, rngs=rngs)
     self.fc2 = nnx.Linear(1024, num_classes, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The first dense layer's output after its ReLU (Madry et al.'s h_fc1): float32 [N, 1024].
+
+    The blind-spot paper's feature extractor for MNIST and Fashion-MNIST."""
     x = nnx.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
     x = nnx.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
-    return self.fc2(jax.nn.relu(self.fc1(x)))
+    return jax.nn.relu(self.fc1(x))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.fc2(self.embed(x))

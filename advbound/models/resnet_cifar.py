@@ -63,8 +63,12 @@ class ResNetCifar(nnx.Module):
     self.blocks = nnx.List(blocks)
     self.head = nnx.Linear(64, num_classes, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The global average pool's output: float32 [N, channels of the last stage]."""
     x = jax.nn.relu(self.bn(self.stem(per_image_standardization(x))))
     for block in self.blocks:
       x = block(x)
-    return self.head(jnp.mean(x, axis=(1, 2)))
+    return jnp.mean(x, axis=(1, 2))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.head(self.embed(x))

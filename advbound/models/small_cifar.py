@@ -45,10 +45,14 @@ class SmallCifarCNN(nnx.Module):
     ])
     self.head = nnx.Linear(w[2], num_classes, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The global max pool's output: float32 [N, 4 * width]."""
     x = per_image_standardization(x)
     for i, layer in enumerate(self.layers):
       x = layer(x)
       if i % 2 == 1:
         x = nnx.max_pool(x, (2, 2), strides=(2, 2))
-    return self.head(jnp.max(x, axis=(1, 2)))
+    return jnp.max(x, axis=(1, 2))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.head(self.embed(x))

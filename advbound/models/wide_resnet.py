@@ -90,9 +90,14 @@ class WideResNet(nnx.Module):
     self.bn = nnx.BatchNorm(filters[3], **_BN, rngs=rngs)
     self.head = nnx.Linear(filters[3], num_classes, rngs=rngs)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def embed(self, x: jax.Array) -> jax.Array:
+    """The global average pool's output: float32 [N, 64 * width] (the blind-spot paper's
+    CIFAR-10 feature extractor)."""
     x = self.stem(per_image_standardization(x))
     for block in self.blocks:
       x = block(x)
     x = _leaky_relu(self.bn(x))
-    return self.head(jnp.mean(x, axis=(1, 2)))
+    return jnp.mean(x, axis=(1, 2))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.head(self.embed(x))

@@ -1,0 +1,90 @@
+"""Stage "score": Tables 1-3, the distance bins of Figures 1-3, Figure 5's two-sample
+comparison, and the figures (files under DIR/figures/)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from advbound import io, plots
+from advbound.studies.blind_spot import attacks, distances, figures, paper, protocol
+
+
+def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> dict:
+  """Returns score/tables.json's content (the layout is documented in report.py)."""
+  study = config.study
+  grid = protocol.pairs(study.alphas)
+  dist = distances.load(workdir)
+  labels = dist["labels"]
+  eps = float(study.epsilon)
+  rows, attacked = {}, {}
+  for alpha, beta in grid:
+    key = paper.pair_key(alpha, beta)
+    a = attacks.load(workdir, alpha, beta)
+    attacked[key] = a
+    correct = a["correct"]
+    best = np.full(len(correct), np.inf, np.float32)
+    best[correct] = a["best"]
+    by_start = {}
+    for s in config.attack.starts:
+      d = np.full(len(correct), np.inf, np.float32)
+      d[correct] = a[f"linf_{s}"]
+      by_start[s] = protocol.success(correct, d, eps)
+    found = a["best"][np.isfinite(a["best"])]
+    rows[key] = dict(
+        alpha=alpha, beta=beta,
+        accuracy=distance["accuracy"][study.attacked][key],
+        epsilon=protocol.success(correct, best, eps),
+        alpha_epsilon=protocol.success(correct, best, alpha * eps),
+        thresholds=[eps, alpha * eps], by_start=by_start,
+        median_distortion=float(np.median(found)) if found.size else None)
+  first = paper.pair_key(*grid[0])
+  table1 = dict(kl_divergence=divergence["mean"],
+                success_rate=rows[first]["epsilon"]["success_rate"],
+                test_accuracy=rows[first]["accuracy"],
+                successes=rows[first]["epsilon"]["successes"],
+                attempts=rows[first]["epsilon"]["attempts"], divergence_model=divergence["model"])
+
+  # Figures 1-3: success at epsilon on the untransformed images against their distance
+  a0 = attacked[first]
+  ok = np.isfinite(a0["best"]) & (a0["best"] <= eps)
+  bins, trend = {}, {}
+  for m in study.extractors:
+    d0 = dist[f"distance_{m}"][0]
+    bins[m] = protocol.binned(d0, d0[a0["index"]], ok, int(config.distance.bins))
+    trend[m] = protocol.distance_trend(d0[a0["index"]], ok)
+
+  # Figure 5: the distances of the transformed test images against the originals'
+  shifts = {m: {paper.pair_key(al, be): protocol.shift(dist[f"distance_{m}"][0],
+                                                       dist[f"distance_{m}"][i])
+                for i, (al, be) in enumerate(grid) if i > 0}
+            for m in study.extractors}
+  out = dict(table1=table1, scale_shift=rows, figure1=dict(bins=bins, trend=trend),
+             figure5=shifts, test_images=int(len(labels)))
+  _figures(config, workdir, out, dist, attacked, grid, distances.test_split(config, test))
+  return out
+
+
+def _figures(config, workdir, out, dist, attacked, grid, test) -> None:
+  folder = os.path.join(workdir, "figures")
+  study = config.study
+  plots.save(figures.success_by_distance(out["figure1"]["bins"], epsilon=study.epsilon),
+             os.path.join(folder, "figure1.png"))
+  h = tuple(float(v) for v in config.figures.histogram_pair)
+  i = [tuple(map(float, p)) for p in grid].index(h) if h in grid else None
+  if i is not None:
+    plots.save(figures.distance_histograms(
+        {m: (dist[f"distance_{m}"][0], dist[f"distance_{m}"][i]) for m in study.extractors},
+        label=paper.pair_key(*h), bins=int(config.figures.histogram_bins)),
+        os.path.join(folder, "figure5.png"))
+  plots.save(figures.examples(attacked, grid, test, int(config.figures.examples),
+                              epsilon=float(study.epsilon)),
+             os.path.join(folder, "figure4.png"))
+  plots.save(figures.tsne(workdir), os.path.join(folder, "tsne.png"))
+
+
+def run(config, workdir: str, *, test, divergence: dict, distance: dict) -> dict:
+  out = compute(config, workdir, test=test, divergence=divergence, distance=distance)
+  io.write_json(os.path.join(workdir, "score", "tables.json"), out)
+  return out

@@ -1,0 +1,45 @@
+"""The blind-spot study (Zhang et al., "The Limitations of Adversarial Training and the
+Blind-Spot Attack"), end to end, resumable stage by stage.
+
+  python -m experiments.blind_spot --config=configs/blind_spot_quickstart.py --workdir=/tmp/bs
+
+Stages: train the natural and the PGD-trained model -> distances of the test images to the
+training set in embedding space, for the test set and each scale-and-shift of it (Figures 1-3,
+5) -> per-class t-SNE + KDE divergence of train and test (Table 1) -> C&W L-inf from two starts
+at every (alpha, beta) (Tables 2-3, Figure 4) -> scores and figures -> DIR/report.md and
+DIR/results.json. Rerunning skips every stage whose settings and artifacts are unchanged
+(advbound/studies/blind_spot/pipeline.py).
+"""
+
+from absl import logging
+
+from experiments import common
+
+
+def _validate(config, variants):
+  from advbound.studies.blind_spot import settings  # pylint: disable=g-import-not-at-top
+  if variants:
+    common.fail("--only does not apply to this study: it needs both study.attacked and "
+                "study.extractors")
+  settings.validate(config)
+
+
+def main(config, workdir, variants):
+  del variants
+  from advbound.studies.blind_spot import pipeline  # pylint: disable=g-import-not-at-top
+  out = pipeline.run(config, workdir)
+  logging.info("report: %s/report.md", workdir)
+  print(f"report: {workdir}/report.md; results: {workdir}/results.json")
+  t1 = out["table1"]
+  print(f"Table 1 ({out['dataset']}): KL {t1['kl_divergence']:.3f}, success "
+        f"{t1['success_rate']}, accuracy {t1['test_accuracy']:.4f}")
+  from advbound.studies.blind_spot import paper, protocol  # pylint: disable=g-import-not-at-top
+  for alpha, beta in protocol.pairs(config.study.alphas):
+    key = paper.pair_key(alpha, beta)
+    row = out["scale_shift"][key]
+    print(f"  {key}: accuracy {row['accuracy']:.4f}, success at eps "
+          f"{row['epsilon']['success_rate']}, at alpha*eps {row['alpha_epsilon']['success_rate']}")
+
+
+if __name__ == "__main__":
+  common.run(main, validate=_validate)
