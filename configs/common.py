@@ -195,7 +195,7 @@ def blind_spot_study(*, epsilon: float, alphas, num_images: int, attack_batch_si
   attack: C&W L-inf on the first `num_images` test images from the noisy and the grey start;
   `stop_at_threshold` ends an image's search once its distortion is within alpha * epsilon (its
   success at both thresholds is then known; the distortion is no longer the smallest found).
-  figures: Figure 5's (alpha, beta) and Figure 4's number of images.
+  figures: Figure 5's (alpha, beta) (None: no Figure 5) and Figure 4's number of images.
   """
   cw_cfg = dict(max_iterations=1000, learning_rate=5e-3, initial_const=1e-5, largest_const=20.0,
                 const_factor=2.0, decrease_factor=0.9)
@@ -218,6 +218,8 @@ def blind_spot_study(*, epsilon: float, alphas, num_images: int, attack_batch_si
           num_images=num_images, starts=("noise", "grey"), noise_std=0.2, seed=0,
           batch_size=attack_batch_size, stop_at_threshold=stop_at_threshold,
           cw=config_dict.ConfigDict(cw_cfg))),
-      figures=config_dict.ConfigDict(dict(histogram_pair=tuple(histogram_pair), examples=2,
+      figures=config_dict.ConfigDict(dict(histogram_pair=(
+          config_dict.placeholder(tuple) if histogram_pair is None else tuple(histogram_pair)),
+          examples=2,
                                           histogram_bins=30)),
   )

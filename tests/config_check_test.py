@@ -8,8 +8,9 @@ import pytest
 from ml_collections import config_dict
 
 from advbound import config_check
+from advbound.studies.blind_spot import settings as blind_spot_settings
 from advbound.studies.region_defense import settings as region_defense_settings
-from tests.configs_test import DECISION_BOUNDARY, REGION_DEFENSE
+from tests.configs_test import BLIND_SPOT, DECISION_BOUNDARY, REGION_DEFENSE
 
 
 @pytest.mark.parametrize("name", DECISION_BOUNDARY)
@@ -20,6 +21,11 @@ def test_shipped_configs_are_valid(name):
 @pytest.mark.parametrize("name", REGION_DEFENSE)
 def test_shipped_region_defense_configs_are_valid(name):
   region_defense_settings.validate(importlib.import_module(f"configs.{name}").get_config())
+
+
+@pytest.mark.parametrize("name", BLIND_SPOT)
+def test_shipped_blind_spot_configs_are_valid(name):
+  blind_spot_settings.validate(importlib.import_module(f"configs.{name}").get_config())
 
 
 def test_tiny_config_is_valid(tiny_config):

@@ -10,9 +10,11 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
                  if f.endswith(".py") and f not in ("__init__.py", "common.py"))
-# He et al.'s study (experiments.decision_boundary) and Cao & Gong's (experiments.region_defense)
+# He et al.'s study (experiments.decision_boundary), Cao & Gong's (experiments.region_defense)
+# and the blind-spot study (experiments.blind_spot)
 REGION_DEFENSE = [c for c in CONFIGS if c.startswith("region_defense")]
-DECISION_BOUNDARY = [c for c in CONFIGS if c not in REGION_DEFENSE]
+BLIND_SPOT = [c for c in CONFIGS if c.startswith("blind_spot")]
+DECISION_BOUNDARY = [c for c in CONFIGS if c not in REGION_DEFENSE + BLIND_SPOT]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -62,6 +64,20 @@ def test_region_defense_sections_are_consistent(name):
   assert set(config.evaluation.kappa_classifiers) <= set(config.study.classifiers)
   assert config.models.distillation.distill_from == "teacher"
   assert config.models.adversarial.augment_from == "natural"
+
+
+@pytest.mark.parametrize("name", BLIND_SPOT)
+def test_blind_spot_sections_are_consistent(name):
+  """The attacked model is PGD-trained at the study's epsilon; the grid starts with the
+  untransformed images; Figure 5's pair is on the grid."""
+  from advbound.attacks import blind_spot
+  config = importlib.import_module(f"configs.{name}").get_config()
+  attacked = config.models[config.study.attacked]
+  assert attacked.adversarial and attacked.attack.epsilon == config.study.epsilon
+  assert not config.models.natural.adversarial
+  assert config.study.alphas[0] == 1.0
+  pair = config.figures.histogram_pair
+  assert pair is None or tuple(pair) in blind_spot.grid(config.study.alphas)[1:]
 
 
 @pytest.mark.parametrize("name,attacked,table,train", [("mnist", 9500, 100, 7600),

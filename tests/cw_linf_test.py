@@ -243,3 +243,27 @@ def test_grey_start_on_trained_model(quickstart_natural):
   linf = np.abs(np.asarray(r.adversarial) - x).reshape(2, -1).max(1)
   np.testing.assert_allclose(np.asarray(r.distortion["linf"]), linf)
   assert np.all(linf < 0.35), linf
+
+
+def test_stop_below_ends_the_search_at_the_first_example_within_it():
+  """stop_below follows the same trajectory as the full search and ends it at the first example
+  within the bound: same successes, every distortion within the bound and never below the full
+  search's; a bound below every distortion changes nothing."""
+  W, b, x, y = _affine(seed=3, n=6)
+  fn = model(W, b)
+  full = carlini_wagner_linf(fn, x, y, bounds=(0.0, 1.0), max_iterations=200,
+                             decrease_factor=0.8)
+  linf = np.asarray(full.distortion["linf"])
+  assert np.all(full.success)
+  bound = float(1.5 * linf.max())
+  stopped = carlini_wagner_linf(fn, x, y, bounds=(0.0, 1.0), max_iterations=200,
+                                decrease_factor=0.8, stop_below=bound)
+  np.testing.assert_array_equal(stopped.success, full.success)
+  early = np.asarray(stopped.distortion["linf"])
+  assert np.all(early <= bound) and np.all(early >= linf - 1e-6)
+  assert np.any(early > linf + 1e-3)  # it did stop before the full search's end
+  same = carlini_wagner_linf(fn, x, y, bounds=(0.0, 1.0), max_iterations=200,
+                             decrease_factor=0.8, stop_below=1e-7)
+  np.testing.assert_array_equal(np.asarray(same.adversarial), np.asarray(full.adversarial))
+  with pytest.raises(ValueError, match="stop_below"):
+    carlini_wagner_linf(fn, x, y, bounds=(0.0, 1.0), stop_below=-0.1)

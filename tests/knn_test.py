@@ -54,3 +54,17 @@ def test_k_equal_to_the_reference_and_bad_input():
     knn.knn(q[:, :2], r, 2)
   with pytest.raises(ValueError, match="finite"):
     knn.knn(np.full((1, 3), np.nan, np.float32), r, 2)
+
+
+def test_matches_scikit_learn_on_embeddings_with_duplicates():
+  """Against sklearn.neighbors.NearestNeighbors (brute force) on ReLU-like features (many zeros)
+  whose training set holds exact copies of some queries (distance 0)."""
+  from sklearn.neighbors import NearestNeighbors
+  rng = np.random.default_rng(5)
+  r = np.maximum(rng.normal(size=(400, 64)), 0).astype(np.float32) * 30
+  q = np.concatenate([r[:10], np.maximum(rng.normal(size=(20, 64)), 0).astype(np.float32) * 30])
+  d, _ = knn.knn(q, r, 5, reference_block=128, query_chunk=8)
+  ref = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(r.astype(np.float64))
+  ref_d, _ = ref.kneighbors(q.astype(np.float64))
+  np.testing.assert_allclose(d, ref_d, rtol=1e-5, atol=1e-4)
+  np.testing.assert_array_equal(d[:10, 0], 0.0)

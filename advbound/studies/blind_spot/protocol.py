@@ -50,17 +50,18 @@ def success(correct, distortion, threshold: float) -> dict:
     correct: bool [n], the model classifies the (transformed) input correctly.
     distortion: float [n], the smallest L-inf distortion of an example found (inf: none); only
       read where `correct`.
-    threshold: an example counts when its distortion is at most this.
+    threshold: an example counts when its distortion is at most this (compared in float32).
 
   Returns:
     {"success_rate" (None if nothing was attacked), "successes", "attempts"}.
   """
   correct = np.asarray(correct, bool)
-  distortion = np.asarray(distortion, np.float64)
+  distortion = np.asarray(distortion, np.float32)
   if correct.shape != distortion.shape:
     raise ValueError(f"correct {correct.shape} and distortion {distortion.shape} differ")
   attempts = int(correct.sum())
-  successes = int(np.sum(correct & (distortion <= threshold)))
+  # in float32, as the attack measures distortions and compares them with its stop_below
+  successes = int(np.sum(correct & (distortion <= np.float32(threshold))))
   return dict(success_rate=successes / attempts if attempts else None, successes=successes,
               attempts=attempts)
 

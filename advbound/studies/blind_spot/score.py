@@ -71,9 +71,10 @@ def _figures(config, workdir, out, dist, attacked, grid, test) -> None:
   study = config.study
   plots.save(figures.success_by_distance(out["figure1"]["bins"], epsilon=study.epsilon),
              os.path.join(folder, "figure1.png"))
-  h = tuple(float(v) for v in config.figures.histogram_pair)
-  i = [tuple(map(float, p)) for p in grid].index(h) if h in grid else None
-  if i is not None:
+  pair = config.figures.histogram_pair
+  h = None if pair is None else tuple(float(v) for v in pair)
+  if h is not None and h in grid:
+    i = list(grid).index(h)
     plots.save(figures.distance_histograms(
         {m: (dist[f"distance_{m}"][0], dist[f"distance_{m}"][i]) for m in study.extractors},
         label=paper.pair_key(*h), bins=int(config.figures.histogram_bins)),

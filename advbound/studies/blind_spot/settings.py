@@ -123,7 +123,9 @@ def _check_figures(c, cfg, alphas) -> None:
   keys = ("histogram_pair", "examples", "histogram_bins")
   f = c.keys("figures", cfg, keys, required=keys)
   pair = f.get("histogram_pair")
-  if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+  if pair is None:  # no Figure 5 (a grid without transformed pairs)
+    pass
+  elif (not isinstance(pair, (tuple, list)) or len(pair) != 2
       or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair)):
     c.fail("figures.histogram_pair", f"must be (alpha, beta), got {pair!r}")
   elif isinstance(alphas, (tuple, list)) and all(isinstance(a, (int, float)) for a in alphas):
