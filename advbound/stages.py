@@ -155,6 +155,20 @@ def versions() -> dict:
   return out
 
 
+def write_report(workdir: str, lines: list[str], *, timings: dict, versions: dict,
+                 settings: dict) -> None:
+  """Writes DIR/report.md atomically: a study's `lines` followed by the sections every study's
+  report ends with (time per stage, software versions, the settings as JSON)."""
+  md = list(lines) + ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
+  md += [f"| {s} | {t:.0f} |" for s, t in timings.items() if s != "report"]
+  md += ["", "## Software", "", "| package | version |", "|---|---|"]
+  md += [f"| {k} | {v} |" for k, v in versions.items()]
+  md += ["", "## Settings", "", "```json",
+         json.dumps(settings, indent=1, sort_keys=True, default=str), "```", ""]
+  with io.atomic_path(os.path.join(workdir, "report.md")) as tmp, open(tmp, "w") as f:
+    f.write("\n".join(md))
+
+
 # results.json entries that measure time; everything else is a function of the settings
 TIMING_KEYS = ("seconds", "train_seconds_this_run", "eval_seconds")
 

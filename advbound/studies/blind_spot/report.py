@@ -27,7 +27,6 @@ counted over the attacked images the model classifies correctly after the transf
 
 from __future__ import annotations
 
-import json
 import os
 
 from advbound import io, stages
@@ -138,13 +137,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
                 f"{shift} | {s['ks_statistic']:.3f} | {s['ks_p_value']:.2g} | "
                 f"{s['detection_auc']:.3f} |")
   md += ["", "Detection AUC: a threshold on the distance separating transformed from original "
-         "images (0.5: no better than chance).", "",
-         "## Time per stage", "", "| stage | seconds |", "|---|---|"]
-  md += [f"| {s} | {t:.0f} |" for s, t in timings.items() if s != "report"]
-  md += ["", "## Software", "", "| package | version |", "|---|---|"]
-  md += [f"| {k} | {v} |" for k, v in out["versions"].items()]
-  md += ["", "## Settings", "", "```json", json.dumps(out["settings"], indent=1,
-                                                       sort_keys=True, default=str), "```", ""]
-  with io.atomic_path(os.path.join(workdir, "report.md")) as tmp, open(tmp, "w") as f:
-    f.write("\n".join(md))
+         "images (0.5: no better than chance).", ""]
+  stages.write_report(workdir, md, timings=timings, versions=out["versions"],
+                      settings=out["settings"])
   return out

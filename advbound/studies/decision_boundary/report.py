@@ -4,10 +4,10 @@ timings per stage, software versions)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 from advbound import io
+from advbound import stages
 from advbound.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
@@ -119,14 +119,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          f"{det['test_inputs']}.", "", format_table3(det, dataset),
          "## Table 4: boundary classifier on FGSM", "", format_table4(det, dataset),
          "## Figures", ""]
-  md += [f"![{f}]({f})" for f in out["figures"]]
-  md += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
-  md += [f"| {s} | {t:.0f} |" for s, t in timings.items() if s != "report"]
-  md += ["", "## Software", "", "| package | version |", "|---|---|"]
-  md += [f"| {k} | {v} |" for k, v in out["versions"].items()]
-  md += ["", "## Settings", "", "```json", _pretty(out["settings"]), "```", ""]
-  with io.atomic_path(os.path.join(workdir, "report.md")) as tmp, open(tmp, "w") as f:
-    f.write("\n".join(md))
+  md += [f"![{f}]({f})" for f in out["figures"]] + [""]
+  stages.write_report(workdir, md, timings=timings, versions=out["versions"],
+                      settings=out["settings"])
   return out
 
 
@@ -136,6 +131,3 @@ def _images_line(table: int, attacked: int) -> str:
   return (f"{attacked} attacked test images: Tables 1 and 2 report on the first {table}, the "
           f"boundary classifier (Tables 3, 4) trains and tests on all {attacked}. ")
 
-
-def _pretty(obj) -> str:
-  return json.dumps(obj, indent=1, sort_keys=True, default=str)

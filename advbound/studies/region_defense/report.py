@@ -23,7 +23,6 @@ computed; noise L0 in changed values (pixels for colour images), L2 / L-inf on [
 
 from __future__ import annotations
 
-import json
 import os
 
 from advbound import io, stages
@@ -144,12 +143,6 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
                                           is not None else "")
            + f"; the region classifier gives the target for {g['region_fooled']} of "
            f"{g['cells']} examples.", "", f"![{name}]({g['file']})", ""]
-  md += ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
-  md += [f"| {s} | {t:.0f} |" for s, t in timings.items() if s != "report"]
-  md += ["", "## Software", "", "| package | version |", "|---|---|"]
-  md += [f"| {k} | {v} |" for k, v in out["versions"].items()]
-  md += ["", "## Settings", "", "```json", json.dumps(out["settings"], indent=1,
-                                                       sort_keys=True, default=str), "```", ""]
-  with io.atomic_path(os.path.join(workdir, "report.md")) as tmp, open(tmp, "w") as f:
-    f.write("\n".join(md))
+  stages.write_report(workdir, md, timings=timings, versions=out["versions"],
+                      settings=out["settings"])
   return out
