@@ -189,3 +189,13 @@ def test_embedding_fn_needs_an_embed_method():
       return x
   with pytest.raises(ValueError, match="NoEmbed has no embed method"):
     models.as_embedding_fn(NoEmbed())
+
+
+def test_metzen_detector_shape_and_size():
+  model = models.build("metzen_detector", rngs=nnx.Rngs(0))
+  assert model(jnp.zeros((2, 32, 32, 3))).shape == (2, 2)
+  # conv 3x3x3x96, 3x3x96x192, 3x3x192x192, 1x1x192x2 (weights + biases)
+  expected = (27 * 96 + 96) + (9 * 96 * 192 + 192) + (9 * 192 * 192 + 192) + (192 * 2 + 2)
+  assert _num_params(model) == expected
+  assert models.MetzenDetector(in_channels=1, rngs=nnx.Rngs(0))(
+      jnp.zeros((1, 28, 28, 1))).shape == (1, 2)

@@ -10,6 +10,7 @@ from flax import nnx
 
 from advbound import sharding
 from advbound.models.cw_mnist import CarliniWagnerMnist
+from advbound.models.detector import MetzenDetector
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
     "small_cifar": SmallCifarCNN,
     "cw_mnist": CarliniWagnerMnist,
     "resnet_cifar": ResNetCifar,
+    "metzen_detector": MetzenDetector,
 }
 
 
@@ -87,5 +89,5 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   return jax.tree_util.Partial(logits_fn)
 
 
-__all__ = ["MnistCNN", "CarliniWagnerMnist", "ResNetCifar", "WideResNet", "SmallCifarCNN",
+__all__ = ["MnistCNN", "CarliniWagnerMnist", "MetzenDetector", "ResNetCifar", "WideResNet", "SmallCifarCNN",
            "REGISTRY", "build", "as_logits_fn", "as_embedding_fn", "as_pytree_fn", "LogitsFn"]

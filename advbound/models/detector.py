@@ -1,0 +1,26 @@
+"""Metzen et al.'s adversarial-example detector ("On Detecting Adversarial Perturbations", ICLR
+2017), applied to the input as in the training-dynamics study: conv 3x3x96, ReLU, max-pool 2,
+conv 3x3x192, ReLU, max-pool 2, conv 3x3x192, ReLU, conv 1x1x2, global average pool."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class MetzenDetector(nnx.Module):
+  """Input float32 [N, H, W, C] (any scale the caller standardizes); output logits [N, 2]
+  (class 1: adversarial)."""
+
+  def __init__(self, *, in_channels: int = 3, rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(in_channels, 96, (3, 3), padding="SAME", rngs=rngs)
+    self.conv2 = nnx.Conv(96, 192, (3, 3), padding="SAME", rngs=rngs)
+    self.conv3 = nnx.Conv(192, 192, (3, 3), padding="SAME", rngs=rngs)
+    self.conv4 = nnx.Conv(192, 2, (1, 1), rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nnx.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
+    x = nnx.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
+    x = self.conv4(jax.nn.relu(self.conv3(x)))
+    return jnp.mean(x, axis=(1, 2))

@@ -1,0 +1,73 @@
+"""Temporal stability and sharedness of adversarial perturbations under adversarial training
+("Universality, Robustness, and Detectability of Adversarial Perturbations under Adversarial
+Training", section 3.1 and appendix C).
+
+A temporal stability profile of a test input is P [T1, T2]: P[t1, t2] = p(y | x + xi_t1;
+theta_t2), the probability of the true class under the model of epoch t2 for the perturbation
+made at epoch t1 (rows: perturbation epochs, columns: model epochs).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from advbound import checks, evaluate
+
+
+def maxmin(profile):
+  """min over t1 of (max over t2 of P[t1, t2]): small when one perturbation fools every model.
+  profile: [..., T1, T2] -> [...]."""
+  return jnp.min(jnp.max(jnp.asarray(profile), axis=-1), axis=-1)
+
+
+def minmax(profile):
+  """max over t2 of (min over t1 of P[t1, t2]): large when one model resists every
+  perturbation. profile: [..., T1, T2] -> [...]. Never above maxmin (the minimax inequality)."""
+  return jnp.max(jnp.min(jnp.asarray(profile), axis=-2), axis=-1)
+
+
+def true_class_probability(logits_fn, x, y, *, batch_size: int = 500) -> np.ndarray:
+  """float32 [N]: softmax probability of class y [N] at x [N, ...]."""
+  checks.check_labels(y, np.shape(x)[0])
+  logits = evaluate.logits(logits_fn, x, batch_size=batch_size)
+  p = jax.nn.softmax(jnp.asarray(logits), axis=-1)
+  return np.asarray(jnp.take_along_axis(p, jnp.asarray(y)[:, None], axis=1)[:, 0])
+
+
+def cost_change(logits_fn, x, xi, y, *, bounds, batch_size: int = 500) -> np.ndarray:
+  """float32 [N]: J(theta, x + xi, y) - J(theta, x, y), the cross-entropy change a perturbation
+  causes (x + xi clipped to bounds). xi: [N, ...] or one perturbation [...] for every input."""
+  low, high = checks.check_bounds(bounds)
+  x = np.asarray(x, np.float32)
+  perturbed = np.clip(x + np.asarray(xi, np.float32), low, high)
+  y = jnp.asarray(y)
+  ce = lambda v: optax.softmax_cross_entropy_with_integer_labels(
+      jnp.asarray(evaluate.logits(logits_fn, v, batch_size=batch_size)), y)
+  return np.asarray(ce(perturbed) - ce(x))
+
+
+def sharedness(logits_fn, perturbations, x, y, *, bounds, batch_size: int = 500) -> np.ndarray:
+  """Appendix C's sharedness: for each per-input perturbation xi_i (made for input i of x), the
+  fraction of the *other* inputs j it is effective on (x_j classified as y_j, x_j + xi_i not),
+  among the other inputs classified correctly.
+
+  Args: perturbations: float32 [N, ...] (xi_i belongs to x_i); x [N, ...]; y [N].
+  Returns: float32 [N] (NaN where no other input is classified correctly).
+  """
+  low, high = checks.check_bounds(bounds)
+  x = np.asarray(x, np.float32)
+  perturbations = np.asarray(perturbations, np.float32)
+  if perturbations.shape != x.shape:
+    raise ValueError(f"perturbations {perturbations.shape} must match x {x.shape}")
+  y = np.asarray(y)
+  correct = evaluate.predict(logits_fn, x, batch_size=batch_size) == y
+  out = np.empty(len(x), np.float32)
+  for i, xi in enumerate(perturbations):  # host loop over perturbations; inputs in chunks
+    fooled = evaluate.predict(logits_fn, np.clip(x + xi, low, high), batch_size=batch_size) != y
+    others = correct.copy()
+    others[i] = False
+    out[i] = np.mean(fooled[others]) if others.any() else np.nan
+  return out
