@@ -35,7 +35,8 @@ TRAIN_KEYS = ("seed", "num_steps", "batch_size", "optimizer", "learning_rate", "
               "warmup_fraction", "augment", "adversarial", "attack", "log_every",
               "checkpoint_every")
 # optional train keys: defensive distillation (Papernot et al.; Cao & Gong's baseline)
-TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from", "augment_examples")
+TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from", "augment_examples",
+                  "snapshot_every", "init_from")
 PGD_KEYS = ("epsilon", "step_size", "num_steps", "random_start")
 
 
@@ -273,14 +274,19 @@ def check_models(c: Checker, cfg, sizes, span, variants) -> None:
     c.choice(f"{path}.augment", t.get("augment"), ("none", "crop_flip"))
     c.flag(f"{path}.adversarial", t.get("adversarial"))
     if "attack" in t:
-      _check_pgd(c, f"{path}.attack", t["attack"], span, extra=("epsilon_warmup_fraction",))
+      _check_pgd(c, f"{path}.attack", t["attack"], span,
+                 extra=("epsilon_warmup_fraction", "labels"))
+      if "labels" in t["attack"]:
+        c.choice(f"{path}.attack.labels", t["attack"]["labels"], ("true", "predicted"))
       c.number(f"{path}.attack.epsilon_warmup_fraction",
                t["attack"].get("epsilon_warmup_fraction", 0.0), lo=0, hi=1, hi_open=True)
     if "temperature" in t:
       c.number(f"{path}.temperature", t.get("temperature"), lo=0, lo_open=True)
+    if "snapshot_every" in t:
+      c.count(f"{path}.snapshot_every", t.get("snapshot_every"), optional=True)
     if "augment_examples" in t:
       c.count(f"{path}.augment_examples", t.get("augment_examples"), optional=True)
-    for key in ("distill_from", "augment_from"):
+    for key in ("distill_from", "augment_from", "init_from"):
       other = t.get(key)
       if other is not None and (not isinstance(other, str) or other not in cfg.keys()
                                 or other == v):

@@ -121,7 +121,9 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
   loss is taken on PGD examples (cfg.attack: epsilon, step_size, num_steps, random_start, and
   epsilon_warmup_fraction, a linear ramp of epsilon from 0 over that fraction of the run), made
   with the current weights and batch statistics of the batch (not written back), as in Madry
-  et al.'s code. metrics: loss and accuracy on the examples trained on (float32 []).
+  et al.'s code. attack.labels "predicted" (default "true") makes the examples against the
+  model's own predictions instead of the true labels ("label leaking" avoided, Kurakin et al.);
+  the loss is still taken on the true labels. metrics: loss and accuracy on the examples trained on (float32 []).
   """
   attack = cfg.attack
   temperature = float(cfg.get("temperature", 1.0))
@@ -137,8 +139,11 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
       if attack.epsilon_warmup_fraction > 0:
         ramp = (state.step + 1) / (attack.epsilon_warmup_fraction * cfg.num_steps)
         epsilon = attack.epsilon * jnp.minimum(1.0, ramp.astype(jnp.float32))
+      y_attack = y
+      if attack.get("labels", "true") == "predicted":
+        y_attack = jnp.argmax(jax.lax.stop_gradient(attack_logits(x)), axis=-1)
       x = jax.lax.stop_gradient(pgd(
-          attack_logits, k_attack, x, y, epsilon=epsilon, step_size=attack.step_size,
+          attack_logits, k_attack, x, y_attack, epsilon=epsilon, step_size=attack.step_size,
           num_steps=attack.num_steps, bounds=bounds, random_start=attack.random_start))
 
     def loss_fn(params, rest):
@@ -206,10 +211,48 @@ def _checkpoint_manager(workdir: str, keep: int = 2) -> ocp.CheckpointManager:
                                options=ocp.CheckpointManagerOptions(max_to_keep=keep))
 
 
-def _initial_state(model_cfg, cfg, workdir: str):
-  """(model in train mode, TrainState at step 0 or from the latest checkpoint, manager)."""
+def _snapshot_manager(workdir: str) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "snapshots")),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=None))
+
+
+def snapshot_steps(workdir: str) -> list[int]:
+  """The steps at which `snapshot_every` kept a snapshot under workdir/snapshots, ascending."""
+  if not os.path.isdir(os.path.join(workdir, "snapshots")):
+    return []
+  manager = _snapshot_manager(workdir)
+  try:
+    return sorted(int(s) for s in manager.all_steps())
+  finally:
+    manager.close()
+
+
+def load_snapshot(model_cfg, train_cfg, workdir: str, step: int) -> nnx.Module:
+  """The model (train mode) as it was after `step` training steps, from the parameter and
+  batch-statistics snapshot kept by `snapshot_every` (no optimizer state is kept)."""
+  model = build_model(model_cfg, train_cfg.seed)
+  model.train()
+  _, params, rest = nnx.split(model, nnx.Param, ...)
+  steps = snapshot_steps(workdir)
+  if int(step) not in steps:
+    raise ValueError(f"{workdir} has no snapshot of step {step}; it has {steps}")
+  manager = _snapshot_manager(workdir)
+  try:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"params": params, "rest": rest})
+    got = manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
+  finally:
+    manager.close()
+  nnx.update(model, got["params"], got["rest"])
+  return model
+
+
+def _initial_state(model_cfg, cfg, workdir: str, init: nnx.Module | None = None):
+  """(model in train mode, TrainState at step 0 or from the latest checkpoint, manager); at
+  step 0 the weights and batch statistics are `init`'s when given."""
   model = build_model(model_cfg, cfg.seed)
   model.train()
+  if init is not None:
+    nnx.update(model, nnx.state(init))
   _, params, rest = nnx.split(model, nnx.Param, ...)
   state = TrainState(jnp.zeros((), jnp.int32), params, rest, make_optimizer(cfg).init(params))
   manager = _checkpoint_manager(workdir)
@@ -221,7 +264,7 @@ def _initial_state(model_cfg, cfg, workdir: str):
 
 def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
           on_step: Callable[[int], None] | None = None, soft_labels=None,
-          upstream: dict | None = None) -> nnx.Module:
+          upstream: dict | None = None, init: nnx.Module | None = None) -> nnx.Module:
   """Trains (or resumes training) a model on `data` and returns it.
 
   Args:
@@ -232,8 +275,10 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     on_step: called with the step number after each step (tests use it to simulate a kill).
     soft_labels: float32 [N, K] targets per training example (distillation), or None.
     upstream: what the run's data comes from beyond `data` (a distillation teacher's settings,
-      the model that made adversarial training examples), stored beside the checkpoint and
-      compared on resume like the run's own settings.
+      the model that made adversarial training examples, the model it starts from), stored
+      beside the checkpoint and compared on resume like the run's own settings.
+    init: a model of the same architecture whose weights and batch statistics the run starts
+      from (a fresh optimizer state), instead of the seeded initialisation.
 
   Returns:
     The trained model (train mode; use models.as_logits_fn for a pure eval-mode function).
@@ -260,7 +305,7 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   else:
     io.write_json(settings_path, settings)
 
-  model, state, manager = _initial_state(model_cfg, cfg, workdir)
+  model, state, manager = _initial_state(model_cfg, cfg, workdir, init)
   if int(state.step):
     logging.info("resumed %s from step %d", workdir, int(state.step))
   graphdef = nnx.graphdef(model)
@@ -288,6 +333,16 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   base_key = jax.random.fold_in(jax.random.key(cfg.seed), 1)
 
   start = int(state.step)
+  every = cfg.get("snapshot_every")
+  snapshots = _snapshot_manager(workdir) if every else None
+
+  def snapshot(at: int) -> None:  # parameters and batch statistics only, every one kept
+    if snapshots is not None and at not in snapshots.all_steps():
+      snapshots.save(at, args=ocp.args.StandardSave({"params": state.params,
+                                                     "rest": state.rest}))
+
+  if start == 0:
+    snapshot(0)
   pending: list[dict[str, jax.Array]] = []
   t_last, s_last = time.time(), start
   try:
@@ -317,10 +372,15 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
         pending, t_last, s_last = [], now, done
         if done % cfg.checkpoint_every == 0 or is_last:
           manager.save(done, args=ocp.args.StandardSave(state))
+      if every and (done % every == 0 or is_last):
+        snapshot(done)
   finally:
     # Let an in-flight async save finish even when the run stops with an exception.
     manager.wait_until_finished()
     manager.close()
+    if snapshots is not None:
+      snapshots.wait_until_finished()
+      snapshots.close()
   nnx.update(model, state.params, state.rest)
   return model
 
@@ -367,18 +427,22 @@ def model_stamp(config, variant: str) -> dict:
   out = {"data": _to_dict(config.data), "model": _to_dict(config.model),
          "train": {k: v for k, v in _to_dict(config.models[variant]).items()
                    if k not in _COSMETIC}}
-  for key in ("distill_from", "augment_from"):
+  for key in _UPSTREAM:
     other = config.models[variant].get(key)
     if other:
       out[key] = model_stamp(config, other)
   return out
 
 
+# settings naming another variant a variant is made from
+_UPSTREAM = ("distill_from", "augment_from", "init_from")
+
+
 def train_variant(config, variant: str, data: Dataset, workdir: str, *,
                   _students: tuple[str, ...] = ()) -> nnx.Module:
   """Trains (or loads) model variant `variant` under `workdir/models/<variant>`.
 
-  Two settings make a variant depend on another one, which is trained or loaded first:
+  Three settings make a variant depend on another one, which is trained or loaded first:
   - `distill_from: <variant>` (defensive distillation, Papernot et al.): the variant learns from
     that teacher's soft labels softmax(Z_teacher(x) / T) on the training images, T = its
     `temperature`.
@@ -388,11 +452,13 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
     `models/<variant>/deepfool_train.npz`) and the variant trains on the clean images and
     these examples together (2N examples, true labels, shuffled together). `augment_examples:
     M` makes examples of the first M training images only (N + M examples; a cheaper run).
+  - `init_from: <variant>`: training starts from that variant's trained weights and batch
+    statistics (a fresh optimizer), e.g. adversarial training after natural training.
   The checkpoint records the upstream settings, so a changed teacher or source retrains.
   """
   vcfg = config.models[variant]
-  soft, upstream = None, {}
-  for key in ("distill_from", "augment_from"):
+  soft, upstream, init = None, {}, None
+  for key in _UPSTREAM:
     other = vcfg.get(key)
     if not other:
       continue
@@ -403,7 +469,9 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
     source = train_variant(config, other, data, workdir, _students=_students + (variant,))
     fn = models.as_logits_fn(source)
     upstream[key] = model_stamp(config, other)
-    if key == "distill_from":
+    if key == "init_from":
+      init = source
+    elif key == "distill_from":
       z = evaluate.logits(fn, data.images)
       soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
     else:
@@ -415,7 +483,7 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
                                      json.dumps(upstream, sort_keys=True, default=str),
                                      count=count)
   return train(data, config.model, vcfg, os.path.join(workdir, "models", variant),
-               soft_labels=soft, upstream=upstream or None)
+               soft_labels=soft, upstream=upstream or None, init=init)
 
 
 _AUGMENT_DEEPFOOL = {"norm": "l2", "overshoot": 0.02, "max_iterations": 50}

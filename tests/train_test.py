@@ -333,3 +333,80 @@ def test_adversarial_training_baseline_on_the_first_m_images(tmp_path):
   stored = io.read_json(str(folder / "settings.json"))
   assert stored["data"]["n"] == 55  # 40 clean images and 15 DeepFool examples
   assert stored["upstream"]["augment_examples"] == 15
+
+
+def test_snapshots_restore_the_model_of_their_step(tmp_path):
+  """snapshot_every keeps parameters and batch statistics at step 0, every k steps and at the
+  end; each restores equal to a run stopped at that step; a resumed run adds the rest."""
+  ds = _tiny_data("cifar10")
+  mcfg = config_dict.ConfigDict(dict(name="small_cifar", width=4))  # has batch statistics
+  tcfg = common.train(num_steps=5, batch_size=16, log_every=5, checkpoint_every=2,
+                      learning_rate=0.01, snapshot_every=2)
+  with pytest.raises(Killed):
+    train.train(ds, mcfg, tcfg, str(tmp_path / "run"), on_step=_kill_at(3))
+  final = train.train(ds, mcfg, tcfg, str(tmp_path / "run"))
+  assert train.snapshot_steps(str(tmp_path / "run")) == [0, 2, 4, 5]
+  jax.tree.map(np.testing.assert_array_equal, _params(final),
+               _params(train.load_snapshot(mcfg, tcfg, str(tmp_path / "run"), 5)))
+  short = common.train(num_steps=4, batch_size=16, log_every=4, checkpoint_every=4,
+                       learning_rate=0.01)  # constant schedule: the first 4 steps coincide
+  at4 = train.train(ds, mcfg, short, str(tmp_path / "short"))
+  jax.tree.map(np.testing.assert_array_equal, _params(at4),
+               _params(train.load_snapshot(mcfg, tcfg, str(tmp_path / "run"), 4)))
+  init = train.build_model(mcfg, tcfg.seed)
+  jax.tree.map(np.testing.assert_array_equal, _params(init),
+               _params(train.load_snapshot(mcfg, tcfg, str(tmp_path / "run"), 0)))
+  with pytest.raises(ValueError, match="no snapshot of step 3"):
+    train.load_snapshot(mcfg, tcfg, str(tmp_path / "run"), 3)
+  assert train.snapshot_steps(str(tmp_path / "short")) == []
+
+
+def test_attack_on_predicted_labels():
+  """attack.labels = "predicted" attacks the model's own predictions: the same step as "true"
+  when the labels are the predictions, another one when they are not."""
+  model = train.build_model(config_dict.ConfigDict(dict(name="mnist_cnn")), 0)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  x = jax.random.uniform(jax.random.key(0), (8, 28, 28, 1))
+  pred = jnp.argmax(models.as_logits_fn(model)(x), -1).astype(jnp.int32)
+  out = {}
+  for labels in ("true", "predicted"):
+    cfg = common.train(num_steps=1, batch_size=8, adversarial=True,
+                       attack=dict(epsilon=0.3, step_size=0.1, num_steps=3, random_start=False))
+    cfg.attack.labels = labels
+    tx = train.make_optimizer(cfg)
+    step = train.make_train_step(graphdef, tx, cfg, (0.0, 1.0))
+    for name, y in (("pred", pred), ("wrong", (pred + 1) % 10)):
+      fresh = jax.tree.map(jnp.array, params)  # copies: the step donates its state
+      state = train.TrainState(jnp.zeros((), jnp.int32), fresh, jax.tree.map(jnp.array, rest),
+                               tx.init(fresh))
+      new, _ = step(state, {"image": x, "label": y}, jax.random.key(1))
+      out[labels, name] = jax.tree.map(np.asarray, new.params)
+  jax.tree.map(np.testing.assert_array_equal, out["true", "pred"], out["predicted", "pred"])
+  differ = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b),
+                                        out["true", "wrong"], out["predicted", "wrong"]))
+  assert any(differ)
+
+
+def _weights(model):  # the parameters (cw_mnist's dropout also keeps a PRNG key in its state)
+  return jax.tree.map(np.asarray, nnx.state(model, nnx.Param))
+
+
+def test_init_from_starts_where_the_source_variant_ended(tmp_path):
+  """init_from: the variant's step-0 snapshot is its source's trained model (weights and batch
+  statistics), the source is trained first, and its settings enter the variant's stamp."""
+  config = _cw_mnist_config(4, natural=dict(),
+                            adversarial=dict(init_from="natural", snapshot_every=2))
+  train_data = data.load("mnist", source="embedded", split="train")
+  tuned = train.train_variant(config, "adversarial", train_data, str(tmp_path))
+  natural = train.load_model(config.model, config.models.natural,
+                             str(tmp_path / "models" / "natural"))
+  folder = str(tmp_path / "models" / "adversarial")
+  assert train.snapshot_steps(folder) == [0, 2, 4]
+  jax.tree.map(np.testing.assert_array_equal, _weights(natural),
+               _weights(train.load_snapshot(config.model, config.models.adversarial, folder, 0)))
+  assert any(not np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(_weights(natural)), jax.tree.leaves(_weights(tuned))))
+  assert train.model_stamp(config, "adversarial")["init_from"] == train.model_stamp(
+      config, "natural")
+  stored = io.read_json(os.path.join(folder, "settings.json"))
+  assert stored["upstream"]["init_from"] == train.model_stamp(config, "natural")
