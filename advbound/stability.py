@@ -29,6 +29,24 @@ def minmax(profile):
   return jnp.max(jnp.min(jnp.asarray(profile), axis=-2), axis=-1)
 
 
+def profile(logits_fns, perturbed, y, *, batch_size: int = 500) -> np.ndarray:
+  """Temporal stability profiles of N inputs.
+
+  Args:
+    logits_fns: T2 pure functions, the models of the epochs t2.
+    perturbed: T1 arrays [N, ...], x + xi_t1 (the perturbations made at the epochs t1).
+    y: int32 [N] true labels.
+
+  Returns:
+    float32 [N, T1, T2]: P[n, t1, t2] = p(y_n | perturbed[t1][n]; model t2).
+  """
+  out = np.empty((len(y), len(perturbed), len(logits_fns)), np.float32)
+  for t1, xp in enumerate(perturbed):  # T1 x T2 compiled passes over the N inputs
+    for t2, fn in enumerate(logits_fns):
+      out[:, t1, t2] = true_class_probability(fn, xp, y, batch_size=batch_size)
+  return out
+
+
 def true_class_probability(logits_fn, x, y, *, batch_size: int = 500) -> np.ndarray:
   """float32 [N]: softmax probability of class y [N] at x [N, ...]."""
   checks.check_labels(y, np.shape(x)[0])

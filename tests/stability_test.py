@@ -57,3 +57,21 @@ def test_probability_cost_change_and_sharedness():
     assert shared[i] == pytest.approx(np.delete(fooled, i).mean())
   with pytest.raises(ValueError, match="must match"):
     stability.sharedness(fn, xi[:3], x, y, bounds=(0, 1))
+
+
+def test_profile_against_softmax_of_each_model():
+  rng = np.random.default_rng(2)
+  Ws = [rng.normal(size=(3, 6)).astype(np.float32) for _ in range(3)]
+  fns = [jax.tree_util.Partial(_linear, W) for W in Ws]
+  x = rng.uniform(0, 1, size=(10, 6)).astype(np.float32)
+  y = rng.integers(0, 3, 10).astype(np.int32)
+  perturbed = [np.clip(x + rng.normal(0, 0.2, x.shape), 0, 1).astype(np.float32)
+               for _ in range(2)]
+  p = stability.profile(fns, perturbed, y)
+  assert p.shape == (10, 2, 3)
+  for t1 in range(2):
+    for t2 in range(3):
+      z = perturbed[t1] @ Ws[t2].T
+      soft = np.exp(z - z.max(1, keepdims=True))
+      soft /= soft.sum(1, keepdims=True)
+      np.testing.assert_allclose(p[:, t1, t2], soft[np.arange(10), y], rtol=1e-5)

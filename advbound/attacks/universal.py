@@ -10,6 +10,9 @@ each D_k a mini-batch of m inputs drawn uniformly from the data (their setting: 
 alpha 2.5 on the 0-255 scale, m = 128, K = 10, 200 iterations). The perturbed inputs x + Xi are
 clipped to the valid range before the model sees them (the paper does not say; an input outside
 the pixel range is not an image).
+
+The same iteration on a two-class detector with every label 0 ("clean") gives the study's
+Figure 7, the perturbation that maximises the detector's probability of "adversarial".
 """
 
 from __future__ import annotations
