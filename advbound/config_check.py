@@ -143,11 +143,8 @@ def validate(config, *, variants: Iterable[str] | None = None,
   """
   c = Checker()
   top = c.keys("config", config, SECTIONS, required=tuple(required))
-  info = check_data(c, top.get("data"), sizes)
-  sizes = info.pop("sizes", None) or {}
+  info, sizes, _ = check_trained(c, top, sizes, variants)
   span = info.get("span")
-  check_model(c, top.get("model"), info)
-  check_models(c, top.get("models"), sizes, span, variants)
   _check_eval(c, top.get("eval"), sizes, span)
   attacks = _check_attack(c, top.get("attack"), sizes)
   examples = _check_boundary(c, top.get("boundary"), attacks, info)
@@ -155,6 +152,17 @@ def validate(config, *, variants: Iterable[str] | None = None,
   _check_detect(c, top.get("detect"), examples, top.get("attack"))
   if c.problems:
     raise ConfigError(c.problems)
+
+
+def check_trained(c: Checker, top: dict, sizes, variants=None) -> tuple[dict, dict, tuple]:
+  """Checks the sections every study shares (data, model, models) of the config's top-level
+  sections `top`. Returns (data info: span, ...; split sizes; the model variants' names)."""
+  info = check_data(c, top.get("data"), sizes)
+  sizes = info.pop("sizes", None) or {}
+  check_model(c, top.get("model"), info)
+  check_models(c, top.get("models"), sizes, info.get("span"), variants)
+  models = top.get("models")
+  return info, sizes, tuple(models.keys()) if hasattr(models, "keys") else ()
 
 
 def check_data(c: Checker, cfg, sizes) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from advbound import checks
+from advbound import checks, evaluate
 from advbound.models.detector import MetzenDetector
 
 
@@ -82,7 +82,6 @@ def detectability(detector_fn, clean, adversarial, *, batch_size: int = 500) -> 
   """The detector's accuracy on equal parts clean and adversarial inputs: the mean of its true
   negative rate (clean called clean) and true positive rate (adversarial called adversarial).
   Returns {"accuracy", "true_negative_rate", "true_positive_rate"}."""
-  from advbound import evaluate  # pylint: disable=g-import-not-at-top
   tnr = float(np.mean(evaluate.predict(detector_fn, clean, batch_size=batch_size) == 0))
   tpr = float(np.mean(evaluate.predict(detector_fn, adversarial, batch_size=batch_size) == 1))
   return dict(accuracy=(tnr + tpr) / 2, true_negative_rate=tnr, true_positive_rate=tpr)

@@ -60,13 +60,11 @@ def examples(attacked: dict, grid, test, count: int, *, epsilon: float):
   blind-spot effect best, as the paper's example does: not broken within epsilon untransformed,
   then broken within alpha * epsilon at the most pairs (ties: the lowest index)."""
   keys = [paper.pair_key(a, b) for a, b in grid]
-  common = set(attacked[keys[0]]["index"].tolist())
-  for k in keys[1:]:
-    common &= set(attacked[k]["index"].tolist())
+  row = {k: {int(i): r for r, i in enumerate(attacked[k]["index"])} for k in keys}  # test -> row
+  common = set(row[keys[0]]).intersection(*(row[k] for k in keys[1:]))
 
   def within(i, k, a):
-    art = attacked[k]
-    return bool(art["best"][np.flatnonzero(art["index"] == i)[0]] <= a * epsilon)
+    return bool(attacked[k]["best"][row[k][i]] <= a * epsilon)
 
   def rank(i):
     broken = sum(within(i, k, a) for (a, _), k in zip(grid[1:], keys[1:]))
@@ -82,10 +80,10 @@ def examples(attacked: dict, grid, test, count: int, *, epsilon: float):
       top.append(np.asarray(blind_spot.scale_shift(test.images[i:i + 1], a, b,
                                                    bounds=test.bounds))[0])
       top_n.append(f"label {int(test.labels[i])}")
-      rows = np.flatnonzero(art["index"] == i)
-      if rows.size and np.isfinite(art["best"][rows[0]]):
-        d = float(art["best"][rows[0]])
-        bottom.append(art["adversarial"][rows[0]])
+      r = row[k].get(i)
+      if r is not None and np.isfinite(art["best"][r]):
+        d = float(art["best"][r])
+        bottom.append(art["adversarial"][r])
         bottom_n.append(f"dist={d:.3f}")
         ok.append(d <= a * epsilon)
       else:

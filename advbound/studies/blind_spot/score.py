@@ -24,13 +24,9 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
     a = attacks.load(workdir, alpha, beta)
     attacked[key] = a
     correct = a["correct"]
-    best = np.full(len(correct), np.inf, np.float32)
-    best[correct] = a["best"]
-    by_start = {}
-    for s in config.attack.starts:
-      d = np.full(len(correct), np.inf, np.float32)
-      d[correct] = a[f"linf_{s}"]
-      by_start[s] = protocol.success(correct, d, eps)
+    best = _over_drawn(correct, a["best"])
+    by_start = {s: protocol.success(correct, _over_drawn(correct, a[f"linf_{s}"]), eps)
+                for s in config.attack.starts}
     found = a["best"][np.isfinite(a["best"])]
     rows[key] = dict(
         alpha=alpha, beta=beta,
@@ -48,7 +44,7 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
 
   # Figures 1-3: success at epsilon on the untransformed images against their distance
   a0 = attacked[first]
-  ok = np.isfinite(a0["best"]) & (a0["best"] <= eps)
+  ok = a0["best"] <= np.float32(eps)  # as protocol.success counts (inf: nothing found)
   bins, trend = {}, {}
   for m in study.extractors:
     d0 = dist[f"distance_{m}"][0]
@@ -63,6 +59,13 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
   out = dict(table1=table1, scale_shift=rows, figure1=dict(bins=bins, trend=trend),
              figure5=shifts, test_images=int(len(labels)))
   _figures(config, workdir, out, dist, attacked, grid, distances.test_split(config, test))
+  return out
+
+
+def _over_drawn(correct, values) -> np.ndarray:
+  """float32 [N]: per drawn image, its attacked row's value, inf where it was not attacked."""
+  out = np.full(len(correct), np.inf, np.float32)
+  out[correct] = values
   return out
 
 

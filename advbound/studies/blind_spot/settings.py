@@ -21,11 +21,7 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   """Raises ConfigError listing every problem of a blind-spot config."""
   c = Checker()
   top = c.keys("config", config, SECTIONS, required=REQUIRED)
-  info = config_check.check_data(c, top.get("data"), sizes)
-  sizes = info.pop("sizes", None) or {}
-  config_check.check_model(c, top.get("model"), info)
-  config_check.check_models(c, top.get("models"), sizes, info.get("span"), None)
-  variants = tuple(top["models"].keys()) if hasattr(top.get("models"), "keys") else ()
+  info, sizes, variants = config_check.check_trained(c, top, sizes)
   study = _check_study(c, top.get("study"), variants, sizes, info.get("span"))
   _check_distance(c, top.get("distance"))
   _check_divergence(c, top.get("divergence"), variants)

@@ -57,8 +57,8 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
         raise ValueError(f"class {c}: {len(tr)} training and {len(te)} test images; the KDE "
                          "needs at least 3 of each")
       bs = int(config.study.batch_size)
-      emb = np.concatenate([distances.embed(model, train.images[tr], batch_size=bs),
-                            distances.embed(model, test.images[te], batch_size=bs)])
+      emb = distances.embed(model, np.concatenate([train.images[tr], test.images[te]]),
+                            batch_size=bs)
       points = tsne(emb, perplexity=cfg.perplexity, max_iter=cfg.max_iter,
                     seed=int(cfg.seed) + c)
       kl = divergence.kl_divergence(points[:len(tr)], points[len(tr):], grid=int(cfg.grid))
