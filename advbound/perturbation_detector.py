@@ -48,13 +48,14 @@ def _fit(graphdef, params, clean, adversarial, steps, batch, learning_rate, key,
 
 
 def train(key, clean, adversarial, *, bounds, steps: int = 2000, batch_size: int = 64,
-          learning_rate: float = 1e-4):
+          learning_rate: float = 1e-4, features: tuple[int, int, int] = (96, 192, 192)):
   """Trains a MetzenDetector; returns its pure `logits_fn(x [N, H, W, C]) -> [N, 2]` on inputs
   in `bounds` (class 1: adversarial).
 
   Args:
     key: jax.random key (initialisation and batches).
     clean, adversarial: float32 [N, H, W, C] and [M, H, W, C] inside bounds (M, N >= 1).
+    features: the detector's convolution widths (MetzenDetector).
   """
   low, high = checks.check_bounds(bounds)
   clean, adversarial = np.asarray(clean, np.float32), np.asarray(adversarial, np.float32)
@@ -67,7 +68,8 @@ def train(key, clean, adversarial, *, bounds, steps: int = 2000, batch_size: int
   checks.check_positive(batch_size, "batch_size", integer=True)
   checks.check_positive(learning_rate, "learning_rate")
   init_key, fit_key = jax.random.split(key)
-  model = MetzenDetector(in_channels=clean.shape[-1], rngs=nnx.Rngs(params=init_key))
+  model = MetzenDetector(in_channels=clean.shape[-1], features=tuple(features),
+                         rngs=nnx.Rngs(params=init_key))
   graphdef, params = nnx.split(model)
   params = _fit(graphdef, params, jnp.asarray(clean), jnp.asarray(adversarial), int(steps),
                 int(batch_size), float(learning_rate), fit_key, low, high)

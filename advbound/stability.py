@@ -89,3 +89,50 @@ def sharedness(logits_fn, perturbations, x, y, *, bounds, batch_size: int = 500)
     others[i] = False
     out[i] = np.mean(fooled[others]) if others.any() else np.nan
   return out
+
+
+def transfer_rates(logits_fn, perturbations, x, y, *, bounds, batch_size: int = 500) -> np.ndarray:
+  """Appendix C's sharedness ratio against a separate set of inputs: for each perturbation xi_p
+  [P, ...], the fraction of the inputs x [M, ...] classified as y [M] that x + xi_p (clipped)
+  no longer is. float32 [P] (NaN when no input of x is classified correctly)."""
+  low, high = checks.check_bounds(bounds)
+  x = np.asarray(x, np.float32)
+  perturbations = np.asarray(perturbations, np.float32)
+  if perturbations.shape[1:] != x.shape[1:]:
+    raise ValueError(f"perturbations {perturbations.shape} and inputs {x.shape} must have one "
+                     "image shape")
+  y = np.asarray(y)
+  correct = evaluate.predict(logits_fn, x, batch_size=batch_size) == y
+  if not correct.any():
+    return np.full(len(perturbations), np.nan, np.float32)
+  xc, yc = x[correct], y[correct]
+  out = np.empty(len(perturbations), np.float32)
+  for p, xi in enumerate(perturbations):  # host loop over perturbations; inputs in chunks
+    out[p] = np.mean(evaluate.predict(logits_fn, np.clip(xc + xi, low, high),
+                                      batch_size=batch_size) != yc)
+  return out
+
+
+def loglog_pearson(a, b) -> dict:
+  """Pearson's r of log(a) and log(b) over the pairs where both are > 0 (section 3.1's
+  sharedness vs stability), with its two-sided p-value (t test, n - 2 degrees of freedom).
+
+  Args: a, b: float [N].
+  Returns: {"r", "p" (None when n < 3), "n" (pairs used), "dropped" (pairs with a value <= 0
+  or not finite)}.
+  """
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape or a.ndim != 1:
+    raise ValueError(f"a {a.shape} and b {b.shape} must be vectors of one length")
+  keep = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+  n = int(keep.sum())
+  if n < 3:
+    return dict(r=None, p=None, n=n, dropped=int(len(a) - n))
+  u, v = np.log(a[keep]), np.log(b[keep])
+  u, v = u - u.mean(), v - v.mean()
+  denom = np.sqrt((u * u).sum() * (v * v).sum())
+  r = float(np.clip((u * v).sum() / denom, -1, 1)) if denom > 0 else float("nan")
+  t = r * np.sqrt((n - 2) / max(1e-300, 1 - r * r))
+  p = float(2 * stats.t.sf(abs(t), n - 2)) if np.isfinite(r) else None
+  return dict(r=r, p=p, n=n, dropped=int(len(a) - n))

@@ -87,26 +87,41 @@ def apply(kind: str, x, level: float, *, bounds, key=None):
   raise ValueError(f"unknown transformation {kind!r}; expected one of {KINDS}")
 
 
-def destruction_rate(logits_fn, x, x_adv, y, transformed, *, batch_size: int = 500) -> dict:
+def destruction_rate(logits_fn, x, x_adv, y, transformed, *, batch_size: int = 500,
+                     effective=None) -> dict:
   """Kurakin et al.'s destruction rate: of the effective adversarial examples (x classified
   as y, x_adv not), the fraction that the transformation makes classified as y again.
 
   Args:
     x, x_adv: float32 [N, ...] clean and adversarial inputs; y: int32 [N] true labels.
     transformed: float32 [N, ...], the transformation applied to x_adv.
+    effective: bool [N] `effective_examples(...)` computed once for several transformations of
+      the same examples (None: computed here).
 
   Returns:
     {"rate" (None if no example is effective), "destroyed", "effective"}.
   """
   checks.check_labels(y, np.shape(x)[0])
   y = np.asarray(y)
-  pred = lambda v: evaluate.predict(logits_fn, np.asarray(v, np.float32), batch_size=batch_size)
-  effective = (pred(x) == y) & (pred(x_adv) != y)
-  destroyed = effective & (pred(transformed) == y)
+  if effective is None:
+    effective = effective_examples(logits_fn, x, x_adv, y, batch_size=batch_size)
+  effective = np.asarray(effective, bool)
+  if effective.shape != y.shape:
+    raise ValueError(f"effective {effective.shape} must have one entry per input {y.shape}")
+  destroyed = effective & (evaluate.predict(logits_fn, np.asarray(transformed, np.float32),
+                                            batch_size=batch_size) == y)
   n = int(effective.sum())
   return dict(rate=float(destroyed.sum()) / n if n else None, destroyed=int(destroyed.sum()),
               effective=n)
 
 
+def effective_examples(logits_fn, x, x_adv, y, *, batch_size: int = 500) -> np.ndarray:
+  """bool [N]: x classified as y and x_adv not (the examples a destruction rate counts)."""
+  y = np.asarray(y)
+  pred = lambda v: evaluate.predict(logits_fn, np.asarray(v, np.float32), batch_size=batch_size)
+  return (pred(x) == y) & (pred(x_adv) != y)
+
+
 __all__ = ["KINDS", "apply", "blur", "brightness", "contrast", "destruction_rate",
+           "effective_examples",
            "gaussian_kernel", "noise"]

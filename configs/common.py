@@ -223,3 +223,72 @@ def blind_spot_study(*, epsilon: float, alphas, num_images: int, attack_batch_si
           examples=2,
                                           histogram_bins=30)),
   )
+
+
+def training_dynamics_models(*, natural: config_dict.ConfigDict, epoch_steps: int, epochs: int,
+                             unit: float, **adversarial) -> config_dict.ConfigDict:
+  """The training-dynamics study's two variants: `natural`, then `adversarial`: `epochs`
+  epochs of `epoch_steps` steps started from it (init_from), BI with epsilon 4, step 1, 10
+  iterations in paper units `unit` (1 on CIFAR-10's 0-255 scale), no random start, the model's
+  predicted labels, fully adversarial batches, a snapshot per epoch. `adversarial` overrides
+  its training settings (optimizer, learning rate, ...)."""
+  cfg = train(num_steps=epochs * epoch_steps, snapshot_every=epoch_steps, init_from="natural",
+              adversarial=True,
+              attack=dict(epsilon=4.0 * unit, step_size=1.0 * unit, num_steps=10,
+                          random_start=False, labels="predicted"), **adversarial)
+  return config_dict.ConfigDict(dict(natural=natural, adversarial=cfg))
+
+
+def training_dynamics_study(*, unit: float, test_images: int, train_images: int,
+                            batch_size: int = 500, epochs=None, fixed_universal=(0, 5, 51),
+                            ratio_epochs=(0, 1, 15, -1), transfer_sources=(0, 5, 15, 51, -1),
+                            destruction_epochs=(0, 1, 15, 51, -1), detect_fixed=(0, 1, -1),
+                            figure_epochs=(0, 1, 5, 15, 51, -1),
+                            sharedness: dict | None = None, universal: dict | None = None,
+                            detect: dict | None = None,
+                            deepfool: dict | None = None) -> dict[str, config_dict.ConfigDict]:
+  """The sections of the training-dynamics study other than data / model / models, at the
+  paper's settings in paper units `unit` (the data's stand-in for 1 on the 0-255 CIFAR-10
+  scale): BI epsilon 4, step 1, 10 iterations; universal perturbations epsilon 10, step 2.5,
+  m 128, K 10, 200 iterations; Figure 2 on 1,000 test perturbations and 10,000 training inputs;
+  Appendix C on 1,024 perturbations and 5,000 other test inputs; Metzen's detector (96, 192,
+  192). Epoch tuples use -1 for the last epoch; `epochs` (None: all) are the measured ones.
+
+  Destruction grids (the paper gives no levels): brightness +-8, 16, 32 and contrast x0.6 to
+  x1.4 (Kurakin et al.'s kinds), blur sigma 0.3 to 1.5 pixels, noise sigma 1 to 15 (dense
+  around the paper's 5-7, where its curves cross); brightness and noise in paper units.
+  """
+  s = dict(perturbations=1000, train_inputs=10000, future_epochs=config_dict.placeholder(tuple),
+           ratio_epochs=tuple(ratio_epochs), ratio_inputs=1024 + 5000, ratio_perturbations=1024)
+  s.update(sharedness or {})
+  u = dict(epsilon=10.0 * unit, step_size=2.5 * unit, batch_size=128, batches_per_step=10,
+           iterations=200, fixed_epochs=tuple(fixed_universal), sources=("train", "test"),
+           seed=0)
+  u.update(universal or {})
+  d = dict(fixed_epochs=tuple(detect_fixed), features=(96, 192, 192), steps=5000,
+           batch_size=64, learning_rate=1e-4, seed=0)
+  d.update(detect or {})
+  df = dict(norm="l2", overshoot=0.02, max_iterations=50,
+            candidates=config_dict.placeholder(int))
+  df.update(deepfool or {})
+  return dict(
+      study=config_dict.ConfigDict(dict(
+          adversarial="adversarial",
+          epochs=config_dict.placeholder(tuple) if epochs is None else tuple(epochs),
+          epsilon=4.0 * unit, step_size=1.0 * unit, num_steps=10, paper_unit=float(unit),
+          test_images=test_images, train_images=train_images, seed=0, batch_size=batch_size)),
+      profiles=config_dict.ConfigDict(dict(transfer_sources=tuple(transfer_sources),
+                                           threshold=0.5)),
+      sharedness=config_dict.ConfigDict(s),
+      universal=config_dict.ConfigDict(u),
+      destruction=config_dict.ConfigDict(dict(
+          epochs=tuple(destruction_epochs), attacks=("bi", "fgsm", "deepfool"), seed=0,
+          brightness=tuple(v * unit for v in (-32, -16, -8, 8, 16, 32)),
+          contrast=(0.6, 0.8, 0.9, 1.1, 1.2, 1.4),
+          blur=(0.3, 0.5, 0.75, 1.0, 1.5),
+          noise=tuple(v * unit for v in (1, 2, 3, 4, 5, 6, 7, 8, 10, 15)),
+          deepfool=config_dict.ConfigDict(df))),
+      detect=config_dict.ConfigDict(d),
+      figures=config_dict.ConfigDict(dict(perturbation_epochs=tuple(figure_epochs),
+                                          amplify=10.0)),
+  )

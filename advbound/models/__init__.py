@@ -12,6 +12,8 @@ from advbound import sharding
 from advbound.models.cw_mnist import CarliniWagnerMnist
 from advbound.models.detector import MetzenDetector
 from advbound.models.mnist_cnn import MnistCNN
+from advbound.models.plain_cnn import PlainCNN
+from advbound.models.preact_resnet import PreActResNet
 from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
@@ -26,6 +28,8 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
     "cw_mnist": CarliniWagnerMnist,
     "resnet_cifar": ResNetCifar,
     "metzen_detector": MetzenDetector,
+    "preact_resnet": PreActResNet,
+    "plain_cnn": PlainCNN,
 }
 
 

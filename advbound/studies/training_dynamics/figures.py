@@ -1,0 +1,204 @@
+"""Stage "figures": the paper's Figures 1-13 from the stored results (matplotlib PNGs under
+DIR/figures/). Figure numbers are the paper's; Figures 14-15 (FGSM, DeepFool) are drawn in the
+layout of Figure 5 when those attacks are measured."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from advbound import plots, transforms  # noqa: E402
+from advbound.studies.training_dynamics import detection, profiles, sharedness  # noqa: E402
+from advbound.studies.training_dynamics import epochs as epochs_lib  # noqa: E402
+from advbound.studies.training_dynamics import universal as universal_lib  # noqa: E402
+
+
+def _path(workdir, name):
+  return os.path.join(workdir, "figures", name)
+
+
+def _image(xi, bounds, amplify: float):
+  """A perturbation [H, W, C] shown as grey + amplify * xi, in [0, 1]."""
+  low, high = bounds
+  v = 0.5 + amplify * np.asarray(xi) / (high - low)
+  v = np.clip(v, 0, 1)
+  return v[..., 0] if v.shape[-1] == 1 else v
+
+
+def _perturbation_row(workdir, name, items, bounds, amplify, title):
+  fig, axes = plt.subplots(1, len(items), figsize=(1.9 * len(items), 2.3), squeeze=False)
+  for ax, (caption, xi) in zip(axes[0], items):
+    ax.imshow(_image(xi, bounds, amplify), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(caption, fontsize=8)
+    ax.axis("off")
+  fig.suptitle(title, fontsize=9)
+  plots.save(fig, _path(workdir, name))
+
+
+def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
+  written = []
+  ep = results["profiles"]["epochs"]
+  prof = profiles.load(workdir)
+
+  # Figure 1: three profiles: the most robust, the most stable and the most oscillating input
+  mm, mx = prof["maxmin"], prof["minmax"]
+  picks = [("robust (max MinMax)", int(np.argmax(mx))),
+           ("stable (min MaxMin)", int(np.argmin(mm))),
+           ("oscillating (max MaxMin - MinMax)", int(np.argmax(mm - mx)))]
+  fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+  for ax, (name, i) in zip(axes, picks):
+    im = ax.imshow(prof["P"][i], cmap="gray", vmin=0, vmax=1, origin="upper",
+                   extent=(ep[0] - .5, ep[-1] + .5, ep[-1] + .5, ep[0] - .5))
+    ax.set_title(f"{name}\nMaxMin {mm[i]:.2f}, MinMax {mx[i]:.2f}", fontsize=8)
+    ax.set_xlabel("model epoch t2")
+    ax.set_ylabel("perturbation epoch t1")
+  fig.colorbar(im, ax=axes, shrink=0.8, label="p(true class)")
+  plots.save(fig, _path(workdir, "figure1.png"))
+  written.append("figure1.png")
+
+  # Figure 10: MaxMin vs MinMax
+  fig, ax = plt.subplots(figsize=(4, 4))
+  ax.scatter(mm, mx, s=6, alpha=0.6)
+  ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+  ax.set_xlabel("MaxMin")
+  ax.set_ylabel("MinMax")
+  ax.set_title(f"{len(mm)} test inputs", fontsize=9)
+  plots.save(fig, _path(workdir, "figure10.png"))
+  written.append("figure10.png")
+
+  # Figure 2: sharedness vs stability, log-log
+  sh = sharedness.load(workdir)
+  cur, fut = sh["current_train"], sh["future_test"]
+  keep = (cur > 0) & (fut > 0)
+  corr = results["sharedness"]["figure2"]["pearson_loglog"]
+  fig, ax = plt.subplots(figsize=(4.5, 4))
+  ax.scatter(cur[keep], fut[keep], s=6, alpha=0.6)
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.set_xlabel("cost change on training inputs, same model (sharedness)")
+  ax.set_ylabel("cost change on the same input, later models (stability)")
+  r = corr["r"]
+  ax.set_title(f"Pearson r (log-log) = {'-' if r is None else f'{r:.3f}'}, n = {corr['n']}",
+               fontsize=9)
+  plots.save(fig, _path(workdir, "figure2.png"))
+  written.append("figure2.png")
+
+  # Figure 11: sharedness ratio per epoch
+  ratio = results["sharedness"]["ratio"]["epochs"]
+  fig, ax = plt.subplots(figsize=(5, 3.2))
+  data = [100 * sh[f"ratio_{k}"][np.isfinite(sh[f"ratio_{k}"])] for k in ratio]
+  ax.boxplot(data, showmeans=True)
+  ax.set_xticks(range(1, len(data) + 1), [f"epoch {k}" for k in ratio])
+  ax.set_ylabel("% of other test inputs fooled")
+  plots.save(fig, _path(workdir, "figure11.png"))
+  written.append("figure11.png")
+
+  # Figures 3 and 12: accuracy under universal perturbations
+  uni = results["universal"]
+  fig, ax = plt.subplots(figsize=(5.5, 3.5))
+  ax.plot(uni["epochs"], uni["clean_accuracy"], "k--", lw=1, label="no perturbation")
+  ax.plot(uni["epochs"], uni["accuracy"]["train"], "o-", ms=3, label="respective epoch")
+  for f in uni["fixed_epochs"]:
+    k = f"fixed_{epochs_lib.label(config, f)}"
+    ax.plot(uni["epochs"], uni["accuracy"][k], ms=3, label=f"epoch {f}'s perturbation")
+  ax.set_xlabel("epoch of adversarial training")
+  ax.set_ylabel("test accuracy")
+  ax.set_ylim(0, 1)
+  ax.legend(fontsize=7)
+  plots.save(fig, _path(workdir, "figure3.png"))
+  written.append("figure3.png")
+  if "test" in uni["accuracy"]:
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for s in uni["sources"]:
+      ax.plot(uni["epochs"], uni["accuracy"][s], "o-", ms=3, label=f"made on {s} data")
+    ax.set_xlabel("epoch of adversarial training")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    plots.save(fig, _path(workdir, "figure12.png"))
+    written.append("figure12.png")
+
+  # Figures 4 and 13: universal perturbations, amplified
+  show = [e for e in epochs_lib.resolve(config, config.figures.perturbation_epochs) if e in ep]
+  amp = float(config.figures.amplify)
+  for source, name in (("train", "figure4.png"), ("test", "figure13.png")):
+    if source not in uni["sources"]:
+      continue
+    items = [(f"epoch {e}", universal_lib.load(workdir, e)[f"xi_{source}"]) for e in show]
+    _perturbation_row(workdir, name, items, bounds, amp,
+                      f"universal perturbations made on {source} data (x{amp:g})")
+    written.append(name)
+
+  # Figures 5, 14, 15: destruction rates
+  des = results["destruction"]
+  for attack, name in (("bi", "figure5.png"), ("fgsm", "figure14.png"),
+                       ("deepfool", "figure15.png")):
+    if attack not in config.destruction.attacks:
+      continue
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+    for ax, kind in zip(axes, transforms.KINDS):
+      levels = np.asarray(des["levels"][kind])
+      shown = levels / des["paper_unit"] if kind in ("brightness", "noise") else levels
+      for label, row in des["epochs"].items():
+        rates = [np.nan if c["rate"] is None else c["rate"] for c in row[attack]["rates"][kind]]
+        ax.plot(shown, rates, "o-", ms=3, label=f"epoch {label}")
+      ax.set_title(kind, fontsize=9)
+      ax.set_xlabel("level" + (" (paper units)" if kind in ("brightness", "noise") else ""))
+      ax.set_ylim(0, 1)
+    axes[0].set_ylabel("destruction rate")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(f"{attack} examples", fontsize=9)
+    plots.save(fig, _path(workdir, name))
+    written.append(name)
+
+  # Figure 6: detectability
+  det = results["detection"]
+  fig, ax = plt.subplots(figsize=(5.5, 3.5))
+  ax.plot(det["epochs"], det["respective"], "o-", ms=3, label="respective epoch")
+  for f, curve in det["fixed"].items():
+    ax.plot(det["epochs"], curve, ms=3, label=f"detector of epoch {f}")
+  ax.axhline(0.9, color="k", lw=0.6, ls=":")
+  ax.set_ylim(0.4, 1.0)
+  ax.set_xlabel("epoch of adversarial training")
+  ax.set_ylabel("detectability")
+  ax.legend(fontsize=7)
+  plots.save(fig, _path(workdir, "figure6.png"))
+  written.append("figure6.png")
+
+  # Figure 7: detector-maximising perturbations
+  items = [(f"epoch {f}: p={det['maximiser_probability'][epochs_lib.label(config, f)]:.2f}",
+            detection.load_maximiser(workdir, f)) for f in det["fixed_epochs"]]
+  _perturbation_row(workdir, "figure7.png", items, bounds, amp,
+                    f"perturbations maximising the detectors (x{amp:g})")
+  written.append("figure7.png")
+
+  # Figures 8 and 9: learning and transfer curves
+  cur = results["profiles"]["curves"]
+  fig, ax = plt.subplots(figsize=(5.5, 3.5))
+  for k, lab in (("test_accuracy", "test, clean"), ("fgsm_accuracy", "test, FGSM"),
+                 ("bi_accuracy", "test, BI"), ("train_bi_accuracy", "train, BI")):
+    ax.plot(ep, cur[k], "o-", ms=3, label=lab)
+  ax.set_ylim(0, 1)
+  ax.set_xlabel("epoch of adversarial training")
+  ax.set_ylabel("accuracy")
+  ax.legend(fontsize=7)
+  plots.save(fig, _path(workdir, "figure8.png"))
+  written.append("figure8.png")
+  tr = results["profiles"]["transfer"]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+  for ax, split in zip(axes, ("train", "test")):
+    for k, curve in tr[split].items():
+      ax.plot(ep, curve, "o-" if k == "respective" else "-", ms=3,
+              label="respective epoch" if k == "respective" else f"source epoch {k}")
+    ax.set_title(f"{split} data", fontsize=9)
+    ax.set_xlabel("target epoch")
+  axes[0].set_ylabel("BI error rate")
+  axes[1].legend(fontsize=7)
+  plots.save(fig, _path(workdir, "figure9.png"))
+  written.append("figure9.png")
+  return written

@@ -1,0 +1,38 @@
+"""The training-dynamics study ("Universality, Robustness, and Detectability of Adversarial
+Perturbations under Adversarial Training"), end to end, resumable stage by stage.
+
+  python -m experiments.training_dynamics --config=configs/training_dynamics_quickstart.py \
+      --workdir=/tmp/td
+
+Stages: natural, then adversarial training with a snapshot per epoch -> BI / FGSM / DeepFool
+examples at every measured epoch -> stability profiles, learning and transfer curves ->
+sharedness -> universal perturbations -> destruction rates -> detectors -> figures ->
+DIR/report.md and DIR/results.json. Rerunning skips every stage whose settings and artifacts
+are unchanged (advbound/studies/training_dynamics/pipeline.py).
+"""
+
+from absl import logging
+
+from experiments import common
+
+
+def _validate(config, variants):
+  from advbound.studies.training_dynamics import settings  # pylint: disable=g-import-not-at-top
+  if variants:
+    common.fail("--only does not apply to this study: it needs both model variants")
+  settings.validate(config)
+
+
+def main(config, workdir, variants):
+  del variants
+  from advbound.studies.training_dynamics import pipeline  # pylint: disable=g-import-not-at-top
+  out = pipeline.run(config, workdir)
+  logging.info("report: %s/report.md", workdir)
+  print(f"report: {workdir}/report.md; results: {workdir}/results.json")
+  for c in out["claims"]:
+    holds = {None: "-", True: "holds", False: "does not hold"}[c["holds"]]
+    print(f"  {c['claim']}: paper {c['paper']}, ours {c['ours']} ({holds})")
+
+
+if __name__ == "__main__":
+  common.run(main, validate=_validate)
