@@ -1,6 +1,10 @@
 """A seconds-long run of the training-dynamics study for tests: the quickstart's shape at toy
 sizes (3 epochs of 5 steps, 40 inputs, 2 universal iterations, 20 detector steps). Its numbers
-mean nothing."""
+mean nothing.
+
+  python -m experiments.training_dynamics --config=configs/training_dynamics_smoke.py \
+      --workdir=/tmp/td_smoke
+"""
 
 from ml_collections import config_dict
 

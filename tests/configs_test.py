@@ -11,10 +11,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
                  if f.endswith(".py") and f not in ("__init__.py", "common.py"))
 # He et al.'s study (experiments.decision_boundary), Cao & Gong's (experiments.region_defense)
-# and the blind-spot study (experiments.blind_spot)
+# the blind-spot study (experiments.blind_spot) and the training-dynamics study
 REGION_DEFENSE = [c for c in CONFIGS if c.startswith("region_defense")]
 BLIND_SPOT = [c for c in CONFIGS if c.startswith("blind_spot")]
-DECISION_BOUNDARY = [c for c in CONFIGS if c not in REGION_DEFENSE + BLIND_SPOT]
+TRAINING_DYNAMICS = [c for c in CONFIGS if c.startswith("training_dynamics")]
+DECISION_BOUNDARY = [c for c in CONFIGS
+                     if c not in REGION_DEFENSE + BLIND_SPOT + TRAINING_DYNAMICS]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
