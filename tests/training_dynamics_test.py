@@ -283,8 +283,13 @@ def test_report_figures_and_resume(smoke, caplog):
   report = open(os.path.join(workdir, "report.md")).read()
   assert "| sharedness vs stability: Pearson r (log-log) is negative | -0.293 |" in report
   claims = {c["claim"]: c for c in results["claims"]}
-  assert claims["universal perturbation (train data), accuracy at epoch 0"]["ours"] == \
-      results["universal"]["accuracy"]["train"][0]
+  first = next(c for c in results["claims"] if c["claim"].startswith(
+      "universal perturbation (train data), accuracy at epoch 0"))
+  assert first["ours"] == results["universal"]["accuracy"]["train"][0]
+  assert first["paper"] == 0.12
+  r = results["sharedness_vs_stability"]["pearson_loglog"]["r"]
+  assert claims["sharedness vs stability: Pearson r (log-log) is negative"]["holds"] == (
+      None if r is None else r < 0)
   before = {s: io.read_json(os.path.join(workdir, "stages", f"{s}.json"))["seconds"]
             for s in pipeline.STAGES}
   with caplog.at_level("INFO"):

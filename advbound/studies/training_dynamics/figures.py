@@ -22,26 +22,32 @@ def _path(workdir, name):
   return os.path.join(workdir, "figures", name)
 
 
-def _image(xi, bounds, amplify: float):
-  """A perturbation [H, W, C] shown as grey + amplify * xi, in [0, 1]."""
-  low, high = bounds
-  v = 0.5 + amplify * np.asarray(xi) / (high - low)
+def _save(fig, workdir, name):
+  fig.tight_layout()
+  plots.save(fig, _path(workdir, name))
+
+
+def _image(xi, unit: float, amplify: float):
+  """A perturbation [H, W, C] shown as grey + amplify * xi in paper units / 255, in [0, 1] (as
+  the paper shows its 0-255 perturbations amplified by 10)."""
+  v = 0.5 + amplify * np.asarray(xi) / (255.0 * unit)
   v = np.clip(v, 0, 1)
   return v[..., 0] if v.shape[-1] == 1 else v
 
 
-def _perturbation_row(workdir, name, items, bounds, amplify, title):
+def _perturbation_row(workdir, name, items, unit, amplify, title):
   fig, axes = plt.subplots(1, len(items), figsize=(1.9 * len(items), 2.3), squeeze=False)
   for ax, (caption, xi) in zip(axes[0], items):
-    ax.imshow(_image(xi, bounds, amplify), cmap="gray", vmin=0, vmax=1)
+    ax.imshow(_image(xi, unit, amplify), cmap="gray", vmin=0, vmax=1)
     ax.set_title(caption, fontsize=8)
     ax.axis("off")
   fig.suptitle(title, fontsize=9)
   plots.save(fig, _path(workdir, name))
 
 
-def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
+def run(config, workdir: str, *, results: dict) -> list[str]:
   written = []
+  unit = float(config.study.paper_unit)
   ep = results["profiles"]["epochs"]
   prof = profiles.load(workdir)
 
@@ -50,7 +56,8 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   picks = [("robust (max MinMax)", int(np.argmax(mx))),
            ("stable (min MaxMin)", int(np.argmin(mm))),
            ("oscillating (max MaxMin - MinMax)", int(np.argmax(mm - mx)))]
-  fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+  fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+  fig.subplots_adjust(wspace=0.45, right=0.85)
   for ax, (name, i) in zip(axes, picks):
     im = ax.imshow(prof["P"][i], cmap="gray", vmin=0, vmax=1, origin="upper",
                    extent=(ep[0] - .5, ep[-1] + .5, ep[-1] + .5, ep[0] - .5))
@@ -68,7 +75,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.set_xlabel("MaxMin")
   ax.set_ylabel("MinMax")
   ax.set_title(f"{len(mm)} test inputs", fontsize=9)
-  plots.save(fig, _path(workdir, "figure10.png"))
+  _save(fig, workdir, "figure10.png")
   written.append("figure10.png")
 
   # Figure 2: sharedness vs stability, log-log
@@ -80,12 +87,12 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.scatter(cur[keep], fut[keep], s=6, alpha=0.6)
   ax.set_xscale("log")
   ax.set_yscale("log")
-  ax.set_xlabel("cost change on training inputs, same model (sharedness)")
-  ax.set_ylabel("cost change on the same input, later models (stability)")
+  ax.set_xlabel("sharedness: cost change, other inputs")
+  ax.set_ylabel("stability: cost change, later models")
   r = corr["r"]
   ax.set_title(f"Pearson r (log-log) = {'-' if r is None else f'{r:.3f}'}, n = {corr['n']}",
                fontsize=9)
-  plots.save(fig, _path(workdir, "figure2.png"))
+  _save(fig, workdir, "figure2.png")
   written.append("figure2.png")
 
   # Figure 11: sharedness ratio per epoch
@@ -95,7 +102,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.boxplot(data, showmeans=True)
   ax.set_xticks(range(1, len(data) + 1), [f"epoch {k}" for k in ratio])
   ax.set_ylabel("% of other test inputs fooled")
-  plots.save(fig, _path(workdir, "figure11.png"))
+  _save(fig, workdir, "figure11.png")
   written.append("figure11.png")
 
   # Figures 3 and 12: accuracy under universal perturbations
@@ -110,7 +117,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.set_ylabel("test accuracy")
   ax.set_ylim(0, 1)
   ax.legend(fontsize=7)
-  plots.save(fig, _path(workdir, "figure3.png"))
+  _save(fig, workdir, "figure3.png")
   written.append("figure3.png")
   if "test" in uni["accuracy"]:
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -120,7 +127,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
-    plots.save(fig, _path(workdir, "figure12.png"))
+    _save(fig, workdir, "figure12.png")
     written.append("figure12.png")
 
   # Figures 4 and 13: universal perturbations, amplified
@@ -130,7 +137,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
     if source not in uni["sources"]:
       continue
     items = [(f"epoch {e}", universal_lib.load(workdir, e)[f"xi_{source}"]) for e in show]
-    _perturbation_row(workdir, name, items, bounds, amp,
+    _perturbation_row(workdir, name, items, unit, amp,
                       f"universal perturbations made on {source} data (x{amp:g})")
     written.append(name)
 
@@ -153,6 +160,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
     axes[0].set_ylabel("destruction rate")
     axes[-1].legend(fontsize=7)
     fig.suptitle(f"{attack} examples", fontsize=9)
+    fig.subplots_adjust(bottom=0.2, wspace=0.3)
     plots.save(fig, _path(workdir, name))
     written.append(name)
 
@@ -167,13 +175,13 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.set_xlabel("epoch of adversarial training")
   ax.set_ylabel("detectability")
   ax.legend(fontsize=7)
-  plots.save(fig, _path(workdir, "figure6.png"))
+  _save(fig, workdir, "figure6.png")
   written.append("figure6.png")
 
   # Figure 7: detector-maximising perturbations
   items = [(f"epoch {f}: p={det['maximiser_probability'][epochs_lib.label(config, f)]:.2f}",
             detection.load_maximiser(workdir, f)) for f in det["fixed_epochs"]]
-  _perturbation_row(workdir, "figure7.png", items, bounds, amp,
+  _perturbation_row(workdir, "figure7.png", items, unit, amp,
                     f"perturbations maximising the detectors (x{amp:g})")
   written.append("figure7.png")
 
@@ -187,7 +195,7 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
   ax.set_xlabel("epoch of adversarial training")
   ax.set_ylabel("accuracy")
   ax.legend(fontsize=7)
-  plots.save(fig, _path(workdir, "figure8.png"))
+  _save(fig, workdir, "figure8.png")
   written.append("figure8.png")
   tr = results["profiles"]["transfer"]
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
@@ -199,6 +207,6 @@ def run(config, workdir: str, *, results: dict, bounds) -> list[str]:
     ax.set_xlabel("target epoch")
   axes[0].set_ylabel("BI error rate")
   axes[1].legend(fontsize=7)
-  plots.save(fig, _path(workdir, "figure9.png"))
+  _save(fig, workdir, "figure9.png")
   written.append("figure9.png")
   return written

@@ -80,8 +80,7 @@ def _run(config, workdir: str) -> dict:
       "destruction": lambda r, t: with_models(destruction.run),
       "detection": lambda r, t: detection.run(config, workdir, data=loaded()["data"],
                                               stamps=loaded()["stamps"]),
-      "figures": lambda r, t: figures.run(config, workdir, results=r,
-                                          bounds=loaded()["data"]["test"].bounds),
+      "figures": lambda r, t: figures.run(config, workdir, results=r),
       "report": lambda r, t: report.write(config, workdir, r, t),
   }
   stages.run(config, workdir, list(STAGES.values()), bodies)
