@@ -24,7 +24,8 @@ rates are fractions in [0, 1]):
   detection                Figures 6, 7: {epochs, fixed_epochs, respective: [accuracy],
                            respective_rates, fixed: {label: [accuracy]},
                            maximiser_probability: {label: p}}
-  claims                   [{claim, paper, ours, holds (true/false/null)}]: the paper's stated
+  claims                   [{claim, paper, ours, kind ("rate": a fraction, "value": a number
+                           such as Pearson's r), holds (true/false/null)}]: the paper's stated
                            numbers beside ours
   paper, seconds, settings, versions
 """
@@ -53,8 +54,8 @@ def claims(config, r: dict) -> list[dict]:
   """The paper's stated numbers beside ours, each with whether it holds on our run."""
   out = []
 
-  def add(claim, theirs, ours, holds):
-    out.append(dict(claim=claim, paper=theirs, ours=ours,
+  def add(claim, theirs, ours, holds, kind="rate"):
+    out.append(dict(claim=claim, paper=theirs, ours=ours, kind=kind,
                     holds=None if holds is None else bool(holds)))
 
   ep = r["measured_epochs"]
@@ -72,7 +73,7 @@ def claims(config, r: dict) -> list[dict]:
       lc["train_bi_accuracy"][-1] - lc["bi_accuracy"][-1] > 0.05)
   corr = r["sharedness_vs_stability"]["pearson_loglog"]
   add("sharedness vs stability: Pearson r (log-log) is negative", paper.PEARSON_R, corr["r"],
-      None if corr["r"] is None else corr["r"] < 0)
+      None if corr["r"] is None else corr["r"] < 0, kind="value")
   uni = r["universal"]["accuracy"]
   later = [i for i, e in enumerate(ep) if e >= paper.UNIVERSAL["after_epoch"]]
   worst = min(min(v[i] for i in later) for v in uni.values()) if later else None
@@ -180,15 +181,16 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   return r
 
 
-def _fmt(v) -> str:
+def _fmt(v, kind: str = "rate") -> str:
+  """A claim's value: rates as percentages, other numbers (Pearson's r) with three decimals."""
   if v is None:
     return "-"
   if isinstance(v, str):
     return v
   if isinstance(v, (list, tuple)):
-    return " -> ".join(_fmt(x) for x in v)
-  if isinstance(v, float) and -1 <= v <= 1:
-    return f"{v:.3f}" if v < 0 else _pct(v)
+    return " -> ".join(_fmt(x, kind) for x in v)
+  if isinstance(v, float):
+    return _pct(v) if kind == "rate" else f"{v:.3f}"
   return f"{v}"
 
 
@@ -209,7 +211,8 @@ def _markdown(config, r: dict) -> list[str]:
          "| claim | paper | ours | holds |", "|---|---|---|---|"]
   for c in r["claims"]:
     holds = "-" if c["holds"] is None else ("yes" if c["holds"] else "no")
-    md.append(f"| {c['claim']} | {_fmt(c['paper'])} | {_fmt(c['ours'])} | {holds} |")
+    md.append(f"| {c['claim']} | {_fmt(c['paper'], c['kind'])} | {_fmt(c['ours'], c['kind'])} "
+              f"| {holds} |")
   lc = r["learning"]
   md += ["", "## Learning and transfer curves (Figures 8-9)", "",
          "![Figure 8](figures/figure8.png)", "", "![Figure 9](figures/figure9.png)", "",
@@ -234,7 +237,7 @@ def _markdown(config, r: dict) -> list[str]:
          "![Figure 2](figures/figure2.png)", "",
          f"{f2['perturbations']} BI perturbations of epoch 0, sharedness over "
          f"{f2['train_inputs']} training inputs, stability over epochs {f2['future_epochs']}: "
-         f"r = {_fmt(c['r'])} (p = {pval}) over "
+         f"r = {_fmt(c['r'], 'value')} (p = {pval}) over "
          f"{c['n']} inputs with both cost changes > 0 ({c['dropped']} dropped); paper -0.293.",
          "", "![Figure 11](figures/figure11.png)", "",
          "| epoch | mean | min | median | max | shared (>= 2%) |", "|---|---|---|---|---|---|"]
