@@ -46,7 +46,7 @@ def run(config, workdir: str, *, data: dict, stamps: dict) -> dict:
   ep = epochs_lib.measured(config)
   fixed = epochs_lib.resolve(config, d.fixed_epochs)
   bi_test = {e: examples.load(workdir, e)["bi_test"] for e in ep}
-  rows, maximisers, max_prob = {}, {}, {}
+  rows, max_prob = {}, {}
   for epoch in ep:
     targets = ep if epoch in fixed else [epoch]
     stamp = json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, detect=d.to_dict(),
