@@ -94,4 +94,5 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
 
 
 __all__ = ["MnistCNN", "CarliniWagnerMnist", "MetzenDetector", "ResNetCifar", "WideResNet", "SmallCifarCNN",
+           "PreActResNet", "PlainCNN",
            "REGISTRY", "build", "as_logits_fn", "as_embedding_fn", "as_pytree_fn", "LogitsFn"]
