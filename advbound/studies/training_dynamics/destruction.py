@@ -26,7 +26,7 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
   out = {}
   for epoch in epochs_lib.resolve(config, d.epochs):
     fn = models(epoch)
-    stored = examples.load(workdir, epoch)
+    stored = examples.load(workdir, epoch, [ATTACK_FIELDS[a] for a in d.attacks])
     row = {}
     for attack in d.attacks:
       x_adv = stored[ATTACK_FIELDS[attack]]

@@ -45,7 +45,7 @@ def run(config, workdir: str, *, data: dict, stamps: dict) -> dict:
   bounds, batch = data["test"].bounds, int(study.batch_size)
   ep = epochs_lib.measured(config)
   fixed = epochs_lib.resolve(config, d.fixed_epochs)
-  bi_test = {e: examples.load(workdir, e)["bi_test"] for e in ep}
+  bi_test = {e: examples.load(workdir, e, ("bi_test",))["bi_test"] for e in ep}
   rows, max_prob = {}, {}
   for epoch in ep:
     targets = ep if epoch in fixed else [epoch]
@@ -55,7 +55,7 @@ def run(config, workdir: str, *, data: dict, stamps: dict) -> dict:
     p = os.path.join(workdir, "detection", f"epoch_{epoch:04d}.json")
     got = io.read_json_if_current(p, stamp)
     if got is None or (epoch in fixed and not os.path.exists(_max_path(workdir, epoch))):
-      bi_train = examples.load(workdir, epoch)["bi_train"]
+      bi_train = examples.load(workdir, epoch, ("bi_train",))["bi_train"]
       det = _train(config, epoch, xr, bi_train, bounds)
       got = dict(settings=stamp, detectability={
           str(t): perturbation_detector.detectability(det, xt, bi_test[t], batch_size=batch)

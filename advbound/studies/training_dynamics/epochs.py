@@ -22,18 +22,17 @@ def count(config) -> int:
 
 def resolve(config, epochs) -> list[int]:
   """Epoch settings (-1: the last) -> sorted distinct epochs; None: every measured epoch."""
-  last = count(config)
   if epochs is None:
     return measured(config)
+  last = count(config)
   return sorted({last if int(e) == -1 else int(e) for e in epochs})
 
 
 def measured(config) -> list[int]:
   """The epochs the study measures: study.epochs (None: 0..T), -1 resolved."""
-  last = count(config)
   if config.study.epochs is None:
-    return list(range(last + 1))
-  return sorted({last if int(e) == -1 else int(e) for e in config.study.epochs})
+    return list(range(count(config) + 1))
+  return resolve(config, config.study.epochs)
 
 
 def label(config, epoch: int) -> str:

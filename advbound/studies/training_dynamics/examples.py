@@ -77,6 +77,7 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
   return {"epochs": epochs_lib.measured(config), "counts": out}
 
 
-def load(workdir: str, epoch: int) -> dict:
+def load(workdir: str, epoch: int, fields=None) -> dict:
+  """The stored examples of `epoch`: `fields` (default: all of them) -> float32 [N, ...]."""
   with np.load(path(workdir, epoch)) as f:
-    return {k: f[k] for k in f.files if k != "settings"}
+    return {k: f[k] for k in (fields or [k for k in f.files if k != "settings"])}

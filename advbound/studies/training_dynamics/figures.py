@@ -27,6 +27,21 @@ def _save(fig, workdir, name):
   plots.save(fig, _path(workdir, name))
 
 
+def _over_epochs(workdir, name, epochs, series, *, ylabel, ylim=(0, 1), line=None):
+  """One curve per (label, values, style) of `series` against the epochs of adversarial
+  training (Figures 3, 6, 8, 12); `line`: a dotted reference level."""
+  fig, ax = plt.subplots(figsize=(5.5, 3.5))
+  for label, values, style in series:
+    ax.plot(epochs, values, style, ms=3, lw=1, label=label)
+  if line is not None:
+    ax.axhline(line, color="k", lw=0.6, ls=":")
+  ax.set_ylim(*ylim)
+  ax.set_xlabel("epoch of adversarial training")
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize=7)
+  _save(fig, workdir, name)
+
+
 def _image(xi, unit: float, amplify: float):
   """A perturbation [H, W, C] shown as grey + amplify * xi in paper units / 255, in [0, 1] (as
   the paper shows its 0-255 perturbations amplified by 10)."""
@@ -107,27 +122,16 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
 
   # Figures 3 and 12: accuracy under universal perturbations
   uni = results["universal"]
-  fig, ax = plt.subplots(figsize=(5.5, 3.5))
-  ax.plot(uni["epochs"], uni["clean_accuracy"], "k--", lw=1, label="no perturbation")
-  ax.plot(uni["epochs"], uni["accuracy"]["train"], "o-", ms=3, label="respective epoch")
-  for f in uni["fixed_epochs"]:
-    k = f"fixed_{epochs_lib.label(config, f)}"
-    ax.plot(uni["epochs"], uni["accuracy"][k], ms=3, label=f"epoch {f}'s perturbation")
-  ax.set_xlabel("epoch of adversarial training")
-  ax.set_ylabel("test accuracy")
-  ax.set_ylim(0, 1)
-  ax.legend(fontsize=7)
-  _save(fig, workdir, "figure3.png")
+  _over_epochs(workdir, "figure3.png", uni["epochs"], [
+      ("no perturbation", uni["clean_accuracy"], "k--"),
+      ("respective epoch", uni["accuracy"]["train"], "o-")] + [
+      (f"epoch {f}'s perturbation", uni["accuracy"][f"fixed_{epochs_lib.label(config, f)}"],
+       "-") for f in uni["fixed_epochs"]], ylabel="test accuracy")
   written.append("figure3.png")
   if "test" in uni["accuracy"]:
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for s in uni["sources"]:
-      ax.plot(uni["epochs"], uni["accuracy"][s], "o-", ms=3, label=f"made on {s} data")
-    ax.set_xlabel("epoch of adversarial training")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    _save(fig, workdir, "figure12.png")
+    _over_epochs(workdir, "figure12.png", uni["epochs"], [
+        (f"made on {s} data", uni["accuracy"][s], "o-") for s in uni["sources"]],
+                 ylabel="test accuracy")
     written.append("figure12.png")
 
   # Figures 4 and 13: universal perturbations, amplified
@@ -166,16 +170,10 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
 
   # Figure 6: detectability
   det = results["detection"]
-  fig, ax = plt.subplots(figsize=(5.5, 3.5))
-  ax.plot(det["epochs"], det["respective"], "o-", ms=3, label="respective epoch")
-  for f, curve in det["fixed"].items():
-    ax.plot(det["epochs"], curve, ms=3, label=f"detector of epoch {f}")
-  ax.axhline(0.9, color="k", lw=0.6, ls=":")
-  ax.set_ylim(0.4, 1.0)
-  ax.set_xlabel("epoch of adversarial training")
-  ax.set_ylabel("detectability")
-  ax.legend(fontsize=7)
-  _save(fig, workdir, "figure6.png")
+  _over_epochs(workdir, "figure6.png", det["epochs"], [
+      ("respective epoch", det["respective"], "o-")] + [
+      (f"detector of epoch {f}", curve, "-") for f, curve in det["fixed"].items()],
+               ylabel="detectability", ylim=(0.4, 1.0), line=0.9)
   written.append("figure6.png")
 
   # Figure 7: detector-maximising perturbations
@@ -187,15 +185,12 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
 
   # Figures 8 and 9: learning and transfer curves
   cur = results["profiles"]["curves"]
-  fig, ax = plt.subplots(figsize=(5.5, 3.5))
-  for k, lab in (("test_accuracy", "test, clean"), ("fgsm_accuracy", "test, FGSM"),
-                 ("bi_accuracy", "test, BI"), ("train_bi_accuracy", "train, BI")):
-    ax.plot(ep, cur[k], "o-", ms=3, label=lab)
-  ax.set_ylim(0, 1)
-  ax.set_xlabel("epoch of adversarial training")
-  ax.set_ylabel("accuracy")
-  ax.legend(fontsize=7)
-  _save(fig, workdir, "figure8.png")
+  _over_epochs(workdir, "figure8.png", ep, [
+      (lab, cur[k], "o-") for k, lab in (("test_accuracy", "test, clean"),
+                                        ("fgsm_accuracy", "test, FGSM"),
+                                        ("bi_accuracy", "test, BI"),
+                                        ("train_bi_accuracy", "train, BI"))],
+               ylabel="accuracy")
   written.append("figure8.png")
   tr = results["profiles"]["transfer"]
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)

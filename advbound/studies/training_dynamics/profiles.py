@@ -29,7 +29,7 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
   ep = epochs_lib.measured(config)
   t = len(ep)
   batch = int(config.study.batch_size)
-  stored = {e: examples.load(workdir, e) for e in ep}
+  stored = {e: examples.load(workdir, e, ("bi_test", "bi_train", "fgsm_test")) for e in ep}
   prob = np.empty((len(yt), t, t), np.float32)
   correct_test = np.empty((len(yt), t, t), bool)
   correct_train = np.empty((len(yr), t, t), bool)
