@@ -36,7 +36,10 @@ TRAIN_KEYS = ("seed", "num_steps", "batch_size", "optimizer", "learning_rate", "
               "checkpoint_every")
 # optional train keys: defensive distillation (Papernot et al.; Cao & Gong's baseline)
 TRAIN_OPTIONAL = ("temperature", "distill_from", "augment_from", "augment_examples",
-                  "snapshot_every", "init_from")
+                  "snapshot_every", "init_from",
+                  # fast recipes (configs/cifar_fast.py): mixed precision, label smoothing,
+                  # cutout, the catastrophic-overfitting guard, a variant's own architecture
+                  "compute_dtype", "label_smoothing", "cutout", "guard", "model")
 PGD_KEYS = ("epsilon", "step_size", "num_steps", "random_start")
 
 
@@ -160,7 +163,7 @@ def check_trained(c: Checker, top: dict, sizes, variants=None) -> tuple[dict, di
   info = check_data(c, top.get("data"), sizes)
   sizes = info.pop("sizes", None) or {}
   check_model(c, top.get("model"), info)
-  check_models(c, top.get("models"), sizes, info.get("span"), variants)
+  check_models(c, top.get("models"), sizes, info.get("span"), variants, info)
   models = top.get("models")
   return info, sizes, tuple(models.keys()) if hasattr(models, "keys") else ()
 
@@ -210,18 +213,18 @@ def check_data(c: Checker, cfg, sizes) -> dict:
   return out
 
 
-def check_model(c: Checker, cfg, info: dict) -> None:
+def check_model(c: Checker, cfg, info: dict, path: str = "model") -> None:
   if cfg is None:
     return
   m = _to_dict(cfg)
   name = m.get("name")
-  if not c.choice("model.name", name, tuple(models_lib.REGISTRY)):
+  if not c.choice(f"{path}.name", name, tuple(models_lib.REGISTRY)):
     return
   params = inspect.signature(models_lib.REGISTRY[name].__init__).parameters
   allowed = tuple(p for p in params if p not in ("self", "rngs"))
-  c.keys("model", cfg, ("name",) + allowed)
+  c.keys(path, cfg, ("name",) + allowed)
   kwargs = {k: v for k, v in m.items() if k != "name" and k in allowed}
-  if any(p.startswith("model.") for p in c.problems) or "image_shape" not in info:
+  if any(p.startswith(f"{path}.") for p in c.problems) or "image_shape" not in info:
     return
   try:  # abstract: builds shapes only, no weights, no compute
     def forward():
@@ -230,11 +233,11 @@ def check_model(c: Checker, cfg, info: dict) -> None:
       return model(jax.numpy.zeros((1,) + info["image_shape"], jax.numpy.float32))
     out = jax.eval_shape(forward)
   except Exception as e:  # pylint: disable=broad-except
-    c.fail("model", f"{name} with {kwargs} does not build or does not take "
+    c.fail(path, f"{name} with {kwargs} does not build or does not take "
            f"{info['name']} images {info['image_shape']}: {type(e).__name__}: {e}")
     return
   if tuple(out.shape) != (1, info["num_classes"]):
-    c.fail("model", f"{name} with {kwargs} outputs {tuple(out.shape[1:])} logits per image; "
+    c.fail(path, f"{name} with {kwargs} outputs {tuple(out.shape[1:])} logits per image; "
            f"{info['name']} has {info['num_classes']} classes")
 
 
@@ -247,7 +250,7 @@ def _check_pgd(c: Checker, path: str, cfg, span, extra=()) -> None:
   c.flag(f"{path}.random_start", p.get("random_start"))
 
 
-def check_models(c: Checker, cfg, sizes, span, variants) -> None:
+def check_models(c: Checker, cfg, sizes, span, variants, info=None) -> None:
   if cfg is None:
     return
   if not hasattr(cfg, "keys") or not list(cfg.keys()):
@@ -267,7 +270,7 @@ def check_models(c: Checker, cfg, sizes, span, variants) -> None:
     c.flag(f"{path}.nesterov", t.get("nesterov"))
     c.number(f"{path}.weight_decay", t.get("weight_decay"), lo=0)
     c.choice(f"{path}.schedule", t.get("schedule"), ("constant", "piecewise", "cosine",
-                                                    "onecycle"))
+                                                    "onecycle", "cyclic"))
     bounds, factors = t.get("schedule_boundaries"), t.get("schedule_factors")
     if not (isinstance(bounds, (tuple, list)) and all(
         isinstance(b, numbers.Real) and 0 < b < 1 for b in bounds) and list(bounds) == sorted(
@@ -294,6 +297,21 @@ def check_models(c: Checker, cfg, sizes, span, variants) -> None:
       c.count(f"{path}.snapshot_every", t.get("snapshot_every"), optional=True)
     if "augment_examples" in t:
       c.count(f"{path}.augment_examples", t.get("augment_examples"), optional=True)
+    if "compute_dtype" in t:
+      c.choice(f"{path}.compute_dtype", t["compute_dtype"], models_lib.COMPUTE_DTYPES)
+    if "label_smoothing" in t:
+      c.number(f"{path}.label_smoothing", t["label_smoothing"], lo=0, hi=1, hi_open=True)
+    if "cutout" in t:
+      c.number(f"{path}.cutout", t["cutout"], lo=0, integer=True)
+    if t.get("guard") is not None:
+      _check_guard(c, f"{path}.guard", t["guard"], span, sizes)
+    if t.get("model"):
+      check_model(c, t["model"], info or {}, path=f"{path}.model")
+    if t.get("init_from") in cfg.keys() and _architecture(cfg, v) != _architecture(
+        cfg, t["init_from"]):
+      c.fail(f"{path}.init_from", f"{t['init_from']!r} has another architecture "
+             f"({_architecture(cfg, t['init_from'])}, not {_architecture(cfg, v)}): a run can "
+             "start only from weights of its own architecture")
     for key in ("distill_from", "augment_from", "init_from"):
       other = t.get(key)
       if other is not None and (not isinstance(other, str) or other not in cfg.keys()
@@ -308,11 +326,31 @@ def check_models(c: Checker, cfg, sizes, span, variants) -> None:
       c.fail("--only", f"unknown model variant {v!r}; the config has {sorted(cfg.keys())}")
 
 
+def _architecture(models_cfg, variant: str):
+  """A variant's own `model` section as a dict, or "the config's model" when it has none."""
+  own = models_cfg[variant].get("model") if hasattr(models_cfg[variant], "get") else None
+  return _to_dict(own) if own else "the config's model"
+
+
+def _check_guard(c: Checker, path: str, cfg, span, sizes) -> None:
+  g = c.keys(path, cfg, ("every", "examples", "pgd", "max_drop", "seed"),
+             required=("every", "examples", "pgd", "max_drop"))
+  c.count(f"{path}.every", g.get("every"))
+  c.count(f"{path}.examples", g.get("examples"), sizes.get("train"), "the train split")
+  c.number(f"{path}.max_drop", g.get("max_drop"), lo=0, hi=1)
+  if "seed" in g:
+    c.number(f"{path}.seed", g["seed"], lo=0, integer=True)
+  if "pgd" in g:
+    _check_pgd(c, f"{path}.pgd", g["pgd"], span)
+
+
 def _check_eval(c: Checker, cfg, sizes, span) -> None:
   if cfg is None:
     return
-  e = c.keys("eval", cfg, ("seed", "batch_size", "pgd_examples", "pgd"),
+  e = c.keys("eval", cfg, ("seed", "batch_size", "pgd_examples", "pgd", "compute_dtype"),
              required=("seed", "batch_size", "pgd_examples", "pgd"))
+  if "compute_dtype" in e:
+    c.choice("eval.compute_dtype", e["compute_dtype"], models_lib.COMPUTE_DTYPES)
   c.number("eval.seed", e.get("seed"), lo=0, integer=True)
   c.count("eval.batch_size", e.get("batch_size"))
   c.count("eval.pgd_examples", e.get("pgd_examples"), sizes.get("test"), "the test split")

@@ -25,6 +25,7 @@ from flax import nnx
 
 from advbound import data as data_lib
 from advbound import evaluate, io, models, sharding
+from advbound import guard as guard_lib
 from advbound.attacks.pgd import pgd
 from advbound.data import Dataset
 
@@ -51,7 +52,8 @@ def build_model(model_cfg, seed: int) -> nnx.Module:
 
 def make_schedule(cfg) -> optax.Schedule:
   """Learning-rate schedule: 'constant', 'piecewise' (factors at fractions of the run),
-  'cosine' (with linear warm-up) or 'onecycle'."""
+  'cosine' (with linear warm-up), 'onecycle' (cosine) or 'cyclic' (linear up to the peak at
+  warmup_fraction, linear down to 0)."""
   lr, n = cfg.learning_rate, cfg.num_steps
   if cfg.schedule == "constant":
     return optax.constant_schedule(lr)
@@ -69,8 +71,14 @@ def make_schedule(cfg) -> optax.Schedule:
     return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 1), n)
   if cfg.schedule == "onecycle":
     return optax.cosine_onecycle_schedule(n, lr, pct_start=max(cfg.warmup_fraction, 1e-3))
+  if cfg.schedule == "cyclic":
+    # Linear from 0 up to lr at warmup_fraction of the run, then linear down to 0 at its end
+    # (Wong et al.'s cyclic schedule; Page's ResNet-9 schedule has the same shape).
+    peak = min(max(int(round(cfg.warmup_fraction * n)), 1), n - 1) if n > 1 else 1
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, peak),
+                                 optax.linear_schedule(lr, 0.0, max(n - peak, 1))], [peak])
   raise ValueError(f"unknown schedule {cfg.schedule!r}; expected constant, piecewise, cosine, "
-                   "onecycle")
+                   "onecycle, cyclic")
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
@@ -90,15 +98,35 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
   return opt
 
 
-def augment(key: jax.Array, x: jax.Array, kind: str) -> jax.Array:
+def augment(key: jax.Array, x: jax.Array, kind: str, cutout: int = 0) -> jax.Array:
   """Data augmentation of x [N, H, W, C]: 'none', or 'crop_flip' (pad 4 by edge reflection,
-  random 32x32 crop, random horizontal flip; the CIFAR-10 recipe)."""
-  if kind == "none":
-    return x
-  if kind != "crop_flip":
+  random 32x32 crop, random horizontal flip; the CIFAR-10 recipe). `cutout` > 0 then sets a
+  random cutout x cutout square of each image (its centre uniform over the image, clipped at
+  the edges) to the image's mean (DeVries & Taylor's cutout; Page's ResNet-9 recipe uses 8)."""
+  if kind not in ("none", "crop_flip"):
     raise ValueError(f"unknown augmentation {kind!r}; expected 'none' or 'crop_flip'")
+  if kind == "crop_flip":
+    x = _crop_flip(*jax.random.split(key), x)
+  return _cutout(jax.random.fold_in(key, 2), x, int(cutout)) if cutout else x
+
+
+def _cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
+  """x [N, H, W, C] with one size x size square per image (centre uniform) set to its mean.
+
+  The mean, not zero: the models here standardize each image, and the inputs live on the data
+  set's own scale (0 is black on [0, 255] but not on every scale)."""
   n, h, w, _ = x.shape
-  k_crop, k_flip = jax.random.split(key)
+  centres = jax.random.randint(key, (n, 2), 0, jnp.array([h, w]))
+  rows, cols = jnp.arange(h)[None, :, None], jnp.arange(w)[None, None, :]
+  lo = centres - size // 2
+  inside = ((rows >= lo[:, 0, None, None]) & (rows < lo[:, 0, None, None] + size)
+            & (cols >= lo[:, 1, None, None]) & (cols < lo[:, 1, None, None] + size))
+  mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
+  return jnp.where(inside[..., None], mean, x)
+
+
+def _crop_flip(k_crop: jax.Array, k_flip: jax.Array, x: jax.Array) -> jax.Array:
+  n, h, w, _ = x.shape
   padded = jnp.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
   offsets = jax.random.randint(k_crop, (n, 2), 0, 9)
 
@@ -123,18 +151,23 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
   with the current weights and batch statistics of the batch (not written back), as in Madry
   et al.'s code. attack.labels "predicted" (default "true") makes the examples against the
   model's own predictions instead of the true labels ("label leaking" avoided, Kurakin et al.);
-  the loss is still taken on the true labels. metrics: loss and accuracy on the examples trained on (float32 []).
+  the loss is still taken on the true labels. cfg.label_smoothing (default 0) smooths the
+  integer labels' one-hot targets; cfg.cutout (default 0) adds cutout to the augmentation.
+  `graphdef` fixes the compute dtype: one from `models.with_compute_dtype` trains the float32
+  parameters in bfloat16 (the attack of adversarial training too); the loss is float32.
+  metrics: loss and accuracy on the examples trained on (float32 []).
   """
   attack = cfg.attack
   temperature = float(cfg.get("temperature", 1.0))
+  smoothing = float(cfg.get("label_smoothing", 0.0))
 
   def step(state: TrainState, batch, key):
     k_aug, k_attack = jax.random.split(key)
-    x = augment(k_aug, batch["image"], cfg.augment)
+    x = augment(k_aug, batch["image"], cfg.augment, cfg.get("cutout", 0))
     y = batch["label"]
     if cfg.adversarial:
       def attack_logits(z):
-        return nnx.merge(graphdef, state.params, state.rest, copy=True)(z)
+        return nnx.merge(graphdef, state.params, state.rest, copy=True)(z).astype(jnp.float32)
       epsilon = attack.epsilon
       if attack.epsilon_warmup_fraction > 0:
         ramp = (state.step + 1) / (attack.epsilon_warmup_fraction * cfg.num_steps)
@@ -148,10 +181,13 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
 
     def loss_fn(params, rest):
       model = nnx.merge(graphdef, params, rest, copy=True)
-      logits = model(x)
+      logits = model(x).astype(jnp.float32)  # bfloat16 under mixed precision
       scaled = logits / temperature
       if "soft" in batch:
         loss = optax.softmax_cross_entropy(scaled, batch["soft"]).mean()
+      elif smoothing:
+        targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), smoothing)
+        loss = optax.softmax_cross_entropy(scaled, targets).mean()
       else:
         loss = optax.softmax_cross_entropy_with_integer_labels(scaled, y).mean()
       return loss, (logits, nnx.state(model, nnx.Not(nnx.Param)))
@@ -306,10 +342,22 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     io.write_json(settings_path, settings)
 
   model, state, manager = _initial_state(model_cfg, cfg, workdir, init)
+  kept = _guard_kept(workdir, state)
+  if kept is not None:  # an earlier attempt stopped at the overfitting guard: that is the result
+    manager.close()
+    nnx.update(model, kept.params, kept.rest)
+    return model
   if int(state.step):
     logging.info("resumed %s from step %d", workdir, int(state.step))
-  graphdef = nnx.graphdef(model)
+  compute = cfg.get("compute_dtype", "float32")
+  graphdef = nnx.graphdef(models.with_compute_dtype(model, compute))
   step_fn = make_train_step(graphdef, make_optimizer(cfg), cfg, data.bounds)
+  guard = None
+  if cfg.get("guard"):
+    eval_model = nnx.merge(*nnx.split(models.with_compute_dtype(model, compute)), copy=True)
+    eval_model.eval()
+    guard = guard_lib.Guard(cfg.guard, nnx.graphdef(eval_model), data.images, data.labels,
+                            data.bounds, workdir, int(state.step))
   if sharding.is_sharded():
     # data parallel: replicated parameters and optimizer state, each batch split over the
     # devices (each device receives only its rows); jit inserts the gradient all-reduce
@@ -374,7 +422,12 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
           manager.save(done, args=ocp.args.StandardSave(state))
       if every and (done % every == 0 or is_last):
         snapshot(done)
+      if guard is not None and guard.due(done, is_last) and not guard.check(state, done):
+        state = _guard_kept(workdir, state)
+        break
   finally:
+    if guard is not None:
+      guard.close()
     # Let an in-flight async save finish even when the run stops with an exception.
     manager.wait_until_finished()
     manager.close()
@@ -396,11 +449,25 @@ def load_model(model_cfg, train_cfg, workdir: str) -> nnx.Module:
   manager.close()
   if latest is None:
     raise FileNotFoundError(f"no checkpoint under {os.path.join(workdir, 'checkpoints')}")
-  if int(state.step) != train_cfg.num_steps:
+  kept = _guard_kept(workdir, state)
+  if kept is not None:  # stopped early by the overfitting guard (guard.json says where)
+    state = kept
+  elif int(state.step) != train_cfg.num_steps:
     raise ValueError(f"the checkpoint under {workdir} is at step {int(state.step)}, not "
                      f"{train_cfg.num_steps}: training did not finish")
   nnx.update(model, state.params, state.rest)
   return model
+
+
+def _guard_kept(workdir: str, state: TrainState) -> TrainState | None:
+  """The state the overfitting guard kept if it stopped the run under `workdir`, else None."""
+  record = guard_lib.read_record(workdir)
+  if not record or record.get("stopped_at") is None:
+    return None
+  if record.get("kept_step") is None:
+    raise ValueError(f"{guard_lib.record_path(workdir)} stopped the run at step "
+                     f"{record['stopped_at']} but kept no state")
+  return guard_lib.restore_kept(workdir, state, int(record["kept_step"]))
 
 
 def _hms(seconds: float) -> str:
@@ -420,11 +487,19 @@ def variant_names(config, variants=None) -> list[str]:
   return [v for v in names if v in variants]
 
 
+def variant_model(config, variant: str):
+  """The architecture of model variant `variant`: its own `models.<variant>.model` section if it
+  has one (e.g. a fast natural recipe on ResNet-9 beside a robust PreAct ResNet-18), else the
+  config's `model`."""
+  own = config.models[variant].get("model")
+  return own if own else config.model
+
+
 def model_stamp(config, variant: str) -> dict:
   """What determines a trained variant (data, architecture, training settings, and its
   teacher's when it is distilled), for the stamps of artifacts computed from the model: a
   retrained model invalidates them."""
-  out = {"data": _to_dict(config.data), "model": _to_dict(config.model),
+  out = {"data": _to_dict(config.data), "model": _to_dict(variant_model(config, variant)),
          "train": {k: v for k, v in _to_dict(config.models[variant]).items()
                    if k not in _COSMETIC}}
   for key in _UPSTREAM:
@@ -482,7 +557,8 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
       data = _with_deepfool_examples(fn, data, os.path.join(workdir, "models", variant),
                                      json.dumps(upstream, sort_keys=True, default=str),
                                      count=count)
-  return train(data, config.model, vcfg, os.path.join(workdir, "models", variant),
+  return train(data, variant_model(config, variant), vcfg,
+               os.path.join(workdir, "models", variant),
                soft_labels=soft, upstream=upstream or None, init=init)
 
 
@@ -537,8 +613,8 @@ def train_and_evaluate(config, workdir: str, *,
     t0 = time.time()
     model = train_variant(config, variant, train_data, workdir)
     train_seconds = time.time() - t0
-    logits_fn = models.as_logits_fn(model)
     ecfg = config.eval
+    logits_fn = models.as_logits_fn(model, ecfg.get("compute_dtype", "float32"))
     n_pgd = min(ecfg.pgd_examples, len(test_data)) if ecfg.pgd_examples else len(test_data)
     t0 = time.time()
     correct = evaluate.predict(logits_fn, test_data.images, batch_size=ecfg.batch_size,
@@ -558,7 +634,13 @@ def train_and_evaluate(config, workdir: str, *,
         "train_steps": vcfg.num_steps,
         "train_seconds_this_run": train_seconds,
         "eval_seconds": time.time() - t0,
+        "eval_compute_dtype": ecfg.get("compute_dtype", "float32"),
     }
+    record = guard_lib.read_record(vdir)
+    if record is not None:
+      metrics["guard"] = {k: record[k] for k in ("stopped_at", "kept_step",
+                                                 "best_pgd_accuracy")}
+      metrics["guard"]["checks"] = len(record["history"])
     io.write_json(os.path.join(vdir, "metrics.json"), metrics)
     logging.info("%s: test accuracy %.4f (%d images); on the first %d: clean %.4f, PGD %.4f "
                  "(eps %g, %d steps of %g)", variant, metrics["test_accuracy"], len(test_data),

@@ -6,6 +6,7 @@ import functools
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from advbound import sharding
@@ -14,6 +15,7 @@ from advbound.models.detector import MetzenDetector
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.plain_cnn import PlainCNN
 from advbound.models.preact_resnet import PreActResNet
+from advbound.models.resnet9 import ResNet9
 from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
@@ -30,7 +32,12 @@ REGISTRY: dict[str, Callable[..., nnx.Module]] = {
     "metzen_detector": MetzenDetector,
     "preact_resnet": PreActResNet,
     "plain_cnn": PlainCNN,
+    "resnet9": ResNet9,
 }
+
+# Compute dtypes a config may name (`compute_dtype`). Parameters and batch statistics stay
+# float32 whatever the compute dtype; float16 is left out (it needs loss scaling).
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def build(name: str, *, rngs: nnx.Rngs, **kwargs: Any) -> nnx.Module:
@@ -43,23 +50,48 @@ def build(name: str, *, rngs: nnx.Rngs, **kwargs: Any) -> nnx.Module:
     raise ValueError(f"bad arguments {kwargs} for model {name!r}: {e}") from e
 
 
-def as_logits_fn(model: nnx.Module) -> LogitsFn:
+def with_compute_dtype(model: nnx.Module, compute_dtype: str | None) -> nnx.Module:
+  """`model` computing in `compute_dtype` (mixed precision): a copy whose layers (every
+  submodule with a `dtype`: convolutions, dense layers, batch norm) cast their inputs and
+  weights to that dtype; the parameters and batch statistics stay float32 (batch norm also
+  reduces its statistics in float32). The model's output is then in that dtype: cast the logits
+  to float32 before a loss. "float32" or None returns `model` itself, unchanged.
+
+  The copy has the same state tree as `model`, so its graph definition merges with `model`'s
+  parameters (the trainer trains float32 parameters through a bfloat16 graph this way).
+  """
+  if compute_dtype in (None, "float32"):
+    return model
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"unknown compute_dtype {compute_dtype!r}; expected one of "
+                     f"{COMPUTE_DTYPES}")
+  dtype = jnp.dtype(compute_dtype)
+  copy = nnx.merge(*nnx.split(model), copy=True)
+  for _, module in nnx.iter_modules(copy):
+    if hasattr(module, "dtype") and hasattr(module, "param_dtype"):
+      module.dtype = dtype
+  return copy
+
+
+def as_logits_fn(model: nnx.Module, compute_dtype: str | None = None) -> LogitsFn:
   """Returns a pure `logits_fn(x [N, *image_shape]) -> logits [N, K]` of `model` in eval mode.
 
   The function closes over a snapshot of the model's current state (batch norm uses its running
   averages, dropout is off), never updates it, and can be used inside jit, vmap and grad. The
-  caller's model is not modified.
+  caller's model is not modified. `compute_dtype` "bfloat16" computes the layers in bfloat16
+  (`with_compute_dtype`); the logits are returned as float32 either way.
   """
-  return _pure(model, "__call__")
+  return _pure(with_compute_dtype(model, compute_dtype), "__call__")
 
 
-def as_embedding_fn(model: nnx.Module) -> Callable[[jax.Array], jax.Array]:
+def as_embedding_fn(model: nnx.Module,
+                    compute_dtype: str | None = None) -> Callable[[jax.Array], jax.Array]:
   """Returns a pure `embed_fn(x [N, *image_shape]) -> features float32 [N, D]`: the model's
   `embed` method (the penultimate representation its logits are computed from; MnistCNN: the
   first dense layer, WideResNet: the global average pool) in eval mode, as `as_logits_fn`."""
   if not callable(getattr(model, "embed", None)):
     raise ValueError(f"{type(model).__name__} has no embed method: no feature extractor")
-  return _pure(model, "embed")
+  return _pure(with_compute_dtype(model, compute_dtype), "embed")
 
 
 def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
@@ -74,7 +106,8 @@ def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
 
 
 def _apply(graphdef: nnx.GraphDef, method: str, state: nnx.State, x: jax.Array) -> jax.Array:
-  return getattr(nnx.merge(graphdef, state, copy=True), method)(x)
+  out = getattr(nnx.merge(graphdef, state, copy=True), method)(x)
+  return out.astype(jnp.float32) if out.dtype != jnp.float32 else out
 
 
 def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
@@ -94,5 +127,6 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
 
 
 __all__ = ["MnistCNN", "CarliniWagnerMnist", "MetzenDetector", "ResNetCifar", "WideResNet", "SmallCifarCNN",
-           "PreActResNet", "PlainCNN",
-           "REGISTRY", "build", "as_logits_fn", "as_embedding_fn", "as_pytree_fn", "LogitsFn"]
+           "PreActResNet", "PlainCNN", "ResNet9",
+           "REGISTRY", "COMPUTE_DTYPES", "build", "with_compute_dtype", "as_logits_fn",
+           "as_embedding_fn", "as_pytree_fn", "LogitsFn"]

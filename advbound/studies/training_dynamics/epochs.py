@@ -53,7 +53,8 @@ class Models:
   def __call__(self, epoch: int):
     """The pure logits_fn of the model after `epoch` epochs of adversarial training."""
     if self._cache is None or self._cache[0] != epoch:
-      model = train.load_snapshot(self.config.model, self.config.models[self.variant],
+      model = train.load_snapshot(train.variant_model(self.config, self.variant),
+                                  self.config.models[self.variant],
                                   self.folder, epoch * self.steps)
       self._cache = (epoch, models.as_logits_fn(model))
     return self._cache[1]
