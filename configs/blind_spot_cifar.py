@@ -16,15 +16,26 @@ the first 1,000 test images throughout (with tfds all 10,000 may be used:
 --config.study.test_images=10000); t-SNE of every training embedding and the 100 test
 embeddings per class; C&W L-inf with the released defaults on all 1,000 images at epsilon 8 on
 the 0-255 scale. A GPU job (the WRN trains for hours; not run yet, see WORKSPACE.md).
+
+With the fast-trained models of configs/cifar_fast.py instead (Page's ResNet-9, natural, and
+Wong et al.'s FGSM-trained PreAct ResNet-18 at the same epsilon 8; minutes instead of hours):
+  python -m experiments.blind_spot --config=configs/blind_spot_cifar.py:fast \
+      --workdir=runs/bs_cifar_fast
+Their feature extractors: ResNet-9's global max pool, PreAct ResNet-18's global average pool.
 """
 
 from ml_collections import config_dict
 
-from configs import cifar, common
+from configs import cifar, cifar_fast, common
+
+MODELS = ("madry", "fast")
 
 
-def get_config() -> config_dict.ConfigDict:
-  base = cifar.get_config()
+def get_config(models: str = "madry") -> config_dict.ConfigDict:
+  if models not in MODELS:
+    raise ValueError(f"blind_spot_cifar: the models must be one of {MODELS}, got {models!r} "
+                     "(use --config=configs/blind_spot_cifar.py:fast)")
+  base = cifar.get_config() if models == "madry" else cifar_fast.get_config()
   config = config_dict.ConfigDict()
   config.data = base.data
   config.model = base.model

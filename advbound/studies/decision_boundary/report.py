@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from advbound import io
-from advbound import stages
+from advbound import stages, train
 from advbound.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
@@ -26,6 +26,9 @@ PAPER_TABLE3 = {
 }
 # He et al., Table 4 (normal training): FGSM, (false positive, false negative).
 PAPER_TABLE4 = {"mnist": (0.070, 0.128), "cifar10": (0.200, 0.329)}
+# The models the paper attacked: Madry et al.'s released CIFAR-10 WRN-32-10s (their paper's
+# Table: natural 95.2%; adversarial 87.3% clean, 45.8% under PGD-20 at epsilon 8).
+PAPER_MODELS = {"cifar10": {"natural": "95.2% / -", "adversarial": "87.3% / 45.8% (PGD-20)"}}
 
 
 def _pct(v) -> str:
@@ -108,10 +111,18 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   md = [f"# He et al. (ICLR 2018) reproduced on {dataset}", "",
         _images_line(out["table_images"], out["num_images"]) + "Settings under \"Settings\" below. "
         + (config.get("note", "") or ""), "",
-        "## Models", "", "| model | test accuracy | PGD accuracy |", "|---|---|---|"]
+        "## Models", "", "| model | architecture | test accuracy | PGD accuracy | paper's "
+        "model (Madry et al.): clean / PGD |", "|---|---|---|---|---|"]
+  pgd = config.eval.pgd
   for v, m in results["train"].items():
-    md.append(f"| {v} | {_pct(m['test_accuracy'])} ({m['test_examples']}) | "
-              f"{_pct(m['pgd_accuracy'])} ({m['pgd_examples']}) |")
+    stop = m.get("guard", {}).get("stopped_at")
+    note = f"; stopped by the overfitting guard at step {stop}" if stop is not None else ""
+    md.append(f"| {v} | {train.variant_model(config, v).name}{note} | "
+              f"{_pct(m['test_accuracy'])} ({m['test_examples']}) | "
+              f"{_pct(m['pgd_accuracy'])} ({m['pgd_examples']}) | "
+              f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")
+  md += ["", f"PGD: epsilon {pgd.epsilon:g}, {pgd.num_steps} steps of {pgd.step_size:g}"
+         f"{', random start' if pgd.random_start else ''}."]
   md += ["", "## Table 1: attacks", "", format_table1(attacks),
          "## Table 2: point and region classification", "", format_table2(region),
          "## Table 3: boundary classifier (false positive / negative rates)", "",
