@@ -1,26 +1,32 @@
-"""What bfloat16 compute changes in He et al.'s measurements, against float32 on the same models.
+"""What reduced precision changes in He et al.'s measurements, against true float32.
 
   python -m benchmarks.mixed_precision --config=configs/quickstart.py --workdir=/tmp/qs
   python -m benchmarks.mixed_precision --config=configs/cifar_fast.py --workdir=runs/cifar_fast \
       --config.data.source=npz --config.data.path='../shared/data/cifar10_{split}*.npz'
 
-The config's trained models (trained first if the workdir lacks them) are evaluated twice:
-float32, and `models.as_logits_fn(model, "bfloat16")` (float32 parameters, bfloat16 compute).
-For each model variant it prints
+The config's trained models (trained first if the workdir lacks them) are run in several modes:
+the reference "float32_highest" (float32 compute, convolutions and matmuls at
+`jax.default_matmul_precision("highest")`: true float32 everywhere), and the candidates
+"float32_default" (JAX's default precision, which on recent NVIDIA GPUs computes float32
+convolutions with TF32 tensor cores, 10 bits of mantissa; on CPU it is true float32) and
+"bfloat16" (`models.as_logits_fn(model, "bfloat16")`: float32 parameters, bfloat16 compute).
+For each model variant and candidate it prints
   (1) predictions: the share of test images whose class agrees, and the largest logit change;
-  (2) CW-L2 (the config's CW settings, or --cw_iterations) on the same images: success rates,
-      mean L2 of the examples both found, and the share of bfloat16's examples that are still
-      adversarial when checked in float32;
+  (2) CW-L2 (the config's CW settings, or --cw_iterations / --cw_steps) on the same images:
+      success rates, mean L2 of the examples both found, and the share of the candidate's
+      examples that are still adversarial under the reference;
   (3) the boundary search (the config's step, range and method) along --directions random
-      orthogonal directions, from the benign images and from float32's CW examples: the share
-      of (image, direction) pairs with the same distance, within one grid step, and the same
-      adjacent class, and the share of images whose centre class agrees;
+      orthogonal directions, from the benign images and from the reference's CW examples: the
+      share of (image, direction) pairs with the same distance, within one grid step, and the
+      same adjacent class, and the share of inputs whose centre class agrees;
   (4) region classification (the config's radius and samples, one key) of the same inputs:
       the share of agreeing region labels;
-and the seconds of each, bfloat16 over float32 (a speed figure only on an accelerator with
-bfloat16 units; XLA's CPU emulates bfloat16). --out writes the figures as JSON.
+  (5) seconds of CW and of each boundary search, candidate / reference (compilation
+      included; a speed figure only on an accelerator: XLA's CPU emulates bfloat16).
+--out writes the figures as JSON.
 """
 
+import contextlib
 import time
 
 import jax
@@ -41,6 +47,10 @@ _DIRECTIONS = flags.DEFINE_integer("directions", 100, "boundary search direction
 _CW_ITERATIONS = flags.DEFINE_integer("cw_iterations", None, "CW iterations per binary-search "
                                       "step (default: the config's attack.cw)")
 _CW_STEPS = flags.DEFINE_integer("cw_steps", None, "CW binary-search steps (default: config)")
+_CANDIDATES = flags.DEFINE_list("candidates", ["float32_default", "bfloat16"],
+                                "modes compared with true float32 (float32_highest): "
+                                "float32_default (JAX's default precision: TF32 convolutions "
+                                "on recent NVIDIA GPUs, true float32 on CPU), bfloat16")
 _OUT = flags.DEFINE_string("out", None, "write the figures as JSON here")
 
 
@@ -65,61 +75,88 @@ def _boundary_agreement(a, b, step) -> dict:
   }
 
 
-def measure(config, model, test, *, images: int, directions: int, cw: dict) -> dict:
-  """The figures of one model (see the module docstring)."""
-  fns = {"float32": models.as_logits_fn(model),
-         "bfloat16": models.as_logits_fn(model, "bfloat16")}
+# name -> (compute dtype, matmul / conv precision for float32 operands; None: JAX's default)
+MODES = {"float32_highest": ("float32", "highest"), "float32_default": ("float32", None),
+         "bfloat16": ("bfloat16", None)}
+REFERENCE = "float32_highest"
+
+
+def _in_mode(mode: str, thunk):
+  """thunk() traced and run under the mode's matmul precision (jit caches per precision)."""
+  precision = MODES[mode][1]
+  with jax.default_matmul_precision(precision) if precision else contextlib.nullcontext():
+    return _timed(thunk)
+
+
+def measure(config, model, test, *, images: int, directions: int, cw: dict,
+            candidates=("bfloat16",)) -> dict:
+  """The figures of one model: each candidate mode against the reference, true float32."""
+  modes = (REFERENCE,) + tuple(candidates)
+  fns = {m: models.as_logits_fn(model, MODES[m][0]) for m in modes}
   bounds = test.bounds
-  out = {"seconds": {}}
-  pred = {k: evaluate.predict(f, test.images) for k, f in fns.items()}
-  logits = {k: np.asarray(evaluate.logits(f, test.images[:500])) for k, f in fns.items()}
-  out["predictions_agree"] = float(np.mean(pred["float32"] == pred["bfloat16"]))
-  out["max_logit_change"] = float(np.max(np.abs(logits["float32"] - logits["bfloat16"])))
-  ok = np.flatnonzero((pred["float32"] == test.labels) & (pred["bfloat16"] == test.labels))
-  idx = ok[:images]
+  seconds = {m: {} for m in modes}
+  pred, logits = {}, {}
+  for m in modes:
+    pred[m], _ = _in_mode(m, lambda m=m: evaluate.predict(fns[m], test.images))
+    logits[m], _ = _in_mode(m, lambda m=m: np.asarray(evaluate.logits(fns[m], test.images[:500])))
+  ok = np.all([pred[m] == test.labels for m in modes], axis=0)
+  idx = np.flatnonzero(ok)[:images]
   x, y = test.images[idx], test.labels[idx]
-
   attacks = {}
-  for k, f in fns.items():
-    attacks[k], out["seconds"][f"cw_{k}"] = _timed(
-        lambda f=f: carlini_wagner_l2(f, x, y, bounds=bounds, batch_size=len(x), **cw))
-  s32, s16 = (np.asarray(attacks[k].success) for k in ("float32", "bfloat16"))
-  l2 = {k: np.asarray(attacks[k].distortion["l2"]) for k in attacks}
-  both = s32 & s16
-  still = np.asarray(evaluate.predict(fns["float32"], np.asarray(attacks["bfloat16"].adversarial)))
-  out["cw"] = {
-      "success_float32": float(s32.mean()), "success_bfloat16": float(s16.mean()),
-      "mean_l2_float32": float(l2["float32"][both].mean()) if both.any() else None,
-      "mean_l2_bfloat16": float(l2["bfloat16"][both].mean()) if both.any() else None,
-      "bfloat16_examples_adversarial_in_float32": float(np.mean((still != y)[s16]))
-      if s16.any() else None,
-  }
-
+  for m in modes:
+    attacks[m], seconds[m]["cw"] = _in_mode(m, lambda m=m: carlini_wagner_l2(
+        fns[m], x, y, bounds=bounds, batch_size=len(x), **cw))
+  ref_success = np.asarray(attacks[REFERENCE].success)
   bcfg = config.boundary
   dirs = random_orthogonal(jax.random.key(0), directions, test.images.shape[1:])
-  inputs = {"benign": x, "cw_float32": np.asarray(attacks["float32"].adversarial)[s32]}
-  out["boundary"], out["region"] = {}, {}
-  for name, z in inputs.items():
-    if not len(z):
-      continue
-    res = {}
-    for k, f in fns.items():
-      res[k], out["seconds"][f"boundary_{name}_{k}"] = _timed(lambda f=f: boundary.search(
-          f, z, dirs, step=bcfg.step, max_distance=bcfg.max_distance, bounds=bounds,
-          method=bcfg.method, batch_size=bcfg.batch_size))
-    out["boundary"][name] = _boundary_agreement(res["float32"], res["bfloat16"], bcfg.step)
-    votes = {k: np.asarray(region.classify(
-        f, jax.random.key(1), z, radius=config.region.radius,
-        num_samples=config.region.num_samples, bounds=bounds,
-        batch_size=config.region.batch_size)[0]) for k, f in fns.items()}
-    out["region"][name] = float(np.mean(votes["float32"] == votes["bfloat16"]))
+  inputs = {"benign": x, "cw": np.asarray(attacks[REFERENCE].adversarial)[ref_success]}
+  searched, votes = {}, {}
+  for m in modes:
+    for name, z in inputs.items():
+      if len(z):
+        searched[m, name], seconds[m][f"boundary_{name}"] = _in_mode(m, lambda m=m, z=z: (
+            boundary.search(fns[m], z, dirs, step=bcfg.step, max_distance=bcfg.max_distance,
+                            bounds=bounds, method=bcfg.method, batch_size=bcfg.batch_size)))
+        votes[m, name], _ = _in_mode(m, lambda m=m, z=z: np.asarray(region.classify(
+            fns[m], jax.random.key(1), z, radius=config.region.radius,
+            num_samples=config.region.num_samples, bounds=bounds,
+            batch_size=config.region.batch_size)[0]))
+  out = {"images": len(idx), "directions": directions, "cw_examples": int(ref_success.sum())}
+  for m in candidates:
+    success = np.asarray(attacks[m].success)
+    both = ref_success & success
+    l2 = {k: np.asarray(attacks[k].distortion["l2"]) for k in (REFERENCE, m)}
+    # the candidate's examples checked by the reference model: still adversarial?
+    checked, _ = _in_mode(REFERENCE, lambda m=m: evaluate.predict(
+        fns[REFERENCE], np.asarray(attacks[m].adversarial)))
+    out[m] = {
+        "predictions_agree": float(np.mean(pred[m] == pred[REFERENCE])),
+        "max_logit_change": float(np.max(np.abs(logits[m] - logits[REFERENCE]))),
+        "cw": {"success_reference": float(ref_success.mean()),
+               "success": float(success.mean()),
+               "mean_l2_reference": float(l2[REFERENCE][both].mean()) if both.any() else None,
+               "mean_l2": float(l2[m][both].mean()) if both.any() else None,
+               "adversarial_under_reference": float(np.mean((checked != y)[success]))
+               if success.any() else None},
+        "boundary": {name: _boundary_agreement(searched[REFERENCE, name], searched[m, name],
+                                               bcfg.step)
+                     for name in inputs if (m, name) in searched},
+        "region_labels_agree": {name: float(np.mean(votes[m, name] == votes[REFERENCE, name]))
+                                for name in inputs if (m, name) in votes},
+        "seconds_ratio": {k: seconds[m][k] / seconds[REFERENCE][k] for k in seconds[m]
+                          if seconds[REFERENCE][k] > 0},
+    }
   return out
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  data, trained = {}, {}
+  unknown = [m for m in _CANDIDATES.value if m not in MODES or m == REFERENCE]
+  if unknown:
+    raise app.UsageError(f"--candidates: unknown mode(s) {unknown}; choose among "
+                         f"{[m for m in MODES if m != REFERENCE]}")
+  results, trained = {}, {}
   train_data, test = train.load_splits(config.data, ("train", "test"))
   for v in train.variant_names(config, _VARIANTS.value):
     trained[v] = train.train_variant(config, v, train_data, _WORKDIR.value)
@@ -129,24 +166,31 @@ def main(argv):
   if _CW_STEPS.value:
     cw["binary_search_steps"] = _CW_STEPS.value
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); {_IMAGES.value} "
-        f"images, {_DIRECTIONS.value} directions, CW {cw}")
+        f"images, {_DIRECTIONS.value} directions, CW {cw}; reference {REFERENCE}")
   for v, model in trained.items():
-    r = measure(config, model, test, images=_IMAGES.value, directions=_DIRECTIONS.value, cw=cw)
-    data[v] = r
-    print(f"\n== {v}")
-    print(f"predictions agree on {100 * r['predictions_agree']:.2f}% of {len(test)} test "
-          f"images; largest logit change {r['max_logit_change']:.4g}")
-    print("CW-L2: " + ", ".join(f"{k} {v_}" for k, v_ in r["cw"].items()))
-    for name, b in r["boundary"].items():
-      print(f"boundary from {name}: " + ", ".join(f"{k} {v_:.4f}" for k, v_ in b.items()))
-    for name, agree in r["region"].items():
-      print(f"region labels from {name} agree: {agree:.4f}")
-    s = r["seconds"]
-    ratios = {k[:-len("_float32")]: s[k[:-len("_float32")] + "_bfloat16"] / s[k]
-              for k in s if k.endswith("_float32") and s[k] > 0}
-    print("seconds bfloat16 / float32: " + ", ".join(f"{k} {v_:.2f}" for k, v_ in ratios.items()))
+    r = measure(config, model, test, images=_IMAGES.value, directions=_DIRECTIONS.value, cw=cw,
+                candidates=_CANDIDATES.value)
+    results[v] = r
+    print(f"\n== {v}: {r['images']} images, {r['cw_examples']} CW examples (reference)")
+    for m in _CANDIDATES.value:
+      c = r[m]
+      print(f"-- {m} vs {REFERENCE}")
+      print(f"predictions agree on {100 * c['predictions_agree']:.2f}% of {len(test)} test "
+            f"images; largest logit change {c['max_logit_change']:.4g}")
+      print("CW-L2: " + ", ".join(f"{k} {_fmt(v_)}" for k, v_ in c["cw"].items()))
+      for name, b in c["boundary"].items():
+        print(f"boundary from {name}: " + ", ".join(f"{k} {_fmt(v_)}" for k, v_ in b.items()))
+      print("region labels agree: " + ", ".join(f"{k} {_fmt(v_)}"
+                                                for k, v_ in c["region_labels_agree"].items()))
+      print("seconds / reference: " + ", ".join(f"{k} {v_:.2f}"
+                                                 for k, v_ in c["seconds_ratio"].items()))
   if _OUT.value:
-    io.write_json(_OUT.value, data)
+    io.write_json(_OUT.value, {"device": jax.devices()[0].device_kind, "cw": cw,
+                               "results": results})
+
+
+def _fmt(v) -> str:
+  return "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
 if __name__ == "__main__":

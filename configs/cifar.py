@@ -13,6 +13,15 @@ weight decay 2e-4 on conv and dense kernels, random crop (pad 4) and flip; adver
 PGD examples (eps 8, 7 steps of 2, random start). Needs a GPU: on 2 CPU cores WRN-32-10 trains
 at about 3 images/s (10 million images per run).
 
+How long on a GPU: not measured yet (no GPU was lent to the session that added the benchmark;
+WORKSPACE.md, "Issue 17"). Measure with
+  python -m benchmarks.train_throughput --config=configs/cifar.py
+which prints each variant's examples/s in float32 and in bfloat16 and the time of its 80,000
+steps. Mixed precision (float32 parameters, bfloat16 compute) is one override away:
+  --config.models.natural.compute_dtype=bfloat16 --config.models.adversarial.compute_dtype=bfloat16
+The paper's models stay float32 by default. For a CIFAR-10 study of record in minutes rather
+than GPU-days, configs/cifar_fast.py trains a ResNet-9 and an FGSM-trained PreAct ResNet-18.
+
 The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
   python -m experiments.decision_boundary --config=configs/cifar.py --workdir=runs/cifar
 """
