@@ -9,6 +9,7 @@ run (tests/train_test.py checks this).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -222,8 +223,16 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
   if per_epoch == 0:
     raise ValueError(f"batch_size {batch_size} exceeds the {n} training examples")
   epoch, pos = divmod(step, per_epoch)
-  perm = np.random.default_rng([seed, epoch]).permutation(n)
+  perm = _permutation(seed, epoch, n)
   return perm[pos * batch_size:(pos + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The epoch's order (cached: a fast step must not wait for a 50,000-element shuffle)."""
+  perm = np.random.default_rng([seed, epoch]).permutation(n)
+  perm.flags.writeable = False
+  return perm
 
 
 # Train settings that do not change the result (free to differ when a run is resumed).
@@ -315,6 +324,13 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
       beside the checkpoint and compared on resume like the run's own settings.
     init: a model of the same architecture whose weights and batch statistics the run starts
       from (a fresh optimizer state), instead of the seeded initialisation.
+
+  train_cfg.compute_dtype ("float32" default, or "bfloat16") is the compute dtype of the train
+  step (mixed precision: parameters, optimizer state and batch statistics stay float32; the
+  returned model computes in float32). train_cfg.guard (optional: every, examples, pgd,
+  max_drop, seed) checks PGD accuracy on fixed training images during training and stops the
+  run at a collapse (catastrophic overfitting; `advbound.guard`): the result is then the state
+  of the last check that passed, also for later `train` and `load_model` calls.
 
   Returns:
     The trained model (train mode; use models.as_logits_fn for a pure eval-mode function).

@@ -84,7 +84,8 @@ def test_blind_spot_sections_are_consistent(name):
 
 @pytest.mark.parametrize("name,attacked,table,train", [("mnist", 9500, 100, 7600),
                                                        ("cifar", 450, 100, 350),
-                                                       ("cifar_small", 450, 100, 350)])
+                                                       ("cifar_small", 450, 100, 350),
+                                                       ("cifar_fast", 450, 100, 350)])
 def test_paper_scale_detection_sets(name, attacked, table, train):
   """Tables 1-2 on the paper's 100 images; the boundary classifier on the paper's split
   (CIFAR-10: 350 train + 100 test; MNIST: 80% / 20%, as 8,000 / 2,000)."""

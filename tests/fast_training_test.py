@@ -257,3 +257,41 @@ def test_cifar_fast_recipes_run_at_a_tiny_size(tmp_path):
                              str(tmp_path / "run" / "models" / "natural"))
   assert type(natural).__name__ == "ResNet9"
   assert os.path.exists(str(tmp_path / "run" / "models" / "adversarial" / "guard.json"))
+
+
+@pytest.mark.parametrize("path,value,expected", [
+    ("models.natural.compute_dtype", "float16",
+     "models.natural.compute_dtype: must be one of ('float32', 'bfloat16'), got 'float16'"),
+    ("models.natural.label_smoothing", 1.0, "models.natural.label_smoothing: must be < 1"),
+    ("models.natural.cutout", -8, "models.natural.cutout: must be >= 0"),
+    ("models.natural.schedule", "triangle", "models.natural.schedule: must be one of"),
+    ("models.natural.model.width", 0, "ResNet9 width must be >= 1"),
+    ("models.adversarial.guard.examples", 0, "models.adversarial.guard.examples: must be >= 1"),
+    ("models.adversarial.guard.max_drop", 1.5, "models.adversarial.guard.max_drop: must be <= 1"),
+    ("models.adversarial.guard.pgd.epsilon", 300.0, "guard.pgd.epsilon: must be <= 255"),
+    ("models.adversarial.init_from", "natural", "'natural' has another architecture"),
+    ("eval.compute_dtype", "half", "eval.compute_dtype: must be one of"),
+])
+def test_bad_fast_settings_are_named(path, value, expected):
+  from advbound import config_check
+  config = cifar_fast.get_config()
+  *parents, leaf = path.split(".")
+  node = config
+  for p in parents:
+    node = node[p]
+  with node.unlocked():
+    node[leaf] = value
+  with pytest.raises(config_check.ConfigError) as e:
+    config_check.validate(config, sizes={"train": 45000, "validation": 5000, "test": 10000})
+  assert any(expected in p for p in e.value.problems), e.value.problems
+
+
+def test_blind_spot_cifar_fast_models():
+  from advbound.studies.blind_spot import settings
+  from configs import blind_spot_cifar
+  config = blind_spot_cifar.get_config("fast")
+  settings.validate(config, sizes={"train": 45000, "validation": 5000, "test": 10000})
+  assert train.variant_model(config, "natural").name == "resnet9"
+  assert config.models.adversarial.attack.epsilon == config.study.epsilon
+  with pytest.raises(ValueError, match="'wrn'"):
+    blind_spot_cifar.get_config("wrn")
