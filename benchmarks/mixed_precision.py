@@ -21,6 +21,9 @@ For each model variant and candidate it prints
       same adjacent class, and the share of inputs whose centre class agrees;
   (4) region classification (the config's radius and samples, one key) of the same inputs:
       the share of agreeing region labels;
+  (5') the study run wholly in each mode: each mode's own CW examples searched in that mode,
+      summarised (share of directions with the boundary at the first grid step, median
+      distance), since the examples differ;
   (5) seconds of CW and of each boundary search, candidate / reference (compilation
       included; a speed figure only on an accelerator: XLA's CPU emulates bfloat16).
 --out writes the figures as JSON.
@@ -58,6 +61,18 @@ def _timed(f):
   t0 = time.perf_counter()
   out = jax.block_until_ready(f())
   return out, time.perf_counter() - t0
+
+
+def _summary(result, step) -> dict:
+  """Summaries of a boundary search from adversarial examples: the share of directions whose
+  boundary is at the first grid step (where He et al.'s OPTBRITTLE examples sit), and the
+  median over inputs of the median distance (finite directions)."""
+  d = np.asarray(result.distance)
+  finite = np.where(np.isfinite(d), d, np.nan)
+  medians = np.nanmedian(finite, axis=1) if np.isfinite(d).any() else np.array([np.nan])
+  return {"first_step_share": float(np.mean(d <= step * 1.001)),
+          "median_distance": float(np.nanmedian(medians)),
+          "inputs": int(d.shape[0])}
 
 
 def _boundary_agreement(a, b, step) -> dict:
@@ -121,7 +136,17 @@ def measure(config, model, test, *, images: int, directions: int, cw: dict,
             fns[m], jax.random.key(1), z, radius=config.region.radius,
             num_samples=config.region.num_samples, bounds=bounds,
             batch_size=config.region.batch_size)[0]))
-  out = {"images": len(idx), "directions": directions, "cw_examples": int(ref_success.sum())}
+  # Self-consistent: each mode's own CW examples searched with its own function (a study run
+  # wholly in that mode); compared by summaries, since the examples differ.
+  own = {REFERENCE: searched.get((REFERENCE, "cw"))}
+  for m in candidates:
+    z = np.asarray(attacks[m].adversarial)[np.asarray(attacks[m].success)]
+    if len(z):
+      own[m], _ = _in_mode(m, lambda m=m, z=z: boundary.search(
+          fns[m], z, dirs, step=bcfg.step, max_distance=bcfg.max_distance, bounds=bounds,
+          method=bcfg.method, batch_size=bcfg.batch_size))
+  out = {"images": len(idx), "directions": directions, "cw_examples": int(ref_success.sum()),
+         "own_cw_boundary": {m: _summary(r, bcfg.step) for m, r in own.items() if r is not None}}
   for m in candidates:
     success = np.asarray(attacks[m].success)
     both = ref_success & success
@@ -172,6 +197,9 @@ def main(argv):
                 candidates=_CANDIDATES.value)
     results[v] = r
     print(f"\n== {v}: {r['images']} images, {r['cw_examples']} CW examples (reference)")
+    for m, summary in r["own_cw_boundary"].items():
+      print(f"boundary from {m}'s own CW examples, in {m}: " + ", ".join(
+          f"{k} {_fmt(v_)}" for k, v_ in summary.items()))
     for m in _CANDIDATES.value:
       c = r[m]
       print(f"-- {m} vs {REFERENCE}")
