@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from advbound import io
+from advbound import io, sharding
 from advbound.attacks.pgd import pgd
 
 GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")
@@ -71,7 +71,8 @@ class Guard:
     self.cfg, self.workdir = cfg, workdir
     rng = np.random.default_rng([int(cfg.get("seed", 0)), 7])
     idx = np.sort(rng.choice(len(labels), min(int(cfg.examples), len(labels)), replace=False))
-    self.x, self.y = jnp.asarray(images[idx]), jnp.asarray(labels[idx])
+    # replicated over the devices of the mesh like the training state (one device: as is)
+    self.x, self.y = sharding.replicate((jnp.asarray(images[idx]), jnp.asarray(labels[idx])))
     self.key = jax.random.key(int(cfg.get("seed", 0)))
     self.manager = manager(workdir)
     old = read_record(workdir) or {}

@@ -16,6 +16,7 @@ import pytest
 from flax import nnx
 
 from advbound import attacks, batching, boundary, directions, evaluate, models, region, sharding
+from advbound import guard
 from advbound import train as train_lib
 from advbound.data import load
 from ml_collections import config_dict
@@ -46,14 +47,18 @@ def mnist():
 
 @pytest.fixture(scope="module")
 def trained(mnist, tmp_path_factory):
-  """(MnistCNN trained on 8 devices, the same trained on one device): 20 steps, batch 64."""
+  """(MnistCNN trained on 8 devices, the same trained on one device, the guard's records of
+  both): 20 steps, batch 64, with the overfitting guard's PGD check every 10 steps."""
   cfg = common.train(num_steps=20, batch_size=64, log_every=10, checkpoint_every=20)
+  cfg.guard = config_dict.ConfigDict(dict(every=10, examples=32, max_drop=1.0, seed=0,
+                                          pgd=common.pgd(0.3, 0.1, 3)))
   model_cfg = config_dict.ConfigDict(dict(name="mnist_cnn"))
   root = tmp_path_factory.mktemp("train")
   many = train_lib.train(mnist, model_cfg, cfg, str(root / "many"))
   with sharding.use_devices(ONE):
     one = train_lib.train(mnist, model_cfg, cfg, str(root / "one"))
-  return many, one
+  records = [guard.read_record(str(root / name)) for name in ("many", "one")]
+  return many, one, records
 
 
 class _Tiny(nnx.Module):
@@ -112,12 +117,15 @@ def test_map_chunks_pads_to_the_devices_and_drops_the_padding():
 
 
 def test_training_on_8_devices_equals_one_device(trained):
-  many, one = trained
+  many, one, records = trained
   a, b = nnx.state(many, nnx.Param), nnx.state(one, nnx.Param)
   chex.assert_trees_all_close(jax.tree.map(np.asarray, a), jax.tree.map(np.asarray, b),
                               atol=1e-5, rtol=1e-5)
   leaf = jax.tree.leaves(a)[0]
   assert leaf.sharding.is_fully_replicated and len(leaf.devices()) == 8
+  checks = [[(h["step"], round(h["pgd_accuracy"], 6)) for h in m["history"]]
+            for m in records]
+  assert checks[0] == checks[1] and [s for s, _ in checks[0]] == [10, 20]
 
 
 def test_predict_and_pgd_accuracy(fn, images):
