@@ -12,11 +12,12 @@ convolutions with TF32 tensor cores, 10 bits of mantissa; on CPU it is true floa
 "bfloat16" (`models.as_logits_fn(model, "bfloat16")`: float32 parameters, bfloat16 compute).
 For each model variant and candidate it prints
   (1) predictions: the share of test images whose class agrees, and the largest logit change;
-  (2) CW-L2 (the config's CW settings, or --cw_iterations / --cw_steps) on the same images:
-      success rates, mean L2 of the examples both found, and the share of the candidate's
-      examples that are still adversarial under the reference;
+  (2) He et al.'s OPTBRITTLE (--attack; the paper's settings for the data set, with the
+      config's attack.cw, or --cw_iterations / --cw_steps) on the same images: success rates,
+      mean L2 of the examples both found, and the share of the candidate's examples that are
+      still adversarial under the reference;
   (3) the boundary search (the config's step, range and method) along --directions random
-      orthogonal directions, from the benign images and from the reference's CW examples: the
+      orthogonal directions, from the benign images and from the reference's examples: the
       share of (image, direction) pairs with the same distance, within one grid step, and the
       same adjacent class, and the share of inputs whose centre class agrees;
   (4) region classification (the config's radius and samples, one key) of the same inputs:
@@ -38,7 +39,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from advbound import boundary, evaluate, io, models, region, train
-from advbound.attacks import carlini_wagner_l2
+from advbound.attacks import presets
 from advbound.directions import random_orthogonal
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "study config")
@@ -47,6 +48,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "workdir of the config's mo
 _VARIANTS = flags.DEFINE_list("variants", None, "model variants (default: all)")
 _IMAGES = flags.DEFINE_integer("images", 20, "correctly classified test images attacked")
 _DIRECTIONS = flags.DEFINE_integer("directions", 100, "boundary search directions")
+_ATTACK = flags.DEFINE_enum("attack", "optbrittle", ["optbrittle", "optstrong", "optmargin"],
+                            "He et al.'s CW-based attack (the paper's settings for the data set, "
+                            "updated by the config's attack.cw and the flags below)")
 _CW_ITERATIONS = flags.DEFINE_integer("cw_iterations", None, "CW iterations per binary-search "
                                       "step (default: the config's attack.cw)")
 _CW_STEPS = flags.DEFINE_integer("cw_steps", None, "CW binary-search steps (default: config)")
@@ -104,7 +108,7 @@ def _in_mode(mode: str, thunk):
 
 
 def measure(config, model, test, *, images: int, directions: int, cw: dict,
-            candidates=("bfloat16",)) -> dict:
+            candidates=("bfloat16",), attack: str = "optbrittle") -> dict:
   """The figures of one model: each candidate mode against the reference, true float32."""
   modes = (REFERENCE,) + tuple(candidates)
   fns = {m: models.as_logits_fn(model, MODES[m][0]) for m in modes}
@@ -119,8 +123,9 @@ def measure(config, model, test, *, images: int, directions: int, cw: dict,
   x, y = test.images[idx], test.labels[idx]
   attacks = {}
   for m in modes:
-    attacks[m], seconds[m]["cw"] = _in_mode(m, lambda m=m: carlini_wagner_l2(
-        fns[m], x, y, bounds=bounds, batch_size=len(x), **cw))
+    attacks[m], seconds[m]["cw"] = _in_mode(m, lambda m=m: presets.run(
+        attack, fns[m], jax.random.key(2), x, y, dataset=test.name, bounds=bounds,
+        batch_size=len(x), **cw))
   ref_success = np.asarray(attacks[REFERENCE].success)
   bcfg = config.boundary
   dirs = random_orthogonal(jax.random.key(0), directions, test.images.shape[1:])
@@ -191,21 +196,23 @@ def main(argv):
   if _CW_STEPS.value:
     cw["binary_search_steps"] = _CW_STEPS.value
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}); {_IMAGES.value} "
-        f"images, {_DIRECTIONS.value} directions, CW {cw}; reference {REFERENCE}")
+        f"images, {_DIRECTIONS.value} directions, {_ATTACK.value} "
+        f"{presets.settings(_ATTACK.value, config.data.name) | cw}; reference {REFERENCE}")
   for v, model in trained.items():
     r = measure(config, model, test, images=_IMAGES.value, directions=_DIRECTIONS.value, cw=cw,
-                candidates=_CANDIDATES.value)
+                candidates=_CANDIDATES.value, attack=_ATTACK.value)
     results[v] = r
-    print(f"\n== {v}: {r['images']} images, {r['cw_examples']} CW examples (reference)")
+    print(f"\n== {v}: {r['images']} images, {r['cw_examples']} {_ATTACK.value} examples "
+          "(reference)")
     for m, summary in r["own_cw_boundary"].items():
-      print(f"boundary from {m}'s own CW examples, in {m}: " + ", ".join(
+      print(f"boundary from {m}'s own examples, in {m}: " + ", ".join(
           f"{k} {_fmt(v_)}" for k, v_ in summary.items()))
     for m in _CANDIDATES.value:
       c = r[m]
       print(f"-- {m} vs {REFERENCE}")
       print(f"predictions agree on {100 * c['predictions_agree']:.2f}% of {len(test)} test "
             f"images; largest logit change {c['max_logit_change']:.4g}")
-      print("CW-L2: " + ", ".join(f"{k} {_fmt(v_)}" for k, v_ in c["cw"].items()))
+      print(f"{_ATTACK.value}: " + ", ".join(f"{k} {_fmt(v_)}" for k, v_ in c["cw"].items()))
       for name, b in c["boundary"].items():
         print(f"boundary from {name}: " + ", ".join(f"{k} {_fmt(v_)}" for k, v_ in b.items()))
       print("region labels agree: " + ", ".join(f"{k} {_fmt(v_)}"
@@ -214,6 +221,7 @@ def main(argv):
                                                  for k, v_ in c["seconds_ratio"].items()))
   if _OUT.value:
     io.write_json(_OUT.value, {"device": jax.devices()[0].device_kind, "cw": cw,
+                               "attack": _ATTACK.value,
                                "results": results})
 
 
