@@ -22,6 +22,7 @@ from flax import nnx
 
 from advbound import boundary as boundary_lib
 from advbound import data as data_lib
+from advbound import guard as guard_lib
 from advbound import models as models_lib
 from advbound.attacks import presets
 
@@ -333,8 +334,7 @@ def _architecture(models_cfg, variant: str):
 
 
 def _check_guard(c: Checker, path: str, cfg, span, sizes) -> None:
-  g = c.keys(path, cfg, ("every", "examples", "pgd", "max_drop", "seed"),
-             required=("every", "examples", "pgd", "max_drop"))
+  g = c.keys(path, cfg, guard_lib.GUARD_KEYS, required=guard_lib.GUARD_KEYS[:-1])
   c.count(f"{path}.every", g.get("every"))
   c.count(f"{path}.examples", g.get("examples"), sizes.get("train"), "the train split")
   c.number(f"{path}.max_drop", g.get("max_drop"), lo=0, hi=1)

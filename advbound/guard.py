@@ -28,7 +28,7 @@ from flax import nnx
 from advbound import io, sharding
 from advbound.attacks.pgd import pgd
 
-GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")
+GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")  # the last one is optional
 
 
 def record_path(workdir: str) -> str:

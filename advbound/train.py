@@ -119,9 +119,8 @@ def _cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
   n, h, w, _ = x.shape
   centres = jax.random.randint(key, (n, 2), 0, jnp.array([h, w]))
   rows, cols = jnp.arange(h)[None, :, None], jnp.arange(w)[None, None, :]
-  lo = centres - size // 2
-  inside = ((rows >= lo[:, 0, None, None]) & (rows < lo[:, 0, None, None] + size)
-            & (cols >= lo[:, 1, None, None]) & (cols < lo[:, 1, None, None] + size))
+  top, left = (centres - size // 2).T[:, :, None, None]  # each [N, 1, 1]
+  inside = ((rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size))
   mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
   return jnp.where(inside[..., None], mean, x)
 
@@ -291,6 +290,13 @@ def load_snapshot(model_cfg, train_cfg, workdir: str, step: int) -> nnx.Module:
   return model
 
 
+def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
+  """A step-0 TrainState of `model`'s current parameters and batch statistics, with `tx`'s
+  initial optimizer state."""
+  _, params, rest = nnx.split(model, nnx.Param, ...)
+  return TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+
+
 def _initial_state(model_cfg, cfg, workdir: str, init: nnx.Module | None = None):
   """(model in train mode, TrainState at step 0 or from the latest checkpoint, manager); at
   step 0 the weights and batch statistics are `init`'s when given."""
@@ -298,8 +304,7 @@ def _initial_state(model_cfg, cfg, workdir: str, init: nnx.Module | None = None)
   model.train()
   if init is not None:
     nnx.update(model, nnx.state(init))
-  _, params, rest = nnx.split(model, nnx.Param, ...)
-  state = TrainState(jnp.zeros((), jnp.int32), params, rest, make_optimizer(cfg).init(params))
+  state = init_state(model, make_optimizer(cfg))
   manager = _checkpoint_manager(workdir)
   if manager.latest_step() is not None:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
@@ -365,12 +370,12 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     return model
   if int(state.step):
     logging.info("resumed %s from step %d", workdir, int(state.step))
-  compute = cfg.get("compute_dtype", "float32")
-  graphdef = nnx.graphdef(models.with_compute_dtype(model, compute))
+  computing = models.with_compute_dtype(model, cfg.get("compute_dtype", "float32"))
+  graphdef = nnx.graphdef(computing)
   step_fn = make_train_step(graphdef, make_optimizer(cfg), cfg, data.bounds)
   guard = None
   if cfg.get("guard"):
-    eval_model = nnx.merge(*nnx.split(models.with_compute_dtype(model, compute)), copy=True)
+    eval_model = nnx.merge(*nnx.split(computing), copy=True)
     eval_model.eval()
     guard = guard_lib.Guard(cfg.guard, nnx.graphdef(eval_model), data.images, data.labels,
                             data.bounds, workdir, int(state.step))
@@ -432,7 +437,7 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
         eta = (cfg.num_steps - done) * cfg.batch_size / max(rate, 1e-9)
         logging.info("%s step %d/%d loss %.4f acc %.4f | %.0f examples/s | ETA %s",
                      os.path.basename(os.path.normpath(workdir)), done, cfg.num_steps,
-                     float(losses.mean()), acc, rate, _hms(eta))
+                     float(losses.mean()), acc, rate, hms(eta))
         pending, t_last, s_last = [], now, done
         if done % cfg.checkpoint_every == 0 or is_last:
           manager.save(done, args=ocp.args.StandardSave(state))
@@ -486,7 +491,8 @@ def _guard_kept(workdir: str, state: TrainState) -> TrainState | None:
   return guard_lib.restore_kept(workdir, state, int(record["kept_step"]))
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+  """seconds as H:MM:SS (for progress lines)."""
   seconds = int(seconds)
   return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 

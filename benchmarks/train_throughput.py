@@ -38,9 +38,8 @@ def throughput(config, variant: str, dtype: str, steps: int, warmup: int) -> flo
   info = data_lib.INFO[config.data.name]
   model = train.build_model(train.variant_model(config, variant), cfg.seed)
   model.train()
-  _, params, rest = nnx.split(model, nnx.Param, ...)
   tx = train.make_optimizer(cfg)
-  state = train.TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  state = train.init_state(model, tx)
   graphdef = nnx.graphdef(models.with_compute_dtype(model, dtype))
   step = train.make_train_step(graphdef, tx, cfg, info.bounds)
   rng = np.random.default_rng(0)
@@ -59,11 +58,6 @@ def throughput(config, variant: str, dtype: str, steps: int, warmup: int) -> flo
   return steps * cfg.batch_size / (time.perf_counter() - t0)
 
 
-def _hms(seconds: float) -> str:
-  seconds = int(round(seconds))
-  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def main(argv):
   del argv
   config = _CONFIG.value
@@ -80,7 +74,7 @@ def main(argv):
       rates[dtype] = throughput(config, v, dtype, _STEPS.value, _WARMUP.value)
       total = cfg.num_steps * cfg.batch_size / rates[dtype]
       print(f"{dtype:>9}: {rates[dtype]:10.1f} examples/s; {cfg.num_steps} steps in about "
-            f"{_hms(total)}")
+            f"{train.hms(total)}")
     if "float32" in rates and "bfloat16" in rates:
       print(f"bfloat16 / float32 throughput: {rates['bfloat16'] / rates['float32']:.2f}")
 

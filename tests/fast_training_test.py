@@ -118,9 +118,10 @@ def test_label_smoothing_loss_matches_the_formula(mnist):
   cfg.label_smoothing = 0.2
   model = train.build_model(MNIST_CNN, 0)
   model.train()
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  graphdef = nnx.graphdef(model)
   tx = train.make_optimizer(cfg)
-  state = train.TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  state = train.init_state(model, tx)
+  params, rest = state.params, state.rest
   batch = {"image": jnp.asarray(mnist.images[:16]), "label": jnp.asarray(mnist.labels[:16])}
   # the loss is taken before the update, on the batch statistics of this batch (train mode)
   logits = nnx.merge(graphdef, params, rest, copy=True)(batch["image"])

@@ -106,8 +106,7 @@ def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
 
 
 def _apply(graphdef: nnx.GraphDef, method: str, state: nnx.State, x: jax.Array) -> jax.Array:
-  out = getattr(nnx.merge(graphdef, state, copy=True), method)(x)
-  return out.astype(jnp.float32) if out.dtype != jnp.float32 else out
+  return getattr(nnx.merge(graphdef, state, copy=True), method)(x).astype(jnp.float32)
 
 
 def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
