@@ -32,6 +32,7 @@ GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")  # the last one is
 
 
 def record_path(workdir: str) -> str:
+  """Where the guard's record of the run under `workdir` lives."""
   return os.path.join(workdir, "guard.json")
 
 
@@ -43,6 +44,8 @@ def read_record(workdir: str) -> dict | None:
 
 
 def manager(workdir: str) -> ocp.CheckpointManager:
+  """The orbax manager of `workdir/guard/`: the state of the last check that passed (one
+  kept)."""
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "guard")),
                                options=ocp.CheckpointManagerOptions(max_to_keep=1))
 
