@@ -10,8 +10,10 @@ Carlini & Wagner's MNIST network (SGD lr 0.01, Nesterov momentum 0.9, batch 128,
 the 55,000 training digits = 21,500 steps) for the standard model, the distillation teacher and
 student (T = 100), and the DeepFool-augmented model (the same 50 epochs of its 110,000 clean +
 DeepFool examples = 43,000 steps). Region classifier: r by Algorithm 1 from 0 in steps of 0.01
-on the 5,000 validation digits with m = 1,000; m = 1,000 deployed. Evaluation: 100 test images
-every classifier labels correctly x 9 targets, every attack at the released code's settings,
+on the 5,000 validation digits with m = 1,000; m = 1,000 deployed, its rows scored over 10
+independent noise draws (the paper reports one run). Evaluation: 100 test images the standard
+model labels correctly (the paper's draw; --config.evaluation.draw=all_correct requires every
+classifier) x 9 targets, every attack at the released code's settings,
 the high-confidence sweep kappa = 0, 5, ..., 40 on every classifier, the adapted attacks at
 alpha = 0, 0.1, ..., 2, EOT-PGD at L-inf 0.05 to 0.4, Figure 2 with 10,000 samples.
 

@@ -14,7 +14,7 @@ def get_config() -> config_dict.ConfigDict:
   for v in config.models:
     config.models[v].update(dict(num_steps=30, log_every=10, checkpoint_every=30))
   config.radius.update(dict(step=0.1, num_samples=10, validation_images=50, max_radius=0.4))
-  config.region.num_samples = 20
+  config.region.update(dict(num_samples=20, score_draws=2))
   ev = config.evaluation
   ev.update(dict(num_images=1, batch_size=9, kappas=(20.0,)))
   ev.overrides.cw_l2.update(dict(binary_search_steps=2, max_iterations=10))

@@ -29,7 +29,7 @@ def main(config, workdir, variants):
   ds = out["dataset"]
   logging.info("report: %s/report.md", workdir)
   print(f"report: {workdir}/report.md; results: {workdir}/results.json")
-  print("Table 3:", {k: round(v, 4) for k, v in out["table3"][ds].items()})
+  print("Table 3:", {k: round(v["accuracy"], 4) for k, v in out["table3"][ds].items()})
   print("Table 4 (region):", {a: None if c is None else round(c["success_rate"], 3)
                               for a, c in out["table4"][ds]["region"].items()})
 

@@ -1,7 +1,11 @@
 """The attacks of Cao & Gong's evaluation, on every point classifier (stage "attacks").
 
-The evaluated images are drawn once among the test images every point classifier and the
-region classifier label correctly (`protocol.choose_images`). Each targeted attack runs on every (image, other class)
+The evaluated images are drawn once (`protocol.choose_images`) by the rule `evaluation.draw`:
+"standard" (the paper, the default) among the test images of the pool that the standard point
+classifier labels correctly; "all_correct" among those every point classifier and the region
+classifier label correctly. Each classifier's correct count on the drawn images is recorded
+(`benign_correct`): a classifier that misclassifies a drawn image is still attacked and scored
+on it, over the same denominator as every other row. Each targeted attack runs on every (image, other class)
 pair, DeepFool on the images; the high-confidence sweep runs T-CW-L2 at each kappa of
 `evaluation.kappas`. Artifacts: `attacks/<classifier>/<name>.npz` (T-CW-L2 at kappa k:
 `T-CW-L2_k<k>.npz`) with `adversarial` float32 [M, *S] and `label` int32 [M], the point
@@ -72,23 +76,30 @@ def settings(config, attack: str, kappa: float, bounds) -> dict:
 
 
 def choose(config, workdir: str, fns: dict, test, radius: float) -> dict:
-  """The evaluated images (labelled correctly by every point classifier and by the region
-  classifier of `radius`) and their pairs, written to `attacks/chosen.npz`."""
+  """The evaluated images, drawn by `evaluation.draw` among the first `evaluation.pool` test
+  images (all by default), and their pairs, written to `attacks/chosen.npz` (with
+  `correct_<classifier>` bool [N]: which drawn images each point classifier labels correctly)."""
   ecfg = config.evaluation
   pool = len(test) if ecfg.pool is None else min(int(ecfg.pool), len(test))
-  preds = [evaluate.predict(fns[c], test.images[:pool], batch_size=config.study.batch_size)
-           for c in config.study.classifiers]
+  preds = {c: evaluate.predict(fns[c], test.images[:pool], batch_size=config.study.batch_size)
+           for c in config.study.classifiers}
+  strict = ecfg.draw == "all_correct"
+  if ecfg.draw not in protocol.DRAWS:
+    raise ValueError(f"evaluation.draw must be one of {protocol.DRAWS}, got {ecfg.draw!r}")
 
   def region_correct(idx):
     labels = protocol.region_labels(fns[config.study.point], test.images[idx], radius=radius,
-                                    bounds=test.bounds, region_cfg=config.region)
+                                    bounds=test.bounds, region_cfg=config.region,
+                                    query="choose")
     return labels == test.labels[idx]
 
-  idx = protocol.choose_images(ecfg.seed, test.labels[:pool], preds, int(ecfg.num_images),
-                               verify=region_correct)
+  drawn_by = list(preds.values()) if strict else [preds[config.study.point]]
+  idx = protocol.choose_images(ecfg.seed, test.labels[:pool], drawn_by, int(ecfg.num_images),
+                               verify=region_correct if strict else None)
   labels = test.labels[idx]
   rows, targets = protocol.all_targets(labels, test.num_classes)
-  chosen = {"indices": idx, "labels": labels, "rows": rows, "targets": targets}
+  chosen = {"indices": idx, "labels": labels, "rows": rows, "targets": targets,
+            **{f"correct_{c}": preds[c][idx] == labels for c in preds}}
   with io.atomic_path(os.path.join(workdir, "attacks", "chosen.npz")) as tmp:
     np.savez(tmp, **chosen)
   return chosen
@@ -114,12 +125,15 @@ def evaluated(chosen: dict, test, *, targeted: bool):
 
 
 def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
-  """Computes (or reuses) every artifact; returns {"images", "pairs", "indices",
+  """Computes (or reuses) every artifact; returns {"images", "pairs", "indices", "draw",
+  "benign_correct": {classifier: drawn images it labels correctly},
   "attacks": {classifier: {stem: {"attack", "kappa", "settings", "point_success"}}}}."""
   test = data["test"]
   chosen = choose(config, workdir, fns, test, radius)
   out = {"images": int(len(chosen["indices"])), "pairs": int(len(chosen["rows"])),
-         "indices": chosen["indices"].tolist(), "attacks": {}}
+         "indices": chosen["indices"].tolist(), "draw": config.evaluation.draw,
+         "benign_correct": {c: int(chosen[f"correct_{c}"].sum())
+                            for c in config.study.classifiers}, "attacks": {}}
   for c in config.study.classifiers:
     out["attacks"][c] = {}
     model = train.model_stamp(config, c)

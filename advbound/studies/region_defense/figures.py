@@ -74,21 +74,21 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
     grids.append(("figure9", "T-CW-L2", float(fcfg.grid_alpha)))
   adapted = "T-CW-L2" in config.adapted.attacks
   alphas = [float(a) for a in config.adapted.alphas] if adapted else []
-  benign = region_scores.load(workdir, "benign")
+  benign = region_scores.load(workdir, "benign")[0]  # the grids show the first noise draw
   for name, stem, alpha in grids:
     if stem not in made:
       continue
     adv = attacks_lib.load(workdir, point, stem)["adversarial"]
     if alpha is None:  # the region stage labelled these examples already
-      labels = region_scores.load(workdir, stem)
+      labels = region_scores.load(workdir, stem)[0]
     else:
       xs = attacks_lib.inputs(chosen, test, "T-CW-L2")[0]
       adv = np.asarray(compose.amplify(xs, adv, alpha, bounds=test.bounds))
       if alpha in alphas:  # ... and these, at each alpha of the adapted attack
-        labels = region_scores.load(workdir, "adapted_T-CW-L2")[alphas.index(alpha)]
+        labels = region_scores.load(workdir, "adapted_T-CW-L2")[alphas.index(alpha)][0]
       else:
         labels = protocol.region_labels(fns[point], adv, radius=radius, bounds=test.bounds,
-                                        region_cfg=config.region)
+                                        region_cfg=config.region, query=f"T-CW-L2-A_{alpha:g}")
     cells, notes, good, fooled = [], [], [], 0
     for c, i in rows.items():
       row_cells, row_notes, row_good = [], [], []

@@ -1,34 +1,46 @@
 """Cao & Gong's evaluation protocol (their Section 6), the parts every table shares.
 
-- `choose_images`: the evaluated test images, drawn at random among those every compared
-  classifier labels correctly (their 100 images; the same for every attack and classifier).
+- `choose_images`: the evaluated test images, drawn at random among those the given
+  classifiers label correctly (the paper: "100 testing benign examples that the standard
+  point-based DNN correctly classifies"; the same images for every attack and classifier).
+  `DRAWS` names the two rules a config can pick (`evaluation.draw`).
 - `all_targets`: each image paired with each of its K - 1 other classes (targeted attacks:
   100 x 9 = 900 pairs, the denominator of their targeted success rates).
 - `region_success`: examples computed on the point classifier, re-scored by the region
   classifier (the "region-based" rows).
-- `score`: success rate over all pairs and the mean noise (L0 / L2 / L-inf) over the successful
-  ones, as their Tables 4-6 report.
+- `score` / `rates`: success rate over all pairs and the mean noise (L0 / L2 / L-inf) over the
+  successful ones, as their Tables 4-6 report, with its denominator and 95% interval
+  (`advbound.stats`); a region row scored over several noise draws also carries their spread.
+- `query_key`: the key of one query of the deployed region classifier (a fresh noise draw per
+  query set and draw index: same seed, same numbers).
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Callable, Sequence
 
 import jax
 import numpy as np
 
-from advbound import checks, metrics, region
+from advbound import checks, metrics, region, stats
 
 NORMS = ("l0", "l2", "linf")
+# evaluation.draw: "standard" draws among the images the standard point classifier (study.point)
+# labels correctly (the paper); "all_correct" among those every point classifier and the region
+# classifier label correctly (stricter; biases every row towards easy images)
+DRAWS = ("standard", "all_correct")
+NOISE_RESAMPLES = 1000  # bootstrap resamples of a cell's mean noise
 
 
 def choose_images(seed: int, labels, predictions: Sequence, num: int, *,
                   verify: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
   """`num` indices drawn uniformly without replacement among the images that every classifier
-  labels correctly; int64 [num], in the order drawn.
+  of `predictions` labels correctly; int64 [num], in the order drawn.
 
   Args:
-    labels: int [N] true labels; predictions: one int [N] array per classifier.
+    labels: int [N] true labels; predictions: one int [N] array per classifier (the paper's
+      draw passes only the standard point classifier's).
     verify: optional further check of candidates (e.g. the region classifier, too costly to run
       on all N): indices int [C] -> bool [C]. Candidates are checked in the drawn order, `num`
       at a time, and those it rejects are skipped; the result is the first `num` accepted.
@@ -46,7 +58,7 @@ def choose_images(seed: int, labels, predictions: Sequence, num: int, *,
   checks.check_positive(num, "num", integer=True)
   if num > len(pool):
     raise ValueError(f"asked for {num} images, but only {len(pool)} of {len(labels)} are "
-                     "classified correctly by every classifier")
+                     "classified correctly by every classifier of the draw")
   order = np.random.default_rng(seed).permutation(pool)
   if verify is None:
     return order[:num]
@@ -70,13 +82,32 @@ def all_targets(labels, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   return rows, others.reshape(-1)
 
 
-def region_labels(logits_fn, x, *, radius: float, bounds, region_cfg) -> np.ndarray:
-  """The deployed region classifier's labels int32 [M] of x [M, *S]: region.classify with the
-  study's `region` section (num_samples m, seed of its key, batch_size)."""
-  labels, _ = region.classify(logits_fn, jax.random.key(region_cfg.seed), x, radius=radius,
-                              num_samples=int(region_cfg.num_samples), bounds=bounds,
-                              batch_size=int(region_cfg.batch_size))
+def query_key(seed: int, query: str, draw: int = 0):
+  """The key of draw `draw` of the region classifier's queries named `query` (e.g. an attack's
+  artifact stem): fold_in(fold_in(key(seed), crc32(query)), draw). Different queries and draws
+  get independent noise, as a deployed region classifier draws fresh noise at every query."""
+  checks.check_positive(draw, "draw", integer=True, allow_zero=True)
+  key = jax.random.fold_in(jax.random.key(int(seed)), zlib.crc32(query.encode()) & 0x7FFFFFFF)
+  return jax.random.fold_in(key, int(draw))
+
+
+def region_labels(logits_fn, x, *, radius: float, bounds, region_cfg, query: str,
+                  draw: int = 0) -> np.ndarray:
+  """The deployed region classifier's labels int32 [M] of x [M, *S] at one noise draw:
+  region.classify with the study's `region` section (num_samples m, seed, batch_size) and the
+  key `query_key(seed, query, draw)`."""
+  labels, _ = region.classify(logits_fn, query_key(region_cfg.seed, query, draw), x,
+                              radius=radius, num_samples=int(region_cfg.num_samples),
+                              bounds=bounds, batch_size=int(region_cfg.batch_size))
   return np.asarray(labels, np.int32)
+
+
+def region_draws(logits_fn, x, *, radius: float, bounds, region_cfg, query: str) -> np.ndarray:
+  """int32 [D, M]: the region labels of x [M, *S] at each of the D = region.score_draws
+  independent noise draws of `query`."""
+  return np.stack([region_labels(logits_fn, x, radius=radius, bounds=bounds,
+                                 region_cfg=region_cfg, query=query, draw=d)
+                   for d in range(int(region_cfg.score_draws))])
 
 
 def region_success(logits_fn, key, adversarial, goal, *, targeted: bool, radius: float,
@@ -145,12 +176,52 @@ def best_of(noises, successes) -> tuple[np.ndarray, np.ndarray]:
   return successes.any(0), np.where(successes, noises, np.inf).min(0)
 
 
-def rates(success, noises) -> dict:
-  """{"success_rate", "noise", "successes", "attempts"} from bool [M] flags and float [M]
-  noises (the mean over the successful ones; None where none succeeded)."""
+def rates(success, noises, *, seed: int = 0) -> dict:
+  """One cell of the tables: a `stats.proportion` of the successes ({"rate", "successes", "n",
+  "low", "high", ...}) with the legacy keys {"success_rate", "successes", "attempts", "noise"}
+  and "noise_ci", a bootstrap interval of the mean noise over the successful examples (None
+  where none succeeded).
+
+  Args:
+    success: bool [M] (one evaluation) or [D, M] (a region row at D independent noise draws of
+      the same M examples).
+    noises: float [M] or [D, M] (broadcast against success).
+    seed: the bootstrap's seed.
+
+  With D draws the counts are pooled over the D x M queries, and the cell adds
+  "draws": `stats.spread` of the D per-draw rates, and "per_query": `per_query` of the mean
+  rate (the interval as if from one query per example, n = M: wider than the pooled interval,
+  which treats the D draws of an example as independent trials; the report judges claims and
+  the paper's numbers on it).
+  """
   success = np.asarray(success, bool)
-  noises = np.asarray(noises, np.float64)
+  drawn = success.ndim == 2
+  success = success if drawn else success[None]
+  noises = np.broadcast_to(np.asarray(noises, np.float64), success.shape)
   ok = int(success.sum())
-  return {"success_rate": float(success.mean()) if len(success) else None,
-          "noise": float(noises[success].mean()) if ok else None,
-          "successes": ok, "attempts": int(len(success))}
+  cell = stats.proportion(ok, int(success.size))
+  good = noises[success]
+  cell.update(success_rate=cell["rate"], attempts=int(success.size),
+              noise=float(good.mean()) if ok else None,
+              noise_ci=stats.bootstrap(good, seed=seed, num_resamples=NOISE_RESAMPLES)
+              if ok else None)
+  if drawn:
+    m = success.shape[1]
+    per_draw = success.mean(1) if m else np.zeros(len(success))
+    cell["draws"] = stats.spread(per_draw)
+    cell["per_query"] = per_query(float(per_draw.mean()), m)
+  return cell
+
+
+def per_query(rate: float, m: int) -> dict:
+  """The interval of a mean rate over noise draws as if from one query per example: a
+  `stats.proportion` cell of n = m whose "rate" is the mean itself, "successes" the nearest
+  whole count (for `stats.difference`), and [low, high] the envelope of the Wilson intervals of
+  floor(rate m) and ceil(rate m) successes (so a fractional count never narrows it)."""
+  if m == 0:
+    return stats.proportion(0, 0)
+  k = rate * m
+  cell = stats.proportion(int(round(k)), m)
+  cell.update(rate=rate, low=stats.proportion(int(np.floor(k + 1e-9)), m)["low"],
+              high=stats.proportion(int(np.ceil(k - 1e-9)), m)["high"])
+  return cell

@@ -1,11 +1,17 @@
 """The region classifier of Cao & Gong: its radius (Algorithm 1, stage "radius") and its labels
 of every example made on the point classifier (stage "region").
 
+A deployed region classifier draws fresh noise at every query, so every set of examples is
+labelled at D = `region.score_draws` independent noise draws (`protocol.query_key`: the set's
+name and the draw index folded into the key of `region.seed`; same seed, same labels), and the
+tables score the region rows over the D draws.
+
 Artifacts: `radius/radius.json` (the learned r, the validation accuracy per radius: Figure 4,
-the test accuracies of Table 3) and `radius/figure4.png`; `region/<stem>.npz` with `label`
-int32 [M], the region classifier's label of each example of `attacks/<point>/<stem>.npz`;
-`region/adapted_<attack>.npz` with `label` int32 [A, M] for the examples amplified by each alpha
-of `adapted.alphas` (Cao & Gong's -A attacks, x'' = clip(x + (1 + alpha)(x' - x))).
+the test accuracies of Table 3) and `radius/figure4.png`; `region/benign.npz` with `label` int32
+[D, N] (the evaluated images); `region/<stem>.npz` with `label` int32 [D, M], the region
+classifier's label of each example of `attacks/<point>/<stem>.npz` at each draw;
+`region/adapted_<attack>.npz` with `label` int32 [A, D, M] for the examples amplified by each
+alpha of `adapted.alphas` (Cao & Gong's -A attacks, x'' = clip(x + (1 + alpha)(x' - x))).
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
                                    batch_size=config.study.batch_size)
               for c in config.study.classifiers}
   labels = protocol.region_labels(fns[point], test.images, radius=r, bounds=test.bounds,
-                                 region_cfg=config.region)
+                                 region_cfg=config.region, query="test")
   accuracy["region"] = float(np.mean(labels == test.labels))
+  correct = {c: int(round(a * len(test))) for c, a in accuracy.items()}
   out = {"radius": r, "radius_fraction": r / (high - low), "validation_images": n,
          "validation_point_accuracy": point_val,
          "history": [{"radius": a, "accuracy": b} for a, b in history],
-         "test_accuracy": accuracy, "test_images": len(test)}
+         "test_accuracy": accuracy, "test_correct": correct, "test_images": len(test)}
   io.write_json(os.path.join(workdir, "radius", "radius.json"), out)
   plots.save(plots.radius_curve(history, point_val, r), os.path.join(workdir, "radius",
                                                                       "figure4.png"))
@@ -54,20 +61,22 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
   return out
 
 
-def _labels(config, path: str, stamp: str, x, fn, radius, bounds) -> np.ndarray:
+def _labels(config, path: str, stamp: str, x, fn, radius, bounds, query: str) -> np.ndarray:
+  """int32 [D, M]: the region labels of x [M, *S] at each noise draw (cached at `path`)."""
   cached = io.read_npz_if_current(path, stamp, fields=("label",))
   if cached is None:
-    cached = {"label": protocol.region_labels(fn, x, radius=radius, bounds=bounds,
-                                              region_cfg=config.region)}
+    cached = {"label": protocol.region_draws(fn, x, radius=radius, bounds=bounds,
+                                             region_cfg=config.region, query=query)}
     with io.atomic_path(path) as tmp:
       np.savez(tmp, settings=np.asarray(stamp), **cached)
   return cached["label"]
 
 
 def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked: dict) -> dict:
-  """Region labels of the benign images, of every example made on the point classifier and of
-  the amplified (-A) examples; returns {"benign_accuracy", "examples": [stems],
-  "adapted": {attack: alphas}}."""
+  """Region labels (at each noise draw) of the benign images, of every example made on the point
+  classifier and of the amplified (-A) examples; returns {"benign_accuracy" (mean over the
+  draws), "benign_correct" (a `protocol.rates` cell of the drawn images the region classifier
+  labels correctly, pooled over the draws), "examples": [stems], "adapted": {attack: alphas}}."""
   point = config.study.point
   test = data["test"]
   chosen = attacks_lib.load_chosen(workdir)
@@ -77,14 +86,16 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
   stamp = json.dumps({**base, "inputs": "benign", "indices": chosen["indices"].tolist()},
                      sort_keys=True, default=str)
   benign = _labels(config, os.path.join(workdir, "region", "benign.npz"), stamp, x,
-                   fns[point], radius, test.bounds)
-  out = {"benign_accuracy": float(np.mean(benign == chosen["labels"])), "examples": [],
+                   fns[point], radius, test.bounds, "benign")
+  right = benign == chosen["labels"][None]
+  out = {"benign_accuracy": float(np.mean(right)),
+         "benign_correct": protocol.rates(right, np.zeros(right.shape)), "examples": [],
          "adapted": {}}
   for stem, info in attacked["attacks"][point].items():
     adv = attacks_lib.load(workdir, point, stem)["adversarial"]
     stamp = json.dumps({**base, "inputs": stem, "attack": info}, sort_keys=True, default=str)
     _labels(config, os.path.join(workdir, "region", f"{stem}.npz"), stamp, adv, fns[point],
-            radius, test.bounds)
+            radius, test.bounds, stem)
     out["examples"].append(stem)
   alphas = [float(a) for a in config.adapted.alphas]
   for attack in config.adapted.attacks:
@@ -99,9 +110,10 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
                        default=str)
     cached = io.read_npz_if_current(path, stamp, fields=("label",))
     if cached is None:
-      labels = np.stack([protocol.region_labels(
+      labels = np.stack([protocol.region_draws(
           fns[point], np.asarray(compose.amplify(xs, adv, a, bounds=test.bounds)),
-          radius=radius, bounds=test.bounds, region_cfg=config.region) for a in alphas])
+          radius=radius, bounds=test.bounds, region_cfg=config.region,
+          query=f"{attack}-A_{a:g}") for a in alphas])  # [A, D, M]
       with io.atomic_path(path) as tmp:
         np.savez(tmp, settings=np.asarray(stamp), label=labels)
     out["adapted"][attack] = alphas

@@ -7,6 +7,7 @@ from __future__ import annotations
 from advbound import config_check
 from advbound.attacks import cao_gong
 from advbound.config_check import Checker, ConfigError
+from advbound.studies.region_defense import protocol
 
 SECTIONS = ("data", "model", "models", "study", "radius", "region", "evaluation", "adapted",
             "adaptive", "figures", "note")
@@ -67,9 +68,10 @@ def _check_radius(c, cfg, sizes) -> None:
 def _check_region(c, cfg) -> None:
   if cfg is None:
     return
-  r = c.keys("region", cfg, ("num_samples", "seed", "batch_size"),
-             required=("num_samples", "seed", "batch_size"))
+  keys = ("num_samples", "seed", "batch_size", "score_draws")
+  r = c.keys("region", cfg, keys, required=keys)
   c.count("region.num_samples", r.get("num_samples"))
+  c.count("region.score_draws", r.get("score_draws"))
   c.number("region.seed", r.get("seed"), lo=0, integer=True)
   c.count("region.batch_size", r.get("batch_size"))
 
@@ -77,9 +79,11 @@ def _check_region(c, cfg) -> None:
 def _check_evaluation(c, cfg, sizes, classifiers) -> tuple:
   if cfg is None:
     return ()
-  keys = ("num_images", "seed", "batch_size", "pool", "attacks", "baseline_attacks", "kappas",
-          "kappa_classifiers", "overrides")
+  keys = ("num_images", "seed", "batch_size", "pool", "draw", "attacks", "baseline_attacks",
+          "kappas", "kappa_classifiers", "overrides")
   e = c.keys("evaluation", cfg, keys, required=keys)
+  if e.get("draw") not in protocol.DRAWS:
+    c.fail("evaluation.draw", f"must be one of {protocol.DRAWS}, got {e.get('draw')!r}")
   pool = e.get("pool")
   c.count("evaluation.pool", pool, sizes.get("test"), "the test split", optional=True)
   at_most = pool if isinstance(pool, int) and pool > 0 else sizes.get("test")
