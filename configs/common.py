@@ -135,14 +135,19 @@ def region_defense_study(*, num_images: int, batch_size: int, radius_step: float
                          kappas=(5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0),
                          alphas=tuple(round(0.1 * i, 2) for i in range(21)),
                          eot_epsilons=(), eot_steps: int = 100, eot_samples: int = 20,
-                         histogram_samples: int = 10_000) -> dict[str, config_dict.ConfigDict]:
+                         histogram_samples: int = 10_000, score_draws: int = 10,
+                         draw: str = "standard") -> dict[str, config_dict.ConfigDict]:
   """The sections of the region-defense study other than data / model / models.
 
   study.classifiers are the point classifiers of Tables 3-6 (study.point is the one region
   classification is built on); radius: Algorithm 1 (r0 = initial, step, m samples on the first
-  `validation_images` validation images); region: the deployed region classifier's m samples;
-  evaluation: the attacks (Cao & Gong's names; every targeted one runs on each evaluated image x
-  its K - 1 other classes), the high-confidence CW-L2 sweep (kappa = 0 is T-CW-L2 itself),
+  `validation_images` validation images); region: the deployed region classifier's m samples,
+  and `score_draws` independent noise draws at which its rows are scored (a deployed region
+  classifier draws fresh noise at every query); evaluation: the images (`draw` "standard": among
+  those the standard point classifier labels correctly, the paper's rule; "all_correct": among
+  those every point classifier and the region classifier label correctly), the attacks (Cao &
+  Gong's names; every targeted one runs on each evaluated image x its K - 1 other classes), the
+  high-confidence CW-L2 sweep (kappa = 0 is T-CW-L2 itself),
   `overrides` of the attacks' settings by base attack; adapted: the -A attacks' alphas;
   adaptive: EOT-PGD through the region classifier's noise (beyond the paper) at L-inf budgets
   given as fractions of the data range; figures: Figure 2's samples and the grids' settings.
@@ -158,9 +163,10 @@ def region_defense_study(*, num_images: int, batch_size: int, radius_step: float
           validation_images=config_dict.placeholder(int) if validation_images is None
           else validation_images,
           max_radius=config_dict.placeholder(float) if max_radius is None else max_radius)),
-      region=config_dict.ConfigDict(dict(num_samples=region_samples, seed=1, batch_size=8192)),
+      region=config_dict.ConfigDict(dict(num_samples=region_samples, seed=1, batch_size=8192,
+                                         score_draws=score_draws)),
       evaluation=config_dict.ConfigDict(dict(
-          num_images=num_images, seed=0, batch_size=batch_size,
+          num_images=num_images, seed=0, batch_size=batch_size, draw=draw,
           pool=config_dict.placeholder(int) if pool is None else pool,
           attacks=attacks, baseline_attacks=attacks, kappas=tuple(kappas),
           kappa_classifiers=("natural", "adversarial", "distillation"),
