@@ -1,6 +1,7 @@
 """A seconds-long run of the training-dynamics study for tests: the quickstart's shape at toy
-sizes (3 epochs of 5 steps, 40 inputs, 2 universal iterations, 20 detector steps). Its numbers
-mean nothing.
+sizes (3 "epochs" of 5 steps, declared by study.partial_epoch_steps: a pass over MNIST-5k is
+109 steps of 32; 60 eval inputs, 40 of them the profiles' test draw, 40 training inputs inside a
+detector draw of 50; 2 universal iterations, 20 detector steps). Its numbers mean nothing.
 
   python -m experiments.training_dynamics --config=configs/training_dynamics_smoke.py \
       --workdir=/tmp/td_smoke
@@ -32,6 +33,9 @@ def get_config() -> config_dict.ConfigDict:
       universal=dict(batch_size=16, batches_per_step=2, iterations=2),
       detect=dict(features=(4, 8, 8), steps=20, batch_size=8, learning_rate=1e-3),
       deepfool=dict(max_iterations=5, candidates=3)))
+  config.study.eval_images = 60
+  config.study.partial_epoch_steps = 5
+  config.detect.train_images = 50
   config.destruction.brightness = (-16 * _UNIT, 16 * _UNIT)
   config.destruction.contrast = (0.8, 1.2)
   config.destruction.blur = (0.5,)

@@ -30,8 +30,8 @@ def main(config, workdir, variants):
   logging.info("report: %s/report.md", workdir)
   print(f"report: {workdir}/report.md; results: {workdir}/results.json")
   for c in out["claims"]:
-    holds = {None: "-", True: "holds", False: "does not hold"}[c["holds"]]
-    print(f"  {c['claim']}: paper {c['paper']}, ours {c['ours']} ({holds})")
+    print(f"  {c['claim']}: paper {c['paper']} ({c['paper_mark']}), ours {c['ours']}; "
+          f"{c['verdict']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Stage "destruction": the destruction rate (Kurakin et al.; Section 3.3, Appendix F, Figures
 5, 14, 15) of the stored BI, FGSM and DeepFool examples of the study's test inputs under
 additive brightness, multiplicative contrast, Gaussian blur and additive Gaussian noise, at the
-epochs of `destruction.epochs`. The levels are settings on the data's scale; each noise level draws one fixed noise per input (the same at
+epochs of `destruction.epochs`, on the eval draw (the whole test split at the paper's
+settings). Each rate cell is transforms.destruction_rate's {rate, destroyed, effective} plus a
+`stats.proportion` cell "interval" (destroyed of effective, 95% Wilson). The levels are settings on the data's scale; each noise level draws one fixed noise per input (the same at
 every epoch and for every attack, so epochs are compared on equal draws). Brightness and noise
 levels are reported in `study.paper_unit`s, the data's stand-in for one step of the paper's
 0-255 CIFAR-10 scale.
@@ -12,16 +14,16 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from advbound import transforms
+from advbound import stats, transforms
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 
-ATTACK_FIELDS = {"bi": "bi_test", "fgsm": "fgsm_test", "deepfool": "deepfool_test"}
+ATTACK_FIELDS = {"bi": "bi_eval", "fgsm": "fgsm_eval", "deepfool": "deepfool_eval"}
 
 
 def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
   d = config.destruction
-  xt, yt = epochs_lib.inputs(config, data)["test"]
+  xt, yt = epochs_lib.inputs(config, data)["eval"]
   bounds, batch = data["test"].bounds, int(config.study.batch_size)
   out = {}
   for epoch in epochs_lib.resolve(config, d.epochs):
@@ -37,9 +39,12 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
         for i, level in enumerate(d[kind]):
           key = jax.random.fold_in(jax.random.key(int(d.seed)), i) if kind == "noise" else None
           moved = transforms.apply(kind, x_adv, float(level), bounds=bounds, key=key)
-          rates[kind].append(transforms.destruction_rate(
-              fn, xt, x_adv, yt, np.asarray(moved), effective=effective, batch_size=batch))
-      row[attack] = dict(effective=int(effective.sum()), rates=rates)
+          cell = transforms.destruction_rate(fn, xt, x_adv, yt, np.asarray(moved),
+                                             effective=effective, batch_size=batch)
+          cell["interval"] = stats.proportion(cell["destroyed"], cell["effective"])
+          rates[kind].append(cell)
+      row[attack] = dict(effective=int(effective.sum()), inputs=int(len(yt)),
+                         effective_rate=stats.of(effective), rates=rates)
     out[epochs_lib.label(config, epoch)] = dict(epoch=epoch, **row)
   return dict(levels={k: [float(v) for v in d[k]] for k in transforms.KINDS},
               paper_unit=float(config.study.paper_unit), epochs=out)

@@ -1,8 +1,18 @@
 """The epochs of adversarial training and the study's fixed draws of inputs.
 
 Epoch e (0 <= e <= T) is the adversarially trained variant after e * S steps, S =
-`models.<adversarial>.snapshot_every` (one epoch of its training data); epoch 0 is the naturally
-trained model it starts from (`init_from`). Settings name epochs as integers, -1 for the last.
+`models.<adversarial>.snapshot_every`; epoch 0 is the naturally trained model it starts from
+(`init_from`). S is one pass over the training split, `steps_per_epoch(len(train), batch)` (the
+trainer's epoch: `train.batch_indices` draws a permutation per n // batch steps and drops the
+remainder), unless `study.partial_epoch_steps` declares a shorter "epoch" (quickstarts on large
+splits). Settings name epochs as integers, -1 for the last.
+
+Draws of inputs (seeded, nested: a smaller draw is a subset of a larger one of its split):
+  eval      study.eval_images test inputs (None: the whole test split): Figures 3, 5, 6, 8, 16
+  test      study.test_images of them (the paper's 256): Figures 1, 9, 10
+  train     study.train_images training inputs (256): Figure 9's training data
+  detect    detect.train_images training inputs (None: the whole training split), a superset
+            of `train`: the detectors' training data (Section 3.4)
 """
 
 from __future__ import annotations
@@ -12,6 +22,18 @@ import os
 import numpy as np
 
 from advbound import models, train
+
+
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+  """The steps of one pass over a training split of `train_size` examples in batches of
+  `batch_size`, the remainder dropped (the trainer's epoch): 45,000 / 128 -> 351."""
+  for name, v in (("train_size", train_size), ("batch_size", batch_size)):
+    if isinstance(v, bool) or int(v) != v or v < 1:
+      raise ValueError(f"steps_per_epoch: {name} must be an int >= 1, got {v!r}")
+  if batch_size > train_size:
+    raise ValueError(f"steps_per_epoch: batch_size {batch_size} exceeds the training split "
+                     f"({train_size} examples)")
+  return int(train_size) // int(batch_size)
 
 
 def count(config) -> int:
@@ -67,16 +89,49 @@ def draw(n: int, k: int, seed: int, stream: int) -> np.ndarray:
   return np.sort(np.random.default_rng([seed, stream]).choice(n, k, replace=False))
 
 
+def nested(n: int, k: int, seed: int, stream: int) -> np.ndarray:
+  """The first k of the stream's seeded permutation of range(n), ascending (int64 [k]): for
+  k1 <= k2 the draw of k1 is a subset of the draw of k2."""
+  if isinstance(k, bool) or int(k) != k or not 0 <= k <= n:
+    raise ValueError(f"cannot draw {k!r} of {n} inputs")
+  return np.sort(np.random.default_rng([seed, stream]).permutation(n)[:k])
+
+
 # the seeded streams of the draws
 TEST, TRAIN, SHARED_TEST, SHARED_TRAIN, RATIO = range(5)
 
 
+def sizes(config, data: dict) -> dict:
+  """The draws' sizes, None settings resolved to the whole split: {"eval", "test", "train",
+  "detect"}."""
+  s, d = config.study, config.detect
+  n_test, n_train = len(data["test"]), len(data["train"])
+  ev = n_test if s.get("eval_images") is None else int(s.eval_images)
+  dt = n_train if d.get("train_images") is None else int(d.train_images)
+  return dict(eval=ev, test=int(s.test_images), train=int(s.train_images), detect=dt)
+
+
 def inputs(config, data: dict) -> dict:
-  """The study's fixed inputs: {"test": (x, y), "train": (x, y)}, study.test_images and
-  study.train_images seeded draws (a class-sorted split is sampled evenly in expectation)."""
+  """The study's fixed inputs, seeded nested draws (a class-sorted split is sampled evenly in
+  expectation): {"eval", "test", "train", "detect": (x, y)} and their indices
+  "<draw>_index" into the split; "test_in_eval" [N] and "train_in_detect" [M] locate the
+  smaller draws inside the larger ones."""
   s = config.study
   test, tr = data["test"], data["train"]
-  ti = draw(len(test), int(s.test_images), int(s.seed), TEST)
-  ri = draw(len(tr), int(s.train_images), int(s.seed), TRAIN)
-  return {"test": (test.images[ti], test.labels[ti]), "train": (tr.images[ri], tr.labels[ri]),
-          "test_index": ti, "train_index": ri}
+  k = sizes(config, data)
+  if k["test"] > k["eval"] or k["train"] > k["detect"]:
+    raise ValueError(f"study.test_images ({k['test']}) must be <= the eval draw ({k['eval']})"
+                     f" and study.train_images ({k['train']}) <= detect.train_images "
+                     f"({k['detect']})")
+  idx = dict(eval=nested(len(test), k["eval"], int(s.seed), TEST),
+             test=nested(len(test), k["test"], int(s.seed), TEST),
+             detect=nested(len(tr), k["detect"], int(s.seed), TRAIN),
+             train=nested(len(tr), k["train"], int(s.seed), TRAIN))
+  out = {}
+  for name, i in idx.items():
+    split = test if name in ("eval", "test") else tr
+    out[name] = (split.images[i], split.labels[i])
+    out[f"{name}_index"] = i
+  out["test_in_eval"] = np.searchsorted(idx["eval"], idx["test"])
+  out["train_in_detect"] = np.searchsorted(idx["detect"], idx["train"])
+  return out

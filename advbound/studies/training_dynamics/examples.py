@@ -1,14 +1,22 @@
 """Stage "examples": at every measured epoch, the adversarial examples the other stages measure,
-made against that epoch's model with the true labels:
+made against that epoch's model with the TRUE labels (the paper's definition of BI and FGSM,
+Section 2: the gradient of J(theta, x + xi, y_true); the predicted labels are used only inside
+adversarial training, see configs/common.py's training_dynamics_models):
 
-  bi_test   float32 [N, ...]  BI (PGD without random start: epsilon, step, iterations of
-                              `study`) of the study's N test inputs
-  fgsm_test float32 [N, ...]  FGSM at the same epsilon (Appendix A's learning curve)
-  bi_train  float32 [M, ...]  BI of the study's M training inputs (detectors, Figure 9)
-  deepfool_test float32 [N, ...]  DeepFool (destruction.deepfool settings), only at the epochs
-                              of the destruction stage
+  bi_eval   float32 [E, ...]  BI (PGD without random start: epsilon, step, iterations of
+                              `study`) of the eval draw (Figures 3, 5, 6, 8; the whole test
+                              split at the paper's settings)
+  fgsm_eval float32 [E, ...]  FGSM at the same epsilon (Figure 8's FGSM curve, Figure 16)
+  bi_test   float32 [N, ...]  the rows of bi_eval of the test draw (the paper's 256 inputs of
+                              Figures 1, 9, 10)
+  bi_train  float32 [M, ...]  BI of the study's M training inputs (Figure 9's training data)
+  deepfool_eval float32 [E, ...]  DeepFool (destruction.deepfool settings), only at the epochs
+                              of the destruction stage (Figures 15, 16)
 
-in DIR/examples/epoch_<e>.npz, one file per epoch (resumable: finished epochs are kept).
+in DIR/examples/epoch_<e>.npz, one file per epoch (resumable: finished epochs are kept). The
+detectors' training examples (the detect draw, up to the whole training split) are made by the
+detection stage and not stored. At the paper's settings (10,000 CIFAR-10 test images) one
+epoch's file is about 250 MB.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from advbound.attacks.fgsm import fgsm
 from advbound.attacks.pgd import pgd
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
-FIELDS = ("bi_test", "fgsm_test", "bi_train")
+FIELDS = ("bi_eval", "fgsm_eval", "bi_test", "bi_train")
 
 
 def path(workdir: str, epoch: int) -> str:
@@ -34,12 +42,28 @@ def path(workdir: str, epoch: int) -> str:
 
 
 def bi(fn, x, y, study, bounds, batch: int) -> np.ndarray:
-  """BI examples of x [N, ...] (true labels y [N]) in chunks of `batch`."""
+  """BI examples of x [N, ...] (labels y [N], the true ones in this study) in chunks of
+  `batch`."""
   out = [np.asarray(pgd(fn, jax.random.key(0), x[i:i + batch], y[i:i + batch],
                         epsilon=float(study.epsilon), step_size=float(study.step_size),
                         num_steps=int(study.num_steps), bounds=bounds, random_start=False))
          for i in range(0, len(x), batch)]
   return np.concatenate(out).astype(np.float32)
+
+
+def fgsm_examples(fn, x, y, study, bounds, batch: int) -> np.ndarray:
+  """FGSM examples of x [N, ...] (true labels y [N]) at study.epsilon, in chunks."""
+  return np.concatenate([np.asarray(fgsm(fn, x[i:i + batch], y[i:i + batch],
+                                         epsilon=float(study.epsilon), bounds=bounds))
+                         for i in range(0, len(x), batch)]).astype(np.float32)
+
+
+def deepfool_examples(fn, x, y, settings, bounds, batch: int) -> np.ndarray:
+  """DeepFool examples of x [N, ...] (true labels y [N]) with destruction.deepfool settings."""
+  return np.asarray(deepfool(
+      fn, x, y, bounds=bounds, norm=settings.norm, overshoot=float(settings.overshoot),
+      max_iterations=int(settings.max_iterations), candidates=settings.get("candidates"),
+      batch_size=batch).adversarial, np.float32)
 
 
 def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Models) -> dict:
@@ -48,28 +72,26 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
   bounds = data["test"].bounds
   deepfool_epochs = set(epochs_lib.resolve(config, config.destruction.epochs))
   batch = int(study.batch_size)
+  draws = {k: len(fixed[f"{k}_index"]) for k in ("eval", "test", "train")}
   out = {}
   for epoch in epochs_lib.measured(config):
     want_df = epoch in deepfool_epochs
     stamp = json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, study=study.to_dict(),
+                            draws=draws,
                             deepfool=config.destruction.deepfool.to_dict() if want_df else None),
                        sort_keys=True, default=str)
     p = path(workdir, epoch)
     got = io.read_npz_if_current(p, stamp)
     if got is None:
       fn = models(epoch)
-      (xt, yt), (xr, yr) = fixed["test"], fixed["train"]
-      got = dict(bi_test=bi(fn, xt, yt, study, bounds, batch),
-                 fgsm_test=np.concatenate([np.asarray(fgsm(
-                     fn, xt[i:i + batch], yt[i:i + batch], epsilon=float(study.epsilon),
-                     bounds=bounds)) for i in range(0, len(xt), batch)]).astype(np.float32),
+      (xe, ye), (xr, yr) = fixed["eval"], fixed["train"]
+      bi_eval = bi(fn, xe, ye, study, bounds, batch)
+      got = dict(bi_eval=bi_eval, fgsm_eval=fgsm_examples(fn, xe, ye, study, bounds, batch),
+                 bi_test=bi_eval[fixed["test_in_eval"]],
                  bi_train=bi(fn, xr, yr, study, bounds, batch))
       if want_df:
-        d = config.destruction.deepfool
-        got["deepfool_test"] = np.asarray(deepfool(
-            fn, xt, yt, bounds=bounds, norm=d.norm, overshoot=float(d.overshoot),
-            max_iterations=int(d.max_iterations), candidates=d.get("candidates"),
-            batch_size=batch).adversarial, np.float32)
+        got["deepfool_eval"] = deepfool_examples(fn, xe, ye, config.destruction.deepfool,
+                                                 bounds, batch)
       with io.atomic_path(p) as tmp:
         np.savez(tmp, settings=np.asarray(stamp), **got)
       logging.info("examples: epoch %d done", epoch)

@@ -1,6 +1,8 @@
-"""Stage "figures": the paper's Figures 1-13 from the stored results (matplotlib PNGs under
+"""Stage "figures": the paper's Figures 1-16 from the stored results (matplotlib PNGs under
 DIR/figures/). Figure numbers are the paper's; Figures 14-15 (FGSM, DeepFool) are drawn in the
-layout of Figure 5 when those attacks are measured."""
+layout of Figure 5 when those attacks are measured; Figure 16 (Appendix G) is FGSM's
+detectability (respective and fixed detectors) above DeepFool's (respective only). The curves
+of rates (Figures 3, 6, 8, 12, 16) carry their 95% Wilson intervals as shaded bands."""
 
 from __future__ import annotations
 
@@ -27,19 +29,33 @@ def _save(fig, workdir, name):
   plots.save(fig, _path(workdir, name))
 
 
-def _over_epochs(workdir, name, epochs, series, *, ylabel, ylim=(0, 1), line=None):
-  """One curve per (label, values, style) of `series` against the epochs of adversarial
-  training (Figures 3, 6, 8, 12); `line`: a dotted reference level."""
-  fig, ax = plt.subplots(figsize=(5.5, 3.5))
-  for label, values, style in series:
-    ax.plot(epochs, values, style, ms=3, lw=1, label=label)
+def _band(ax, epochs, cells, line):
+  """Shades the 95% intervals of `cells` (stats.proportion cells, one per epoch)."""
+  low = [np.nan if c["low"] is None else c["low"] for c in cells]
+  high = [np.nan if c["high"] is None else c["high"] for c in cells]
+  ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15, lw=0)
+
+
+def _over_epochs(workdir, name, epochs, series, *, ylabel, ylim=(0, 1), line=None, ax=None):
+  """One curve per (label, cells, style) of `series` against the epochs of adversarial
+  training (Figures 3, 6, 8, 12, 16), each a list of stats.proportion cells drawn with its
+  interval band; `line`: a dotted reference level. With `ax`, draws there and saves nothing."""
+  own = ax is None
+  if own:
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+  for label, cells, style in series:
+    xs = epochs
+    (drawn,) = ax.plot(xs, [np.nan if c["rate"] is None else c["rate"] for c in cells], style,
+                       ms=3, lw=1, label=label)
+    _band(ax, xs, cells, drawn)
   if line is not None:
     ax.axhline(line, color="k", lw=0.6, ls=":")
   ax.set_ylim(*ylim)
   ax.set_xlabel("epoch of adversarial training")
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=7)
-  _save(fig, workdir, name)
+  if own:
+    _save(fig, workdir, name)
 
 
 def _image(xi, unit: float, amplify: float):
@@ -122,15 +138,16 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
 
   # Figures 3 and 12: accuracy under universal perturbations
   uni = results["universal"]
+  ur = uni["rates"]
   _over_epochs(workdir, "figure3.png", uni["epochs"], [
-      ("no perturbation", uni["clean_accuracy"], "k--"),
-      ("respective epoch", uni["accuracy"]["train"], "o-")] + [
-      (f"epoch {f}'s perturbation", uni["accuracy"][f"fixed_{epochs_lib.label(config, f)}"],
+      ("no perturbation", ur["clean"], "k--"),
+      ("respective epoch", ur["train"], "o-")] + [
+      (f"epoch {f}'s perturbation", ur[f"fixed_{epochs_lib.label(config, f)}"],
        "-") for f in uni["fixed_epochs"]], ylabel="test accuracy")
   written.append("figure3.png")
   if "test" in uni["accuracy"]:
     _over_epochs(workdir, "figure12.png", uni["epochs"], [
-        (f"made on {s} data", uni["accuracy"][s], "o-") for s in uni["sources"]],
+        (f"made on {s} data", ur[s], "o-") for s in uni["sources"]],
                  ylabel="test accuracy")
     written.append("figure12.png")
 
@@ -156,8 +173,10 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
       levels = np.asarray(des["levels"][kind])
       shown = levels / des["paper_unit"] if kind in ("brightness", "noise") else levels
       for label, row in des["epochs"].items():
-        rates = [np.nan if c["rate"] is None else c["rate"] for c in row[attack]["rates"][kind]]
-        ax.plot(shown, rates, "o-", ms=3, label=f"epoch {label}")
+        cells = [c["interval"] for c in row[attack]["rates"][kind]]
+        rates = [np.nan if c["rate"] is None else c["rate"] for c in cells]
+        (drawn,) = ax.plot(shown, rates, "o-", ms=3, label=f"epoch {label}")
+        _band(ax, shown, cells, drawn)
       ax.set_title(kind, fontsize=9)
       ax.set_xlabel("level" + (" (paper units)" if kind in ("brightness", "noise") else ""))
       ax.set_ylim(0, 1)
@@ -171,10 +190,27 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
   # Figure 6: detectability
   det = results["detection"]
   _over_epochs(workdir, "figure6.png", det["epochs"], [
-      ("respective epoch", det["respective"], "o-")] + [
-      (f"detector of epoch {f}", curve, "-") for f, curve in det["fixed"].items()],
+      ("respective epoch", det["respective_rates"], "o-")] + [
+      (f"detector of epoch {f}", cells, "-") for f, cells in det["fixed_rates"].items()],
                ylabel="detectability", ylim=(0.4, 1.0), line=0.9)
   written.append("figure6.png")
+
+  # Figure 16: detectability of FGSM (top) and DeepFool (bottom, respective epoch only)
+  fig, axes = plt.subplots(2, 1, figsize=(5.5, 6.4), sharex=True)
+  fg = det["fgsm"]
+  _over_epochs(workdir, None, det["epochs"], [
+      ("respective epoch", fg["respective_rates"], "o-")] + [
+      (f"detector of epoch {f}", cells, "-") for f, cells in fg["fixed_rates"].items()],
+               ylabel="detectability (FGSM)", ylim=(0.4, 1.0), line=0.9, ax=axes[0])
+  dfp = det["deepfool"]
+  if dfp["epochs"]:
+    _over_epochs(workdir, None, dfp["epochs"], [
+        ("respective epoch", dfp["respective_rates"], "o-")],
+                 ylabel="detectability (DeepFool)", ylim=(0.4, 1.0), line=0.9, ax=axes[1])
+  else:
+    axes[1].set_title("DeepFool not measured", fontsize=8)
+  _save(fig, workdir, "figure16.png")
+  written.append("figure16.png")
 
   # Figure 7: detector-maximising perturbations
   items = [(f"epoch {f}: p={det['maximiser_probability'][epochs_lib.label(config, f)]:.2f}",
@@ -184,7 +220,7 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
   written.append("figure7.png")
 
   # Figures 8 and 9: learning and transfer curves
-  cur = results["profiles"]["curves"]
+  cur = results["profiles"]["curves"]["rates"]
   _over_epochs(workdir, "figure8.png", ep, [
       (lab, cur[k], "o-") for k, lab in (("test_accuracy", "test, clean"),
                                         ("fgsm_accuracy", "test, FGSM"),
@@ -192,12 +228,14 @@ def run(config, workdir: str, *, results: dict) -> list[str]:
                                         ("train_bi_accuracy", "train, BI"))],
                ylabel="accuracy")
   written.append("figure8.png")
-  tr = results["profiles"]["transfer"]
+  tr = results["profiles"]["transfer"]["rates"]
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
   for ax, split in zip(axes, ("train", "test")):
-    for k, curve in tr[split].items():
-      ax.plot(ep, curve, "o-" if k == "respective" else "-", ms=3,
-              label="respective epoch" if k == "respective" else f"source epoch {k}")
+    for k, cells in tr[split].items():
+      (drawn,) = ax.plot(ep, [c["rate"] for c in cells], "o-" if k == "respective" else "-",
+                         ms=3, label="respective epoch" if k == "respective"
+                         else f"source epoch {k}")
+      _band(ax, ep, cells, drawn)
     ax.set_title(f"{split} data", fontsize=9)
     ax.set_xlabel("target epoch")
   axes[0].set_ylabel("BI error rate")

@@ -7,7 +7,8 @@
   sharedness   sharedness vs stability, sharedness ratio (Figures 2, 11)
   universal    universal perturbations per epoch (Figures 3, 4, 12, 13)
   destruction  destruction rates under four transformations (Figures 5, 14, 15)
-  detection    detectors per epoch and fixed, detector-maximising perturbations (Figures 6, 7)
+  detection    detectors per epoch and fixed, detector-maximising perturbations (Figures 6, 7);
+               FGSM and DeepFool detectors (Figure 16)
   figures      the figures -> figures/
   report       report.md and results.json (keys documented in report.py)
 """
@@ -31,7 +32,8 @@ STAGES = {s.name: s for s in (
     Stage("sharedness", ("study", "sharedness"), ("train",), ("sharedness",)),
     Stage("universal", ("study", "universal"), ("train",), ("universal",)),
     Stage("destruction", ("study", "destruction"), ("examples",), ()),
-    Stage("detection", ("study", "detect", "universal"), ("examples",), ("detection",)),
+    Stage("detection", ("study", "detect", "universal", "destruction"), ("examples",),
+          ("detection",)),
     Stage("figures", ("figures",), ("profiles", "sharedness", "universal", "destruction",
                                     "detection"), ("figures",)),
     Stage("report", (), ("train", "examples", "profiles", "sharedness", "universal",
@@ -78,8 +80,7 @@ def _run(config, workdir: str) -> dict:
       "sharedness": lambda r, t: with_models(sharedness.run),
       "universal": lambda r, t: with_models(universal.run, stamps=loaded()["stamps"]),
       "destruction": lambda r, t: with_models(destruction.run),
-      "detection": lambda r, t: detection.run(config, workdir, data=loaded()["data"],
-                                              stamps=loaded()["stamps"]),
+      "detection": lambda r, t: with_models(detection.run, stamps=loaded()["stamps"]),
       "figures": lambda r, t: figures.run(config, workdir, results=r),
       "report": lambda r, t: report.write(config, workdir, r, t),
   }

@@ -1,7 +1,10 @@
-"""Stage "profiles": temporal stability profiles (Section 3.1, Figures 1 and 10), the learning
-curves (Appendix A, Figure 8) and BI's white-box and transfer error rates over training (Figure
-9), all from the stored examples: the BI example of each test input made at every measured
-epoch t1, evaluated under the model of every measured epoch t2.
+"""Stage "profiles": temporal stability profiles (Section 3.1, Figures 1 and 10) and BI's
+white-box and transfer error rates over training (Figure 9) on the test draw (the paper's 256
+inputs), from the BI example of each test input made at every measured epoch t1, evaluated
+under the model of every measured epoch t2; and the learning curves (Appendix A, Figure 8) on
+the eval draw (the whole test split at the paper's settings; training BI accuracy on the
+training draw). Every rate is also given as a `stats.proportion` cell (successes, n, 95% Wilson
+interval) under "rates".
 
 DIR/profiles/profiles.npz holds
   epochs int32 [T]               the measured epochs
@@ -18,23 +21,24 @@ import os
 import jax
 import numpy as np
 
-from advbound import evaluate, io, stability
+from advbound import evaluate, io, stability, stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 
 
 def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
   fixed = epochs_lib.inputs(config, data)
-  (xt, yt), (xr, yr) = fixed["test"], fixed["train"]
+  (xt, yt), (xr, yr), (xe, ye) = fixed["test"], fixed["train"], fixed["eval"]
   ep = epochs_lib.measured(config)
   t = len(ep)
   batch = int(config.study.batch_size)
-  stored = {e: examples.load(workdir, e, ("bi_test", "bi_train", "fgsm_test")) for e in ep}
+  stored = {e: examples.load(workdir, e, ("bi_test", "bi_train")) for e in ep}
   prob = np.empty((len(yt), t, t), np.float32)
   correct_test = np.empty((len(yt), t, t), bool)
   correct_train = np.empty((len(yr), t, t), bool)
-  curves = {k: [] for k in ("test_accuracy", "fgsm_accuracy", "bi_accuracy", "train_accuracy",
-                            "train_bi_accuracy")}
+  names = ("test_accuracy", "fgsm_accuracy", "bi_accuracy", "train_accuracy",
+           "train_bi_accuracy")
+  rates = {k: [] for k in names}
   for j, e2 in enumerate(ep):  # one model at a time
     fn = models(e2)
     for i, e1 in enumerate(ep):
@@ -44,12 +48,16 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
       correct_test[:, i, j] = np.argmax(logits, -1) == yt
       correct_train[:, i, j] = evaluate.predict(fn, stored[e1]["bi_train"],
                                                 batch_size=batch) == yr
-    curves["test_accuracy"].append(evaluate.accuracy(fn, xt, yt, batch_size=batch))
-    curves["train_accuracy"].append(evaluate.accuracy(fn, xr, yr, batch_size=batch))
-    curves["fgsm_accuracy"].append(evaluate.accuracy(fn, stored[e2]["fgsm_test"], yt,
-                                                     batch_size=batch))
-    curves["bi_accuracy"].append(float(correct_test[:, j, j].mean()))
-    curves["train_bi_accuracy"].append(float(correct_train[:, j, j].mean()))
+    own = examples.load(workdir, e2, ("bi_eval", "fgsm_eval"))
+    right = lambda x, y: stats.of(evaluate.predict(fn, x, batch_size=batch) == y)
+    rates["test_accuracy"].append(right(xe, ye))
+    rates["fgsm_accuracy"].append(right(own["fgsm_eval"], ye))
+    rates["bi_accuracy"].append(right(own["bi_eval"], ye))
+    rates["train_accuracy"].append(right(xr, yr))
+    rates["train_bi_accuracy"].append(stats.of(correct_train[:, j, j]))
+  curves = {k: [c["rate"] for c in v] for k, v in rates.items()}
+  curves["rates"] = rates
+  curves["inputs"] = dict(test=int(len(ye)), train=int(len(yr)))
   maxmin = np.asarray(stability.maxmin(prob))
   minmax = np.asarray(stability.minmax(prob))
   out = os.path.join(workdir, "profiles", "profiles.npz")
@@ -57,25 +65,34 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
     np.savez(tmp, epochs=np.asarray(ep, np.int32), P=prob, maxmin=maxmin, minmax=minmax,
              correct_test=correct_test, correct_train=correct_train)
   sources = [e for e in epochs_lib.resolve(config, config.profiles.transfer_sources)]
-  transfer = {}
+  transfer, transfer_rates = {}, {}
   for split, correct in (("test", correct_test), ("train", correct_train)):
-    transfer[split] = {"respective": [float(1 - correct[:, k, k].mean()) for k in range(t)]}
+    cells = {"respective": [stats.of(~correct[:, k, k]) for k in range(t)]}
     for s in sources:
-      transfer[split][epochs_lib.label(config, s)] = [
-          float(1 - v) for v in correct[:, ep.index(s), :].mean(axis=0)]
+      cells[epochs_lib.label(config, s)] = [stats.of(~correct[:, ep.index(s), k])
+                                            for k in range(t)]
+    transfer_rates[split] = cells
+    transfer[split] = {k: [c["rate"] for c in v] for k, v in cells.items()}
+  transfer["rates"] = transfer_rates
   thr = float(config.profiles.threshold)
+  kinds = dict(
+      # MaxMin small: one perturbation fools every model (a stable perturbation)
+      stable=maxmin < thr,
+      # MinMax large: one model resists every perturbation of the input
+      robust=minmax >= thr,
+      # MaxMin large, MinMax small: robust to each perturbation at some time, never to all
+      oscillating=(maxmin >= thr) & (minmax < thr),
+      near_diagonal=maxmin - minmax < 0.2)
+  seed = int(config.study.seed)
   return dict(
       epochs=ep, curves=curves, transfer=transfer,
       maxmin_minmax=dict(
           inputs=int(len(yt)), threshold=thr,
           maxmin_mean=float(maxmin.mean()), minmax_mean=float(minmax.mean()),
-          # MaxMin small: one perturbation fools every model (a stable perturbation)
-          stable=float(np.mean(maxmin < thr)),
-          # MinMax large: one model resists every perturbation of the input
-          robust=float(np.mean(minmax >= thr)),
-          # MaxMin large, MinMax small: robust to each perturbation at some time, never to all
-          oscillating=float(np.mean((maxmin >= thr) & (minmax < thr))),
-          near_diagonal=float(np.mean(maxmin - minmax < 0.2))))
+          maxmin_mean_interval=stats.bootstrap(maxmin, seed=seed),
+          minmax_mean_interval=stats.bootstrap(minmax, seed=seed),
+          **{k: float(np.mean(v)) for k, v in kinds.items()},
+          rates={k: stats.of(v) for k, v in kinds.items()}))
 
 
 def load(workdir: str) -> dict:

@@ -8,6 +8,7 @@ import numbers
 
 from advbound import config_check, transforms
 from advbound.config_check import Checker, ConfigError
+from advbound.studies.training_dynamics import epochs as epochs_lib
 
 SECTIONS = ("data", "model", "models", "study", "profiles", "sharedness", "universal",
             "destruction", "detect", "figures", "note")
@@ -32,7 +33,7 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   _check_sharedness(c, top.get("sharedness"), sizes, last, measured)
   _check_universal(c, top.get("universal"), sizes, span, last, measured)
   _check_destruction(c, top.get("destruction"), span, last, measured)
-  _check_detect(c, top.get("detect"), last, measured)
+  _check_detect(c, top.get("detect"), last, measured, sizes, top.get("study"))
   f = c.keys("figures", top.get("figures"), ("perturbation_epochs", "amplify"),
              required=("perturbation_epochs", "amplify"))
   _epochs(c, "figures.perturbation_epochs", f.get("perturbation_epochs"), last, measured)
@@ -43,9 +44,10 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
 
 def _check_study(c, cfg, models, variants, sizes, span) -> int | None:
   """Checks `study`; returns the number of adversarial epochs T (None if it cannot be known)."""
-  keys = ("adversarial", "epochs", "epsilon", "step_size", "num_steps", "test_images",
-          "train_images", "seed", "batch_size", "paper_unit")
-  s = c.keys("study", cfg, keys, required=keys)
+  required = ("adversarial", "epochs", "epsilon", "step_size", "num_steps", "test_images",
+              "train_images", "seed", "batch_size", "paper_unit")
+  s = c.keys("study", cfg, required + ("eval_images", "partial_epoch_steps"),
+             required=required)
   if not s:
     return None
   last = None
@@ -61,6 +63,9 @@ def _check_study(c, cfg, models, variants, sizes, span) -> int | None:
              f"snapshot_every = {every} steps, got {steps}")
     elif isinstance(steps, int):
       last = steps // every
+    if isinstance(every, int) and not isinstance(every, bool) and every >= 1:
+      _check_epoch_length(c, name, every, v.get("batch_size"), s.get("partial_epoch_steps"),
+                          sizes.get("train"))
     if not v.get("init_from"):
       c.fail(f"models.{name}.init_from", "must name the naturally trained variant that "
              "adversarial training starts from (epoch 0 is that model)")
@@ -72,6 +77,10 @@ def _check_study(c, cfg, models, variants, sizes, span) -> int | None:
   c.count("study.num_steps", s.get("num_steps"))
   c.count("study.test_images", s.get("test_images"), sizes.get("test"), "the test split")
   c.count("study.train_images", s.get("train_images"), sizes.get("train"), "the train split")
+  if s.get("eval_images") is not None:
+    if c.count("study.eval_images", s.get("eval_images"), sizes.get("test"), "the test split"):
+      c.count("study.test_images", s.get("test_images"), s["eval_images"],
+              "study.eval_images (the test draw is a subset of the eval draw)")
   c.number("study.seed", s.get("seed"), lo=0, integer=True)
   c.number("study.paper_unit", s.get("paper_unit"), lo=0, lo_open=True, hi=span)
   c.count("study.batch_size", s.get("batch_size"))
@@ -82,6 +91,30 @@ def _check_study(c, cfg, models, variants, sizes, span) -> int | None:
       c.fail("study.epochs", f"must include epoch 0 (the model before adversarial training), "
              f"got {tuple(ep)}")
   return last
+
+
+def _check_epoch_length(c, name, every, batch, partial, train_size) -> None:
+  """snapshot_every must be the trainer's epoch on the train split
+  (epochs.steps_per_epoch(train_size, batch)), or equal study.partial_epoch_steps, a declared
+  shorter "epoch"."""
+  if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1 or not train_size:
+    return
+  if batch > train_size:
+    c.fail(f"models.{name}.batch_size", f"{batch} exceeds the train split ({train_size})")
+    return
+  epoch = epochs_lib.steps_per_epoch(train_size, batch)
+  if partial is None:
+    if every != epoch:
+      c.fail(f"models.{name}.snapshot_every", f"is {every} steps, but one epoch of the train "
+             f"split is {epoch} steps ({train_size} // batch_size {batch}); set it to {epoch}, "
+             f"or declare a shorter epoch with study.partial_epoch_steps")
+    return
+  if isinstance(partial, bool) or not isinstance(partial, int) or not 1 <= partial < epoch:
+    c.fail("study.partial_epoch_steps", f"must be an int in [1, {epoch}) (a part of the train "
+           f"split's epoch of {epoch} steps) or None, got {partial!r}")
+  elif every != partial:
+    c.fail(f"models.{name}.snapshot_every", f"is {every} steps, but study.partial_epoch_steps "
+           f"declares an epoch of {partial} steps")
 
 
 def _measured(study, last):
@@ -183,11 +216,18 @@ def _check_destruction(c, cfg, span, last, measured) -> None:
   c.count("destruction.deepfool.max_iterations", df.get("max_iterations"))
 
 
-def _check_detect(c, cfg, last, measured) -> None:
+def _check_detect(c, cfg, last, measured, sizes, study) -> None:
   keys = ("fixed_epochs", "features", "steps", "batch_size", "learning_rate", "seed")
-  d = c.keys("detect", cfg, keys, required=keys)
+  d = c.keys("detect", cfg, keys + ("train_images",), required=keys)
   if not d:
     return
+  if d.get("train_images") is not None:
+    if c.count("detect.train_images", d.get("train_images"), sizes.get("train"),
+               "the train split"):
+      n = study.get("train_images") if study is not None else None
+      if isinstance(n, int) and n > d["train_images"]:
+        c.fail("detect.train_images", f"must be >= study.train_images ({n}): the training "
+               f"draw is a subset of the detectors' draw, got {d['train_images']}")
   _epochs(c, "detect.fixed_epochs", d.get("fixed_epochs"), last, measured)
   f = d.get("features")
   if (not isinstance(f, (tuple, list)) or len(f) != 3

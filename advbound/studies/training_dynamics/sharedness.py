@@ -14,6 +14,10 @@ Appendix C: at each epoch of `sharedness.ratio_epochs`, BI perturbations of the 
 `ratio_perturbations` of `ratio_inputs` seeded test inputs, each transferred to the remaining
 inputs: the share of those classified correctly that it makes misclassified.
 
+Uncertainty: Pearson's r gets a percentile bootstrap interval over the kept pairs (resampled
+as pairs, seed study.seed); each epoch's mean ratio a bootstrap interval over its
+perturbations, its share of shared perturbations (ratio >= 2%) a `stats.proportion` cell.
+
 DIR/sharedness/sharedness.npz holds current_train, future_test float32 [P] and
 ratio_<epoch> float32 [R] per ratio epoch.
 """
@@ -26,7 +30,7 @@ import numpy as np
 import optax
 import jax.numpy as jnp
 
-from advbound import evaluate, io, stability
+from advbound import evaluate, io, stability, stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 
@@ -57,6 +61,7 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
     future += _losses(fn, x + xi, y, batch) - _losses(fn, x, y, batch)
   future = (future / max(1, len(future_epochs))).astype(np.float32)
   corr = stability.loglog_pearson(current, future)
+  corr["interval"] = pearson_interval(current, future, seed)
 
   ratios, arrays = {}, {}
   n_ratio, n_pert = int(cfg.ratio_inputs), int(cfg.ratio_perturbations)
@@ -69,9 +74,12 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
                                      batch_size=batch)
     name = epochs_lib.label(config, e)
     arrays[f"ratio_{name}"] = rates
+    finite = rates[np.isfinite(rates)]
     ratios[name] = dict(epoch=e, mean=float(np.nanmean(rates)), min=float(np.nanmin(rates)),
                         median=float(np.nanmedian(rates)), max=float(np.nanmax(rates)),
                         shared=float(np.nanmean(rates >= 0.02)),
+                        mean_interval=stats.bootstrap(finite, seed=seed),
+                        shared_rate=stats.of(finite >= 0.02),
                         others_correct=int((evaluate.predict(fn, xr[n_pert:], batch_size=batch)
                                             == yr[n_pert:]).sum()))
   with io.atomic_path(os.path.join(workdir, "sharedness", "sharedness.npz")) as tmp:
@@ -82,6 +90,26 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
                    current_train_positive=float(np.mean(current > 0)),
                    future_test_positive=float(np.mean(future > 0))),
       ratio=dict(perturbations=n_pert, others=n_ratio - n_pert, epochs=ratios))
+
+
+def pearson_interval(a, b, seed: int) -> dict:
+  """A percentile bootstrap interval (stats.bootstrap) of stability.loglog_pearson's r: the
+  pairs it keeps (both > 0, finite) resampled as pairs. "estimate" None where fewer than 3
+  pairs are kept."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  keep = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+  u, v = np.log(a[keep]), np.log(b[keep])
+
+  def r_of(idx):
+    i = idx.astype(np.int64)
+    uu, vv = u[i], v[i]
+    if np.ptp(uu) == 0 or np.ptp(vv) == 0:
+      return 0.0  # a degenerate resample: no linear association measurable
+    return float(np.corrcoef(uu, vv)[0, 1])
+
+  if len(u) < 3:
+    return stats.bootstrap(np.zeros(0))
+  return stats.bootstrap(np.arange(len(u), dtype=np.float64), r_of, seed=seed)
 
 
 def load(workdir: str) -> dict:

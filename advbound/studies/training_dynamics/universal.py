@@ -1,6 +1,7 @@
 """Stage "universal": Metzen et al.'s universal perturbations (Section 3.2, Appendices D-E,
 Figures 3, 4, 12, 13) at every measured epoch, made on the whole training split and on the whole
-test split (the model's true labels), and the accuracy of the study's test inputs under them:
+test split (the model's true labels), and the accuracy of the eval draw (the whole test split
+at the paper's settings) under them, each also as a `stats.proportion` cell under "rates":
 under the same epoch's perturbation, and under the perturbations of the fixed epochs
 `universal.fixed_epochs` (made on training data).
 
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io
+from advbound import evaluate, io, stats
 from advbound.attacks.universal import accuracy_under, universal_perturbation
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
@@ -37,7 +38,7 @@ def make(config, fn, data_split, epoch: int, source: int):
 
 def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Models) -> dict:
   u, study = config.universal, config.study
-  xt, yt = epochs_lib.inputs(config, data)["test"]
+  xt, yt = epochs_lib.inputs(config, data)["eval"]
   bounds, batch = data["test"].bounds, int(study.batch_size)
   ep = epochs_lib.measured(config)
   sources = tuple(u.sources)
@@ -66,8 +67,11 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
     for f in fixed:
       acc[f"fixed_{epochs_lib.label(config, f)}"].append(accuracy_under(
           fn, xis[f]["xi_train"], xt, yt, bounds=bounds, batch_size=batch))
+  cell = lambda a: stats.proportion(int(round(a * len(yt))), len(yt))
   return dict(epochs=ep, sources=list(sources), fixed_epochs=fixed, clean_accuracy=clean,
-              accuracy=acc,
+              accuracy=acc, inputs=int(len(yt)),
+              rates=dict(clean=[cell(a) for a in clean],
+                         **{k: [cell(a) for a in v] for k, v in acc.items()}),
               linf={s: [float(np.abs(xis[e][f"xi_{s}"]).max()) for e in ep] for s in sources})
 
 
