@@ -35,11 +35,15 @@ class Stage:
   sections: the config sections it reads (their values enter its stamp).
   after: the stages whose results it uses (their stamps enter its stamp).
   outputs: files or folders under the workdir holding its artifacts (digests recorded).
+  version: the format of its result; bumping it makes records written by older code stale, so
+    they rerun instead of feeding a later stage a result that lacks a newer field (0 leaves the
+    stamp as it was before versions existed).
   """
   name: str
   sections: tuple[str, ...] = ()
   after: tuple[str, ...] = ()
   outputs: tuple[str, ...] = ()
+  version: int = 0
 
 
 def sha256(path: str) -> str:
@@ -55,6 +59,8 @@ def stamp(config, stage: Stage, stamps: Mapping[str, str]) -> str:
   payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
              for s in stage.sections}
   payload["after"] = {d: stamps[d] for d in stage.after}
+  if stage.version:
+    payload["version"] = stage.version
   return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

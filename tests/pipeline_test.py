@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from advbound import boundary, io
+from advbound import boundary, io, stats
 
 from advbound.studies.decision_boundary import pipeline
 
@@ -67,9 +67,15 @@ def test_end_to_end_resume_and_reuse(tmp_path, monkeypatch, tiny_config):
       assert rate is None or 0.0 <= rate <= 1.0
   with np.load(killed / "attacks" / "natural" / "optbrittle.npz") as f:
     assert t1["optbrittle"]["success_rate"] == pytest.approx(f["success"].mean())
+    # the count and denominator behind the rate, from the attack's own artifact
+    assert (t1["optbrittle"]["successes"], t1["optbrittle"]["n"]) == (
+        int(f["success"].sum()), len(f["success"]))
+  assert t1["optbrittle"]["low"] <= t1["optbrittle"]["success_rate"] <= t1["optbrittle"]["high"]
   md = (killed / "report.md").read_text()
-  assert "Table 3" in md and "74.1%" in md  # paper: MNIST natural, OPTBRITTLE-trained FN
-  assert "100% 0.0732" in md  # the paper's Table 1 beside ours
+  assert "Table 3" in md and "74.1% (" in md  # paper: MNIST natural, OPTBRITTLE-trained FN
+  assert "100.0% (inside)" in md or "100.0% (outside)" in md  # the paper's Table 1, marked
+  assert "RMS 0.0732" in md
+  assert "## The paper's claims" in md and stats.BY_CONSTRUCTION in md
 
   # a second run recomputes nothing
   records = {s: os.path.getmtime(killed / "stages" / f"{s}.json") for s in pipeline.STAGES}

@@ -17,6 +17,7 @@ from absl import logging
 
 from advbound import checks, data as data_lib
 from advbound import evaluate, io, models, train
+from advbound import stats
 from advbound.attacks import presets
 
 # He et al., Table 1: success rate and mean RMS distortion of successful examples.
@@ -107,8 +108,11 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
                      name, 100 * result["success"].mean(), _mean_rms(result),
                      result["seconds"], result["seconds"] / len(idx))
       first = {k: result[k][:n_table] for k in ("success", "rms")}
-      table[v][name] = {"success_rate": float(first["success"].mean()),
-                        "rms": _mean_rms(first), "seconds": float(result["seconds"])}
+      ok = first["success"].astype(bool)
+      table[v][name] = {**stats.of(ok), "success_rate": float(ok.mean()),
+                        "rms": _mean_rms(first),
+                        "rms_interval": stats.bootstrap(first["rms"][ok], seed=acfg.seed),
+                        "seconds": float(result["seconds"])}
   out = {"table1": table, "num_images": int(len(idx)), "table_images": n_table,
          "indices": idx.tolist(),
          "dataset": test.name,
@@ -157,12 +161,16 @@ def _mean_rms(result) -> float | None:
 
 
 def format_table1(out) -> str:
-  """Markdown in the paper's Table 1 layout, ours beside the paper's."""
+  """Markdown in the paper's Table 1 layout, ours (success rate with its 95% Wilson interval and
+  count; mean RMS with its 95% bootstrap interval) beside the paper's, each paper number marked
+  inside / outside our interval."""
   paper = PAPER_TABLE1.get(out["dataset"], {})
   variants = list(out["table1"])
   head = "| attack | " + " | ".join(f"{v}: ours | {v}: paper" for v in variants) + " |"
-  lines = [f"Success rate and mean RMS distortion of successful examples "
-           f"({out.get('table_images', out['num_images'])} test images, {out['dataset']}).",
+  lines = [f"Success rate [95% Wilson interval] (successes/images) and mean RMS distortion of "
+           f"successful examples [95% bootstrap interval] "
+           f"({out.get('table_images', out['num_images'])} test images, {out['dataset']}). "
+           "The paper's numbers are marked inside / outside our interval.",
            "", head,
            "|---" * (1 + 2 * len(variants)) + "|"]
   for name in out["table1"][variants[0]]:
@@ -170,8 +178,12 @@ def format_table1(out) -> str:
     for v in variants:
       r = out["table1"][v][name]
       p = paper.get(v, {}).get(name.replace("_released", ""))
-      rms = "-" if r["rms"] is None else f"{r['rms']:.4g}"
-      cells.append(f"{100 * r['success_rate']:.0f}% {rms}")
-      cells.append(f"{100 * p[0]:.0f}% {p[1]:.4g}" if p else "-")
+      rate, rms_cell = r, r.get("rms_interval")
+      rms = ("-" if r["rms"] is None else stats.format_estimate(rms_cell, ".4g") if rms_cell
+             else f"{r['rms']:.4g}")
+      cells.append(f"{stats.format_rate(rate)}; RMS {rms}")
+      cells.append(f"{stats.beside_paper(rate, p[0])}; RMS {p[1]:.4g} "
+                   f"({stats.paper_mark(p[1], (rms_cell or {}).get('low'), (rms_cell or {}).get('high'))})"
+                   if p else "-")
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import config_check, detect, io, stages, train
+from advbound import config_check, detect, io, stages, stats, train
 
 from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
 from advbound import workdir as workdir_lib
@@ -26,12 +26,13 @@ from advbound.stages import Stage
 # name -> Stage(config sections it reads, stages it runs after, artifacts), in order
 STAGES = {s.name: s for s in (
     Stage("train", ("data", "model", "models", "eval"), (), ("models",)),
-    Stage("attacks", ("attack",), ("train",), ("attacks",)),
-    Stage("region", ("region",), ("attacks",), ("region",)),
+    # version 1: rates carry their counts and 95% intervals (advbound.stats)
+    Stage("attacks", ("attack",), ("train",), ("attacks",), version=1),
+    Stage("region", ("region",), ("attacks",), ("region",), version=1),
     Stage("boundary", ("boundary",), ("attacks",), ("boundary",)),
-    Stage("detect", ("detect",), ("boundary", "region"), ("detect",)),
+    Stage("detect", ("detect",), ("boundary", "region"), ("detect",), version=1),
     Stage("report", (), ("train", "attacks", "region", "boundary", "detect"),
-          ("report.md", "results.json")),
+          ("report.md", "results.json"), version=1),
 )}
 
 
@@ -141,7 +142,29 @@ def _train_and_test(key, feats, attack, tr, te, dcfg) -> dict:
   fp, _ = detect.rates(pred["benign"], test["benign"].valid, pred[attack], test[attack].valid)
   fns = {other: detect.rates(pred["benign"], test["benign"].valid, pred[other],
                              test[other].valid)[1] for other in test if other != "benign"}
+  flagged = lambda kind, as_: stats.of(pred[kind][np.asarray(test[kind].valid, bool)] == as_)
+  fp_cell = flagged("benign", 1)
+  fn_cells = {other: flagged(other, 0) for other in test if other != "benign"}
   return {"false_positive": fp, "false_negative": fns,
           "worst_case_accuracy": detect.worst_case_accuracy(fp, fns.get(attack)),
+          "cells": {"false_positive": fp_cell, "false_negative": fn_cells,
+                    "worst_case_accuracy": worst_case_interval(fp_cell, fn_cells[attack])},
           "test_benign": int(test["benign"].valid.sum()),
           "test_adversarial": int(test[attack].valid.sum())}
+
+
+def worst_case_interval(fp: dict, fn: dict) -> dict:
+  """Interval of He et al.'s worst-case accuracy 1 - max(FP, FN) from the two rates' cells
+  (`stats.proportion`): each rate's 97.5% Wilson interval, so that both hold together with at
+  least 95% probability (Bonferroni), mapped through the monotone 1 - max(., .).
+  {"estimate", "low", "high", "confidence", "method"}; None values where a rate is undefined."""
+  out = {"estimate": None, "low": None, "high": None, "confidence": stats.CONFIDENCE,
+         "method": "Bonferroni of two 97.5% Wilson intervals"}
+  if not fp["n"] or not fn["n"]:
+    return out
+  level = 1 - (1 - stats.CONFIDENCE) / 2
+  (fpl, fph), (fnl, fnh) = (stats.proportion_interval(c["successes"], c["n"], confidence=level)
+                            for c in (fp, fn))
+  out.update(estimate=1 - max(fp["rate"], fn["rate"]), low=1 - max(fph, fnh),
+             high=1 - max(fpl, fnl))
+  return out

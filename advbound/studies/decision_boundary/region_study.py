@@ -18,6 +18,7 @@ import numpy as np
 from advbound import evaluate, io, plots, region, train
 
 from advbound.studies.decision_boundary import attack_study
+from advbound import stats
 from advbound.attacks import carlini_wagner_l2, presets
 
 # He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).
@@ -91,14 +92,19 @@ def run(config, workdir: str, *, variants=None, loaded=None, attacked=None) -> d
     plots.save(plots.radius_curve(rad["history"], rad["point_accuracy"], rad["radius"]),
                os.path.join(workdir, "region", "figures", f"radius_{v}.png"))
     table = {"point": {}, "region": {}, "region_learned": {}}
+    cells = {c: {} for c in table}
     examples = _examples(workdir, v, test, idx, rcfg.attacks)
     for kind, (x, y) in examples.items():
-      table["point"][kind] = float(np.mean(evaluate.predict(fn, x) == y))
+      correct = {"point": np.asarray(evaluate.predict(fn, x)) == y}
       for name, r in (("region", rcfg.radius), ("region_learned", rad["radius"])):
         labels, _ = region.classify(fn, vote_key, x, radius=r, num_samples=rcfg.num_samples,
                                     bounds=test.bounds, batch_size=rcfg.batch_size)
-        table[name][kind] = float(np.mean(np.asarray(labels) == y))
+        correct[name] = np.asarray(labels) == y
+      for name, ok in correct.items():
+        table[name][kind] = float(np.mean(ok))
+        cells[name][kind] = stats.of(ok)
     out["table2"][v] = table
+    out.setdefault("table2_cells", {})[v] = cells
     out["certified"][v] = _certified(fn, jax.random.fold_in(key, 2), *examples["benign"], test,
                                      rcfg)
     plots.save(plots.certified_curves(out["certified"][v]),
@@ -192,12 +198,15 @@ def format_table2(out) -> str:
   lines = [f"Accuracy of point and region classification ({out['dataset']}); region radius "
            f"{radii}.", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   kinds = sorted(out["table2"][variants[0]]["point"], key=lambda k: (k != "benign", k))
+  cell = lambda v, c, kind: out["table2_cells"][v][c][kind]
   for kind in kinds:
     cells = []
     for c, v in cols:
-      ours = out["table2"][v][c][kind]
       p = paper.get(v, {}).get(c, {}).get(kind.replace("_released", ""))
-      cells += [f"{100 * ours:.0f}%", "-" if p is None else f"{100 * p:.0f}%"]
-    cells += [f"{100 * out['table2'][v]['region_learned'][kind]:.0f}%" for v in variants]
+      cells += [stats.format_rate(cell(v, c, kind)), stats.beside_paper(cell(v, c, kind), p)]
+    cells += [stats.format_rate(cell(v, "region_learned", kind)) for v in variants]
     lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+  lines += ["", "Accuracy [95% Wilson interval] (correct/images); the paper's numbers are "
+            "marked inside / outside our interval. Every row uses one fixed noise draw of the "
+            "region classifier (region.seed)."]
   return "\n".join(lines) + "\n"

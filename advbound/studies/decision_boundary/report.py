@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from advbound import io
-from advbound import stages, train
+from advbound import stages, stats, train
 from advbound.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
@@ -35,7 +35,22 @@ def _pct(v) -> str:
   return "-" if v is None else f"{100 * v:.1f}%"
 
 
+def _fraction(rate, n) -> dict:
+  """A `stats.proportion` cell of a stored rate over n inputs (rate = k / n exactly)."""
+  if rate is None or not n:
+    return stats.proportion(0, 0)
+  return stats.proportion(int(round(rate * n)), int(n))
+
+
+def _wc(cell) -> str:
+  if cell is None or cell["estimate"] is None:
+    return "-"
+  return f"{_pct(cell['estimate'])} [{100 * cell['low']:.1f}, {100 * cell['high']:.1f}]"
+
+
 def format_table3(detect_result: dict, dataset: str) -> str:
+  """Table 3 with each FP / FN rate's 95% Wilson interval and count, the worst-case accuracy's
+  95% interval, and the paper's numbers marked inside / outside our interval."""
   paper = PAPER_TABLE3.get(dataset, {})
   attacks = []
   for rows in detect_result["table3"].values():
@@ -49,16 +64,22 @@ def format_table3(detect_result: dict, dataset: str) -> str:
   for v, rows in detect_result["table3"].items():
     for attack, r in rows.items():
       p = paper.get(v, {}).get(attack.replace("_released", ""))
-      fn = r.get("false_negative", {})
-      cells = [v, attack, _pct(r["false_positive"]), _pct(p[0]) if p else "-"]
+      cells_r = r.get("cells", {})
+      fp = cells_r.get("false_positive")
+      cells = [v, attack, stats.format_rate(fp), stats.beside_paper(fp, p[0]) if p else "-"]
       for a in attacks:
         pa = p[1].get(a.replace("_released", "")) if p else None
-        cells += [_pct(fn.get(a)), _pct(pa)]
+        fn = cells_r.get("false_negative", {}).get(a)
+        cells += [stats.format_rate(fn), stats.beside_paper(fn, pa)]
       paper_acc = 1 - max(p[0], p[1][attack.replace("_released", "")]) if p else None
-      cells += [_pct(r["worst_case_accuracy"]), _pct(paper_acc), _pct(r.get("region_accuracy"))]
+      wc = cells_r.get("worst_case_accuracy")
+      cells += [_wc(wc), stats.beside_paper(wc, paper_acc), _pct(r.get("region_accuracy"))]
       if r.get("skipped"):
         cells[2] = f"skipped: {r['skipped']}"
       lines.append("| " + " | ".join(cells) + " |")
+  lines += ["", "Rates [95% Wilson interval] (count/inputs); worst-case accuracy 1 - max(FP, FN) "
+            "[95% interval: both rates' 97.5% intervals, Bonferroni]. The paper's numbers are "
+            "marked inside / outside our interval."]
   return "\n".join(lines) + "\n"
 
 
@@ -66,9 +87,87 @@ def format_table4(detect_result: dict, dataset: str) -> str:
   p = PAPER_TABLE4.get(dataset)
   lines = ["| model | FP: ours | paper | FN: ours | paper |", "|---" * 5 + "|"]
   for v, r in detect_result["table4"].items():
-    paper_cells = [_pct(p[0]), _pct(p[1])] if p and v == "natural" else ["-", "-"]
-    lines.append(f"| {v} | {_pct(r['false_positive'])} | {paper_cells[0]} | "
-                 f"{_pct(r['false_negative'].get('fgsm'))} | {paper_cells[1]} |")
+    cells_r = r.get("cells", {})
+    fp, fn = cells_r.get("false_positive"), cells_r.get("false_negative", {}).get("fgsm")
+    theirs = p if p and v == "natural" else (None, None)
+    lines.append(f"| {v} | {stats.format_rate(fp)} | {stats.beside_paper(fp, theirs[0])} | "
+                 f"{stats.format_rate(fn)} | {stats.beside_paper(fn, theirs[1])} |")
+  return "\n".join(lines) + "\n"
+
+
+def claims(results: dict, dataset: str) -> list[dict]:
+  """He et al.'s central claims, each judged on our intervals by a stated test.
+
+  Returns [{"claim", "model", "test", "ours", "paper", "verdict"}]. A claim holds when its whole
+  95% interval lies on the claim's side, is contradicted when the whole interval lies on the
+  other side, and is inconclusive at this sample size otherwise (`stats.judge`).
+  """
+  out = []
+  t2 = results["region"].get("table2_cells", {})
+  p2 = PAPER_TABLE2.get(dataset, {})
+  for v, cells in t2.items():
+    region = cells["region"]
+    paper = p2.get(v, {}).get("region", {})
+    for attack, side, claim in (
+        ("optbrittle", "above", "region classification recovers the true class of most "
+         "OPTBRITTLE examples (accuracy > 50%)"),
+        ("optmargin", "below", "OPTMARGIN examples evade region classification (region "
+         "accuracy < 50%)")):
+      c = region.get(attack)
+      if c is None:
+        continue
+      out.append({"claim": claim, "model": v,
+                  "test": f"95% Wilson interval of region accuracy {side} 0.5",
+                  "ours": stats.format_rate(c),
+                  "paper": stats.beside_paper(c, paper.get(attack)),
+                  "verdict": stats.judge(c["low"], c["high"], **{side: 0.5})})
+    if "optbrittle" in region and "optmargin" in region:
+      a, b = region["optmargin"], region["optbrittle"]
+      d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
+      out.append({"claim": "region accuracy is lower on OPTMARGIN than on OPTBRITTLE",
+                  "model": v, "test": "95% Newcombe interval of the difference below 0",
+                  "ours": f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
+                          f"{100 * d['high']:+.1f}]",
+                  "paper": "-" if not paper else
+                           f"{100 * (paper['optmargin'] - paper['optbrittle']):+.0f} points",
+                  "verdict": stats.judge(d["low"], d["high"], below=0.0)})
+    point = cells["point"]
+    for attack in ("optbrittle", "optmargin"):
+      if attack in point:
+        out.append({"claim": f"the point classifier misclassifies the successful {attack} "
+                             "examples", "model": v,
+                    "test": "none: an example counts as successful only where the point "
+                            "classifier misclassifies it",
+                    "ours": stats.format_rate(point[attack]), "paper": "-",
+                    "verdict": stats.BY_CONSTRUCTION})
+  for v, rows in results["detect"]["table3"].items():
+    r = rows.get("optbrittle", {}).get("cells")
+    if r and "optmargin" in r["false_negative"] and "optbrittle" in r["false_negative"]:
+      a, b = r["false_negative"]["optmargin"], r["false_negative"]["optbrittle"]
+      d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
+      if d["difference"] is not None:
+        out.append({"claim": "a boundary classifier trained on OPTBRITTLE misses OPTMARGIN "
+                             "examples more often than OPTBRITTLE ones",
+                    "model": v, "test": "95% Newcombe interval of FN(OPTMARGIN) - "
+                                        "FN(OPTBRITTLE) above 0",
+                    "ours": f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
+                            f"{100 * d['high']:+.1f}]", "paper": "-",
+                    "verdict": stats.judge(d["low"], d["high"], above=0.0)})
+    r = rows.get("optmargin", {}).get("cells")
+    if r and r["worst_case_accuracy"]["estimate"] is not None:
+      wc = r["worst_case_accuracy"]
+      out.append({"claim": "a boundary classifier trained on OPTMARGIN tells its examples "
+                           "from benign inputs better than chance (worst-case accuracy > 50%)",
+                  "model": v, "test": "95% interval of 1 - max(FP, FN) above 0.5",
+                  "ours": _wc(wc), "paper": "-", "verdict": stats.judge(
+                      wc["low"], wc["high"], above=0.5)})
+  return out
+
+
+def format_claims(rows: list[dict]) -> str:
+  lines = ["| claim | model | test | ours | paper | verdict |", "|---" * 6 + "|"]
+  lines += [f"| {r['claim']} | {r['model']} | {r['test']} | {r['ours']} | {r['paper']} | "
+            f"{r['verdict']} |" for r in rows]
   return "\n".join(lines) + "\n"
 
 
@@ -77,7 +176,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   attacks, region, bnd, det = (results["attacks"], results["region"], results["boundary"],
                                results["detect"])
   dataset = attacks["dataset"]
-  table1 = {v: {a: {"success_rate": r["success_rate"], "rms": r["rms"]} for a, r in rows.items()}
+  table1 = {v: {a: {k: r.get(k) for k in ("success_rate", "rms", "rms_interval", "successes",
+                                           "n", "low", "high", "confidence", "method")}
+                for a, r in rows.items()}
             for v, rows in attacks["table1"].items()}
   table2 = {v: {c: dict(rows) for c, rows in t.items()} for v, t in region["table2"].items()}
   table3 = {v: {a: {"false_positive": r["false_positive"],
@@ -85,12 +186,17 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
                     "worst_case_accuracy": r["worst_case_accuracy"],
                     "region_accuracy": r.get("region_accuracy")} for a, r in rows.items()}
             for v, rows in det["table3"].items()}
+  for v, rows in det["table3"].items():
+    for a, r in rows.items():
+      table3[v][a]["cells"] = r.get("cells")
   table4 = {v: {"false_positive": r["false_positive"],
-                "false_negative": r["false_negative"].get("fgsm")}
+                "false_negative": r["false_negative"].get("fgsm"), "cells": r.get("cells")}
             for v, r in det["table4"].items()}
   out = {
       "dataset": dataset,
       "table1": table1, "table2": table2, "table3": table3, "table4": table4,
+      "table2_cells": region.get("table2_cells"),
+      "claims": claims(results, dataset),
       "paper": {"table1": PAPER_TABLE1.get(dataset), "table2": PAPER_TABLE2.get(dataset),
                 "table3": PAPER_TABLE3.get(dataset), "table4": PAPER_TABLE4.get(dataset)},
       "models": results["train"],
@@ -118,8 +224,8 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
     stop = m.get("guard", {}).get("stopped_at")
     note = f"; stopped by the overfitting guard at step {stop}" if stop is not None else ""
     md.append(f"| {v} | {train.variant_model(config, v).name}{note} | "
-              f"{_pct(m['test_accuracy'])} ({m['test_examples']}) | "
-              f"{_pct(m['pgd_accuracy'])} ({m['pgd_examples']}) | "
+              f"{stats.format_rate(_fraction(m['test_accuracy'], m['test_examples']))} | "
+              f"{stats.format_rate(_fraction(m['pgd_accuracy'], m['pgd_examples']))} | "
               f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")
   md += ["", f"PGD: epsilon {pgd.epsilon:g}, {pgd.num_steps} steps of {pgd.step_size:g}"
          f"{', random start' if pgd.random_start else ''}."]
@@ -129,6 +235,10 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          f"Trained on the first {det['train_inputs']} attacked images, tested on the other "
          f"{det['test_inputs']}.", "", format_table3(det, dataset),
          "## Table 4: boundary classifier on FGSM", "", format_table4(det, dataset),
+         "## The paper's claims, judged on this run", "",
+         "Each claim's test is stated; a verdict is \"holds\" or \"contradicted\" only when "
+         "the whole 95% interval lies on one side, else \"inconclusive at this sample size\".",
+         "", format_claims(out["claims"]),
          "## Figures", ""]
   md += [f"![{f}]({f})" for f in out["figures"]] + [""]
   stages.write_report(workdir, md, timings=timings, versions=out["versions"],

@@ -1,0 +1,60 @@
+"""He et al.'s report: intervals of the detection rates and the verdicts on the paper's claims,
+checked on hand-made counts against statsmodels' intervals and the verdict rule."""
+
+import pytest
+
+from advbound import stats
+from advbound.studies.decision_boundary import pipeline, report
+
+smp = pytest.importorskip("statsmodels.stats.proportion")
+
+
+def test_worst_case_interval_bonferroni_of_wilson():
+  fp, fn = stats.proportion(3, 40), stats.proportion(10, 40)
+  cell = pipeline.worst_case_interval(fp, fn)
+  fpl, fph = smp.proportion_confint(3, 40, alpha=0.025, method="wilson")
+  fnl, fnh = smp.proportion_confint(10, 40, alpha=0.025, method="wilson")
+  assert cell["estimate"] == pytest.approx(0.75)
+  assert cell["low"] == pytest.approx(1 - max(fph, fnh))
+  assert cell["high"] == pytest.approx(1 - max(fpl, fnl))
+  empty = pipeline.worst_case_interval(fp, stats.proportion(0, 0))
+  assert empty["estimate"] is None
+
+
+def _results(region_counts, n, fn_counts=None, fn_n=50):
+  cells = {"region": {a: stats.proportion(k, n) for a, k in region_counts.items()},
+           "point": {a: stats.proportion(0, n) for a in region_counts}}
+  table3 = {"natural": {}}
+  if fn_counts:
+    table3["natural"]["optbrittle"] = {"cells": {
+        "false_negative": {a: stats.proportion(k, fn_n) for a, k in fn_counts.items()},
+        "worst_case_accuracy": {"estimate": None}}}
+  return {"region": {"table2_cells": {"natural": cells}}, "detect": {"table3": table3}}
+
+
+def test_claims_verdicts_follow_the_intervals():
+  # 95/100 recovered OPTBRITTLE, 3/100 OPTMARGIN: both claims hold, the difference too
+  rows = report.claims(_results({"optbrittle": 95, "optmargin": 3}, 100), "mnist")
+  by = {r["claim"]: r for r in rows}
+  verdicts = [r["verdict"] for r in rows]
+  assert verdicts.count(stats.HOLDS) == 3
+  assert verdicts.count(stats.BY_CONSTRUCTION) == 2  # point misclassification of successes
+  assert any("(inside)" in r["paper"] for r in by.values())  # paper's 95% inside [89, 98]
+  # 2/4 and 1/4: nothing can be told apart at n = 4
+  rows = report.claims(_results({"optbrittle": 2, "optmargin": 1}, 4), "mnist")
+  assert [r["verdict"] for r in rows if r["verdict"] != stats.BY_CONSTRUCTION] == [
+      stats.INCONCLUSIVE] * 3
+  # region accuracy 10/100 on OPTBRITTLE: the claim that it recovers them is contradicted
+  rows = report.claims(_results({"optbrittle": 10, "optmargin": 12}, 100), "mnist")
+  assert rows[0]["verdict"] == stats.CONTRADICTED
+
+
+def test_claim_on_detector_generalisation():
+  rows = report.claims(_results({}, 100, fn_counts={"optbrittle": 1, "optmargin": 37}),
+                       "mnist")
+  (row,) = [r for r in rows if "misses OPTMARGIN" in r["claim"]]
+  assert row["verdict"] == stats.HOLDS
+  rows = report.claims(_results({}, 100, fn_counts={"optbrittle": 20, "optmargin": 22}),
+                       "mnist")
+  (row,) = [r for r in rows if "misses OPTMARGIN" in r["claim"]]
+  assert row["verdict"] == stats.INCONCLUSIVE
