@@ -12,7 +12,7 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, knn, models
+from advbound import evaluate, io, knn, models, stats
 from advbound.attacks import blind_spot
 from advbound.studies.blind_spot import paper, protocol
 
@@ -39,8 +39,9 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
     distance_<model> float32 [P, T]: mean distance to the k nearest training embeddings;
     predicted_<model> int32 [P, T].
 
-  Returns {"accuracy": {model: {pair key: accuracy}}, "mean_distance": {model: {pair key: ..}},
-  "test_images": T, "train_images": N}."""
+  Returns {"accuracy": {model: {pair key: accuracy}}, "accuracy_cells": {model: {pair key:
+  stats.proportion of correct predictions over the T test images}}, "mean_distance": {model:
+  {pair key: ..}}, "test_images": T, "train_images": N}."""
   test = test_split(config, data["test"])
   train = data["train"]
   grid = protocol.pairs(config.study.alphas)
@@ -78,6 +79,8 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
       test_images=int(len(labels)), train_images=int(len(train)),
       accuracy={m: {k: float(np.mean(arrays[f"predicted_{m}"][i] == labels))
                     for i, k in enumerate(keys)} for m in names},
+      accuracy_cells={m: {k: stats.of(arrays[f"predicted_{m}"][i] == labels)
+                          for i, k in enumerate(keys)} for m in names},
       mean_distance={m: {k: float(arrays[f"distance_{m}"][i].mean()) for i, k in enumerate(keys)}
                      for m in config.study.extractors})
 

@@ -4,8 +4,9 @@ at a threshold, distance bins (Figures 1-3) and the two-sample comparison (Figur
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import stats as scipy_stats
 
+from advbound import stats
 from advbound.attacks import blind_spot
 
 
@@ -53,7 +54,9 @@ def success(correct, distortion, threshold: float) -> dict:
     threshold: an example counts when its distortion is at most this (compared in float32).
 
   Returns:
-    {"success_rate" (None if nothing was attacked), "successes", "attempts"}.
+    a `stats.proportion` cell {"rate", "successes", "n", "low", "high", ...} (95% Wilson
+    interval) with the older keys "success_rate" (= rate; None if nothing was attacked) and
+    "attempts" (= n).
   """
   correct = np.asarray(correct, bool)
   distortion = np.asarray(distortion, np.float32)
@@ -62,8 +65,8 @@ def success(correct, distortion, threshold: float) -> dict:
   attempts = int(correct.sum())
   # in float32, as the attack measures distortions and compares them with its stop_below
   successes = int(np.sum(correct & (distortion <= np.float32(threshold))))
-  return dict(success_rate=successes / attempts if attempts else None, successes=successes,
-              attempts=attempts)
+  return dict(stats.proportion(successes, attempts),
+              success_rate=successes / attempts if attempts else None, attempts=attempts)
 
 
 def binned(distance, attacked_distance, succeeded, bins: int) -> dict:
@@ -77,7 +80,8 @@ def binned(distance, attacked_distance, succeeded, bins: int) -> dict:
 
   Returns:
     {"edges" [bins + 1], "counts" [bins] (all test images), "attempts", "successes" [bins],
-    "success_rate" [bins] (None where no attacked image falls)}.
+    "success_rate" [bins] (None where no attacked image falls), "cells" [bins]: the
+    `stats.proportion` of each bin}.
   """
   distance = np.asarray(distance, np.float64)
   attacked_distance = np.asarray(attacked_distance, np.float64)
@@ -91,7 +95,8 @@ def binned(distance, attacked_distance, succeeded, bins: int) -> dict:
   successes = np.bincount(which, weights=succeeded, minlength=int(bins)).astype(int)
   rate = [None if a == 0 else float(s / a) for s, a in zip(successes, attempts)]
   return dict(edges=edges.tolist(), counts=counts.tolist(), attempts=attempts.tolist(),
-              successes=successes.tolist(), success_rate=rate)
+              successes=successes.tolist(), success_rate=rate,
+              cells=[stats.proportion(int(s), int(a)) for s, a in zip(successes, attempts)])
 
 
 def auc(positive, negative) -> float | None:
@@ -100,38 +105,60 @@ def auc(positive, negative) -> float | None:
   positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
   if positive.size == 0 or negative.size == 0:
     return None
-  u = stats.mannwhitneyu(positive, negative, alternative="two-sided").statistic
-  return float(u / (positive.size * negative.size))
+  neg = np.sort(negative)
+  below = np.searchsorted(neg, positive, side="left")
+  equal = np.searchsorted(neg, positive, side="right") - below
+  return float((below.sum() + 0.5 * equal.sum()) / (positive.size * negative.size))
 
 
-def distance_trend(attacked_distance, succeeded) -> dict:
+def auc_interval(positive, negative, *, seed: int, resamples: int) -> dict:
+  """`stats.bootstrap` cell of `auc`, the two groups resampled independently."""
+  return stats.bootstrap((np.asarray(positive, np.float64), np.asarray(negative, np.float64)),
+                         auc, seed=seed, num_resamples=resamples)
+
+
+def distance_trend(attacked_distance, succeeded, *, seed: int, resamples: int) -> dict:
   """How success grows with distance: the AUC of distance separating successful from failed
-  attacks (0.5: no relation, 1: every success farther than every failure), with the two-sided
-  Mann-Whitney p-value, and the success rate in the nearest and farthest quarters."""
+  attacks (0.5: no relation, 1: every success farther than every failure; `auc_ci` its
+  bootstrap cell over `resamples` resamples from `seed`), with the two-sided
+  Mann-Whitney p-value, and the success rate in the nearest and farthest quarters (also as
+  `stats.proportion` cells, and their Newcombe difference, farthest minus nearest)."""
   d = np.asarray(attacked_distance, np.float64)
   s = np.asarray(succeeded, bool)
-  out = dict(auc=auc(d[s], d[~s]), p_value=None, nearest_quarter=None, farthest_quarter=None)
+  out = dict(auc=auc(d[s], d[~s]), p_value=None, nearest_quarter=None, farthest_quarter=None,
+             auc_ci=auc_interval(d[s], d[~s], seed=seed, resamples=resamples))
   if s.any() and (~s).any():
-    out["p_value"] = float(stats.mannwhitneyu(d[s], d[~s], alternative="two-sided").pvalue)
+    out["p_value"] = float(scipy_stats.mannwhitneyu(d[s], d[~s],
+                                                    alternative="two-sided").pvalue)
   if d.size >= 4:
     order = np.argsort(d, kind="stable")
     q = d.size // 4
     out["nearest_quarter"] = float(s[order[:q]].mean())
     out["farthest_quarter"] = float(s[order[-q:]].mean())
+    out["nearest_cell"] = stats.of(s[order[:q]])
+    out["farthest_cell"] = stats.of(s[order[-q:]])
+    out["quarters_difference"] = stats.difference(int(s[order[-q:]].sum()), q,
+                                                  int(s[order[:q]].sum()), q)
   return out
 
 
-def shift(original, transformed) -> dict:
+def shift(original, transformed, *, seed: int, resamples: int) -> dict:
   """Figure 5: how far the transformation moves the distances to the training set.
 
   Kolmogorov-Smirnov two-sample statistic and p-value, the means and standard deviations, the
   mean shift in units of the original standard deviation, and the AUC of detecting a
-  transformed input by a threshold on its distance (0.5: undetectable)."""
+  transformed input by a threshold on its distance (0.5: undetectable); bootstrap cells
+  (`resamples` resamples from `seed`) of the two means and of the AUC. The two samples are the
+  same images before and after the transformation; the bootstrap resamples them independently
+  (ignoring the pairing: conservative for the means' difference, approximate for the AUC)."""
   a, b = np.asarray(original, np.float64), np.asarray(transformed, np.float64)
-  ks = stats.ks_2samp(a, b)
+  ks = scipy_stats.ks_2samp(a, b)
   std = float(a.std())
   return dict(ks_statistic=float(ks.statistic), ks_p_value=float(ks.pvalue),
               mean_original=float(a.mean()), mean_transformed=float(b.mean()),
               std_original=std, std_transformed=float(b.std()),
               mean_shift_in_std=float((b.mean() - a.mean()) / std) if std > 0 else None,
-              detection_auc=auc(b, a))
+              detection_auc=auc(b, a),
+              mean_original_ci=stats.bootstrap(a, seed=seed, num_resamples=resamples),
+              mean_transformed_ci=stats.bootstrap(b, seed=seed, num_resamples=resamples),
+              detection_auc_ci=auc_interval(b, a, seed=seed, resamples=resamples))

@@ -1,25 +1,44 @@
 """report.md and results.json of the blind-spot study (stage "report").
 
 results.json (stable keys; a pair key is "alpha=0.9,beta=0.05", beta on the paper's [-0.5, 0.5]
-scale; a rate cell is {"success_rate" (null if nothing attacked), "successes", "attempts"},
-counted over the attacked images the model classifies correctly after the transformation):
+scale). A rate cell is a `stats.proportion` cell {"rate", "successes", "n", "low", "high",
+"confidence", "method"} (95% Wilson interval) that also keeps the older keys "success_rate"
+(= rate, null if nothing attacked) and "attempts" (= n); success is counted over the attacked
+images the model classifies correctly after the transformation. A bootstrap cell is
+`stats.bootstrap`'s {"estimate", "low", "high", "n", ...} (percentile, score.RESAMPLES
+resamples from score.BOOTSTRAP_SEED unless said otherwise); a spread is `stats.spread`'s.
 
   dataset                       "mnist" | "fashion_mnist" | "cifar10"
-  table1                        {kl_divergence, success_rate, test_accuracy, successes,
-                                 attempts, divergence_model}
+  table1                        {kl_divergence (class-mean KL of the first t-SNE map),
+                                 success_rate, test_accuracy, successes, attempts,
+                                 divergence_model, success: rate cell, accuracy: rate cell,
+                                 kl: {bootstrap: bootstrap cell over divergence.resamples
+                                 resamples of the points, seeds: spread of the class-mean KL
+                                 over divergence.seeds t-SNE maps, counts: [train, test] per
+                                 class}}
   scale_shift[pair]             Tables 2-3: {alpha, beta, accuracy (all study test images),
-                                 epsilon: rate cell, alpha_epsilon: rate cell, thresholds,
-                                 by_start[start]: rate cell at epsilon, median_distortion}
+                                 accuracy_cell: rate cell, epsilon: rate cell, alpha_epsilon:
+                                 rate cell, thresholds, by_start[start]: rate cell at epsilon,
+                                 median_distortion, median_distortion_ci: bootstrap cell}
   accuracy[model][pair]         every model's accuracy on the transformed test images
+  accuracy_cells[model][pair]   the same as rate cells
   mean_distance[extractor][pair]  mean distance to the k nearest training embeddings
-  figure1.bins[extractor]       Figures 1-3: {edges, counts, attempts, successes, success_rate}
-  figure1.trend[extractor]      {auc (distance separating successes from failures), p_value,
-                                 nearest_quarter, farthest_quarter (success rates)}
+  mean_distance_ci[extractor][pair]  its bootstrap cell
+  figure1.bins[extractor]       Figures 1-3: {edges, counts, attempts, successes, success_rate,
+                                 cells: rate cell per bin}
+  figure1.trend[extractor]      {auc (distance separating successes from failures), auc_ci,
+                                 p_value, nearest_quarter, farthest_quarter (success rates),
+                                 nearest_cell, farthest_cell, quarters_difference (Newcombe)}
   figure5[extractor][pair]      {ks_statistic, ks_p_value, mean_original, mean_transformed,
                                  std_original, std_transformed, mean_shift_in_std,
-                                 detection_auc}
-  divergence                    {model, per_class: [KL], mean, counts: [[train, test]]}
+                                 detection_auc, mean_original_ci, mean_transformed_ci,
+                                 detection_auc_ci}
+  claims                        [{claim, test, verdict, detail}] (claims.py)
+  divergence                    {model, per_class: [KL of the first map], mean, counts:
+                                 [[train, test]], per_map: [[KL per class] per map], seeds,
+                                 bootstrap, init}
   test_images, train_images, attacked_images, epsilon
+  departures                    the config's remaining departures from the paper (its note)
   paper                         {table1, scale_shift[pair]: {accuracy, epsilon, alpha_epsilon},
                                  figure4[pair]: distortion}
   seconds, settings, versions
@@ -29,16 +48,18 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, stages
-from advbound.studies.blind_spot import paper, protocol
+from advbound import io, stages, stats
+from advbound.studies.blind_spot import claims, paper, protocol
 
 
 def _pct(v) -> str:
   return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def _rate(cell) -> str:
-  return f"{_pct(cell['success_rate'])} ({cell['successes']}/{cell['attempts']})"
+def _beside(cell, value, out_of_regime: bool = False) -> str:
+  """The paper's number with its mark against our interval ("-" where the paper has none)."""
+  text = stats.beside_paper(cell, value)
+  return text if value is None or not out_of_regime else text[:-1] + "; out of regime)"
 
 
 def write(config, workdir: str, results: dict, timings: dict) -> dict:
@@ -51,7 +72,11 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "table1": scored["table1"],
       "scale_shift": scored["scale_shift"],
       "accuracy": dist["accuracy"],
+      "accuracy_cells": dist["accuracy_cells"],
       "mean_distance": dist["mean_distance"],
+      "mean_distance_ci": scored["mean_distance"],
+      "claims": scored["claims"],
+      "departures": config.get("note", "") or "",
       "figure1": scored["figure1"],
       "figure5": scored["figure5"],
       "divergence": results["divergence"],
@@ -71,58 +96,92 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
 
   eps = float(config.study.epsilon)
   t1, ref1 = out["table1"], paper.TABLE1.get(ds) or {}
+  div = out["divergence"]
+  found_claims = scored["claims"]
+  regime = claims.regime(t1["success"], ref1.get("success_rate"))
+  outside = ref1.get("success_rate") is not None and not regime["in_regime"]
+  boot, seeds = t1["kl"]["bootstrap"], t1["kl"]["seeds"]
   md = [f"# The blind-spot study reproduced on {ds}", "",
         f"Models: {config.model.name}, naturally trained and PGD-trained (attacked: "
         f"{config.study.attacked}). {out['test_images']} test images, {out['train_images']} "
         f"training images; C&W L-inf on {out['attacked_images']} of the test images (a seeded "
-        f"draw) from the starts {tuple(config.attack.starts)}, epsilon {eps:g} on the data's scale. "
-        "The paper's numbers in parentheses. " + (config.get("note", "") or ""), "",
-        "## Table 1: train/test divergence, success rate and accuracy", "",
-        "| | ours | paper |", "|---|---|---|",
-        f"| average KL(train \\|\\| test) ({t1['divergence_model']} embeddings, t-SNE + KDE) | "
-        f"{t1['kl_divergence']:.3f} | {ref1.get('kl_divergence', '-')} |",
-        f"| success rate on the test set (eps {eps:g}) | {_pct(t1['success_rate'])} "
-        f"({t1['successes']}/{t1['attempts']}) | {_pct(ref1.get('success_rate'))} |",
-        f"| test accuracy | {_pct(t1['test_accuracy'])} | {_pct(ref1.get('test_accuracy'))} |",
-        "", "KL per class: " + ", ".join(f"{k:.3f}" for k in out["divergence"]["per_class"])
-        + " (points per class, train/test: "
-        + ", ".join(f"{a}/{b}" for a, b in out["divergence"]["counts"]) + ").", "",
-        "![t-SNE per class](figures/tsne.png)", "",
-        f"## Table {2 if ds == 'mnist' else 3 if ds == 'fashion_mnist' else '2/3'}: "
-        "scale and shift", "",
-        "x' = alpha x + beta on the paper's [-0.5, 0.5] scale. Success: an example found within "
-        "the threshold, over the attacked images still classified correctly.", "",
-        "| alpha | beta | accuracy | success, eps | success, alpha * eps | noise start | "
-        "grey start | median L-inf found |", "|---|---|---|---|---|---|---|---|"]
+        f"draw) from the starts {tuple(config.attack.starts)}, epsilon {eps:g} on the data's "
+        "scale.", "",
+        "Every rate: ours with its 95% Wilson interval and denominator; means, medians, AUCs and "
+        "KLs with a 95% percentile bootstrap interval. The paper's number beside ours is marked "
+        "inside / outside our interval."
+        + (f" **Out of regime**: {regime['why']}; the transformed rows are therefore not "
+           "comparable with the paper's numbers (marked \"out of regime\"), and the blind-spot "
+           "effect is judged against our own baseline (Claims)." if outside else ""), ""]
+  if out["departures"]:
+    md += ["Departures from the paper's protocol (the config's docstring): "
+           + out["departures"], ""]
+  md += ["## Table 1: train/test divergence, success rate and accuracy", "",
+         "| | ours | paper |", "|---|---|---|",
+         f"| average KL(train \\|\\| test) ({t1['divergence_model']} embeddings, t-SNE + KDE; "
+         f"bootstrap over {boot.get('resamples', '-')} resamples of the points) | "
+         f"{stats.format_estimate(boot)} | "
+         f"{stats.beside_paper(boot, ref1.get('kl_divergence'), percent=False)} |",
+         f"| the same over {seeds['n']} t-SNE maps (mean ± std, range "
+         f"{seeds['min']:.3f}-{seeds['max']:.3f}) | {stats.format_estimate(seeds)} | |",
+         f"| success rate on the test set (eps {eps:g}) | {stats.format_rate(t1['success'])} | "
+         f"{_beside(t1['success'], ref1.get('success_rate'))} |",
+         f"| test accuracy | {stats.format_rate(t1['accuracy'])} | "
+         f"{_beside(t1['accuracy'], ref1.get('test_accuracy'))} |",
+         "", f"Points per class, train/test: {t1['kl']['counts'][0]}/{t1['kl']['counts'][1]}, "
+         "the same in every class (the KL depends on these counts: Scott's bandwidth scales as "
+         "n^(-1/6); compare KLs only between runs with equal counts). The paper's KL was "
+         "computed at its own (unstated) counts. KL per class (first map): "
+         + ", ".join(f"{k:.3f}" for k in div["per_class"]) + ".", "",
+         "![t-SNE per class](figures/tsne.png)", "",
+         f"## Table {2 if ds == 'mnist' else 3 if ds == 'fashion_mnist' else '2/3'}: "
+         "scale and shift", "",
+         "x' = alpha x + beta on the paper's [-0.5, 0.5] scale. Success: an example found within "
+         "the threshold, over the attacked images still classified correctly. Each cell: ours, "
+         "then the paper's with its mark.", "",
+         "| alpha | beta | accuracy | success, eps | success, alpha * eps | noise start | "
+         "grey start | median L-inf found |", "|---|---|---|---|---|---|---|---|"]
   order = [paper.pair_key(a, b) for a, b in protocol.pairs(config.study.alphas)]
-  for key in order:
+  for n, key in enumerate(order):
     row = out["scale_shift"][key]
-    ref = out["paper"]["scale_shift"].get(key)
-    theirs = (lambda k: f" ({_pct(ref[k])})") if ref else (lambda k: "")
-    starts = [_rate(row["by_start"][s]) if s in row["by_start"] else "-"
+    ref = out["paper"]["scale_shift"].get(key) or {}
+    oor = outside and n > 0
+
+    def cell(c, k):
+      theirs = ref.get(k)
+      return stats.format_rate(c) + ("" if theirs is None else
+                                     f"; paper {_beside(c, theirs, oor)}")
+    starts = [stats.format_rate(row["by_start"][s]) if s in row["by_start"] else "-"
               for s in ("noise", "grey")]
-    med = row["median_distortion"]
-    md.append(f"| {row['alpha']:g} | {row['beta']:g} | {_pct(row['accuracy'])}"
-              f"{theirs('accuracy')} | {_rate(row['epsilon'])}{theirs('epsilon')} | "
-              f"{_rate(row['alpha_epsilon'])}{theirs('alpha_epsilon')} | {starts[0]} | "
-              f"{starts[1]} | {'-' if med is None else f'{med:.3f}'} |")
+    md.append(f"| {row['alpha']:g} | {row['beta']:g} | "
+              f"{cell(row['accuracy_cell'], 'accuracy')} | {cell(row['epsilon'], 'epsilon')} | "
+              f"{cell(row['alpha_epsilon'], 'alpha_epsilon')} | {starts[0]} | {starts[1]} | "
+              f"{stats.format_estimate(row['median_distortion_ci'])} |")
   md += ["", "(noise / grey start: each start alone, at eps.)"
          + (" The searches stopped at their first example within alpha * eps "
             "(attack.stop_at_threshold), so the distortions are upper bounds."
             if config.attack.stop_at_threshold else ""), "",
-         "## Figure 4: transformed inputs and their adversarial examples", "",
+         "## Claims, their tests and verdicts", "",
+         "| claim | test | verdict | detail |", "|---|---|---|---|"]
+  md += [f"| {c['claim']} | {c['test']} | **{c['verdict']}** | {c['detail']} |"
+         for c in found_claims]
+  md += ["", "## Figure 4: transformed inputs and their adversarial examples", "",
          "![Figure 4](figures/figure4.png)", "",
          "Paper's shown distortions: " + (", ".join(
              f"{k}: {v}" for k, v in out["paper"]["figure4"].items()) or "-") + ".", "",
          "## Figures 1-3: success rate against distance to the training set", "",
          "![Figures 1-3](figures/figure1.png)", "",
          "| extractor | AUC of distance, successes vs failures | p (Mann-Whitney) | success, "
-         "nearest quarter | success, farthest quarter |", "|---|---|---|---|---|"]
+         "nearest quarter | success, farthest quarter | farthest - nearest (Newcombe) |",
+         "|---|---|---|---|---|---|"]
   for m, tr in out["figure1"]["trend"].items():
-    auc = "-" if tr["auc"] is None else f"{tr['auc']:.3f}"
     p = "-" if tr["p_value"] is None else f"{tr['p_value']:.2g}"
-    md.append(f"| {m} | {auc} | {p} | {_pct(tr['nearest_quarter'])} | "
-              f"{_pct(tr['farthest_quarter'])} |")
+    d = tr.get("quarters_difference")
+    diff = "-" if not d or d["difference"] is None else (
+        f"{100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] points")
+    md.append(f"| {m} | {stats.format_estimate(tr['auc_ci'])} | {p} | "
+              f"{stats.format_rate(tr.get('nearest_cell'))} | "
+              f"{stats.format_rate(tr.get('farthest_cell'))} | {diff} |")
   md += ["", "## Figure 5: distances of transformed test images", ""]
   if os.path.exists(os.path.join(workdir, "figures", "figure5.png")):
     md += ["![Figure 5](figures/figure5.png)", ""]
@@ -133,11 +192,13 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
     for key in order[1:]:
       s = rows[key]
       shift = "-" if s["mean_shift_in_std"] is None else f"{s['mean_shift_in_std']:+.3f}"
-      md.append(f"| {m} | {key} | {s['mean_original']:.4g} | {s['mean_transformed']:.4g} | "
+      md.append(f"| {m} | {key} | {stats.format_estimate(s['mean_original_ci'], '.4g')} | "
+                f"{stats.format_estimate(s['mean_transformed_ci'], '.4g')} | "
                 f"{shift} | {s['ks_statistic']:.3f} | {s['ks_p_value']:.2g} | "
-                f"{s['detection_auc']:.3f} |")
+                f"{stats.format_estimate(s['detection_auc_ci'])} |")
   md += ["", "Detection AUC: a threshold on the distance separating transformed from original "
-         "images (0.5: no better than chance).", ""]
+         "images (0.5: no better than chance). The bootstrap resamples the original and the "
+         "transformed distances independently, though they are the same images.", ""]
   stages.write_report(workdir, md, timings=timings, versions=out["versions"],
                       settings=out["settings"])
   return out

@@ -1,5 +1,7 @@
 """Stage "score": Tables 1-3, the distance bins of Figures 1-3, Figure 5's two-sample
-comparison, and the figures (files under DIR/figures/)."""
+comparison, the paper's claims with their verdicts (claims.py), and the figures (files under
+DIR/figures/). Every rate is a `stats.proportion` cell; every mean, median and AUC gets a
+percentile `stats.bootstrap` interval of RESAMPLES resamples from BOOTSTRAP_SEED."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import os
 
 import numpy as np
 
-from advbound import io, plots
-from advbound.studies.blind_spot import attacks, distances, figures, paper, protocol
+from advbound import io, plots, stats
+from advbound.studies.blind_spot import (attacks, claims, distances, figures, paper,
+                                         protocol)
+
+BOOTSTRAP_SEED = 0
+RESAMPLES = 1000
 
 
 def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> dict:
@@ -31,16 +37,22 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
     rows[key] = dict(
         alpha=alpha, beta=beta,
         accuracy=distance["accuracy"][study.attacked][key],
+        accuracy_cell=distance["accuracy_cells"][study.attacked][key],
         epsilon=protocol.success(correct, best, eps),
         alpha_epsilon=protocol.success(correct, best, alpha * eps),
         thresholds=[eps, alpha * eps], by_start=by_start,
-        median_distortion=float(np.median(found)) if found.size else None)
+        median_distortion=float(np.median(found)) if found.size else None,
+        median_distortion_ci=stats.bootstrap(found, np.median, seed=BOOTSTRAP_SEED,
+                                             num_resamples=RESAMPLES))
   first = paper.pair_key(*grid[0])
   table1 = dict(kl_divergence=divergence["mean"],
                 success_rate=rows[first]["epsilon"]["success_rate"],
                 test_accuracy=rows[first]["accuracy"],
                 successes=rows[first]["epsilon"]["successes"],
-                attempts=rows[first]["epsilon"]["attempts"], divergence_model=divergence["model"])
+                attempts=rows[first]["epsilon"]["attempts"], divergence_model=divergence["model"],
+                success=rows[first]["epsilon"], accuracy=rows[first]["accuracy_cell"],
+                kl=dict(bootstrap=divergence["bootstrap"], seeds=divergence["seeds"],
+                        counts=divergence["counts"][0]))
 
   # Figures 1-3: success at epsilon on the untransformed images against their distance
   a0 = attacked[first]
@@ -49,15 +61,30 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
   for m in study.extractors:
     d0 = dist[f"distance_{m}"][0]
     bins[m] = protocol.binned(d0, d0[a0["index"]], ok, int(config.distance.bins))
-    trend[m] = protocol.distance_trend(d0[a0["index"]], ok)
+    trend[m] = protocol.distance_trend(d0[a0["index"]], ok, seed=BOOTSTRAP_SEED,
+                                       resamples=RESAMPLES)
 
   # Figure 5: the distances of the transformed test images against the originals'
   shifts = {m: {paper.pair_key(al, be): protocol.shift(dist[f"distance_{m}"][0],
-                                                       dist[f"distance_{m}"][i])
+                                                       dist[f"distance_{m}"][i],
+                                                       seed=BOOTSTRAP_SEED, resamples=RESAMPLES)
                 for i, (al, be) in enumerate(grid) if i > 0}
             for m in study.extractors}
+  mean_distance = {m: {paper.pair_key(al, be): stats.bootstrap(
+      dist[f"distance_{m}"][i], seed=BOOTSTRAP_SEED, num_resamples=RESAMPLES)
+                       for i, (al, be) in enumerate(grid)} for m in study.extractors}
+  ds = config.data.name
+  pair = config.figures.histogram_pair
+  found_claims = claims.evaluate(
+      rows=rows, order=[paper.pair_key(a, b) for a, b in grid], table1=table1, trend=trend,
+      shifts=shifts,
+      paper_rows={paper.pair_key(*k): dict(accuracy=v[0], epsilon=v[1], alpha_epsilon=v[2])
+                  for k, v in paper.SCALE_SHIFT.get(ds, {}).items()},
+      paper_table1=paper.TABLE1.get(ds),
+      histogram_key=None if pair is None else paper.pair_key(*map(float, pair)))
   out = dict(table1=table1, scale_shift=rows, figure1=dict(bins=bins, trend=trend),
-             figure5=shifts, test_images=int(len(labels)))
+             figure5=shifts, mean_distance=mean_distance, claims=found_claims,
+             test_images=int(len(labels)))
   _figures(config, workdir, out, dist, attacked, grid, distances.test_split(config, test))
   return out
 

@@ -11,6 +11,7 @@ SECTIONS = ("data", "model", "models", "study", "distance", "divergence", "attac
             "note")
 REQUIRED = SECTIONS[:-1]
 STARTS = ("noise", "grey")
+INITS = ("random", "pca")  # split_divergence.INITS (kept here: validation imports no sklearn)
 CW_KEYS = ("max_iterations", "learning_rate", "initial_const", "largest_const", "const_factor",
            "decrease_factor", "reduce_const", "abort_early")
 
@@ -24,7 +25,8 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   info, sizes, variants = config_check.check_trained(c, top, sizes)
   study = _check_study(c, top.get("study"), variants, sizes, info.get("span"))
   _check_distance(c, top.get("distance"))
-  _check_divergence(c, top.get("divergence"), variants)
+  _check_divergence(c, top.get("divergence"), variants, info.get("num_classes"),
+                    sizes.get("train"), study.get("test_images") or sizes.get("test"))
   _check_attack(c, top.get("attack"), study.get("test_images") or sizes.get("test"))
   _check_figures(c, top.get("figures"), study.get("alphas"))
   if c.problems:
@@ -68,20 +70,30 @@ def _check_distance(c, cfg) -> None:
     c.count(f"distance.{k}", d.get(k))
 
 
-def _check_divergence(c, cfg, variants) -> None:
+def _check_divergence(c, cfg, variants, num_classes, train_size, test_size) -> None:
+  """Equal per-class counts: each count times the classes must fit its split (the study's test
+  images for the test count); a class short of its count is caught when the data is read."""
   if cfg is None:
     return
-  keys = ("model", "train_per_class", "test_per_class", "perplexity", "max_iter", "grid", "seed")
+  keys = ("model", "train_per_class", "test_per_class", "perplexity", "max_iter", "init", "grid",
+          "seed", "seeds", "resamples")
   d = c.keys("divergence", cfg, keys, required=keys)
   c.choice("divergence.model", d.get("model"), variants)
-  c.number("divergence.train_per_class", d.get("train_per_class"), lo=3, integer=True,
-           optional=True)
-  c.number("divergence.test_per_class", d.get("test_per_class"), lo=3, integer=True,
-           optional=True)
+  for key, size, split in (("train_per_class", train_size, "the training split"),
+                           ("test_per_class", test_size, "the study's test images")):
+    value = d.get(key)
+    if not c.number(f"divergence.{key}", value, lo=3, integer=True):
+      continue
+    if num_classes and size and value * num_classes > size:
+      c.fail(f"divergence.{key}", f"{value} per class x {num_classes} classes exceeds the "
+             f"{size} images of {split}")
   c.number("divergence.perplexity", d.get("perplexity"), lo=1)
   c.number("divergence.max_iter", d.get("max_iter"), lo=250, integer=True)  # sklearn's minimum
+  c.choice("divergence.init", d.get("init"), INITS)
   c.number("divergence.grid", d.get("grid"), lo=2, integer=True)
   c.number("divergence.seed", d.get("seed"), lo=0, integer=True)
+  c.count("divergence.seeds", d.get("seeds"))
+  c.number("divergence.resamples", d.get("resamples"), lo=10, integer=True)
 
 
 def _check_attack(c, cfg, test_images) -> None:
