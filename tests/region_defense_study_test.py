@@ -476,7 +476,7 @@ def test_report_and_resume(tiny_run):
   for heading in ("Table 3", "Table 4", "Table 5", "Table 6", "Figure 8", "EOT-PGD",
                   "claims, checked"):
     assert heading in md
-  assert "per query" in md and "(outside)" in md or "(inside)" in md
+  assert "per query" in md and ("(outside)" in md or "(inside)" in md)
   assert all(c["verdict"] for c in out["claims"])
   for f in out["figures"]["grids"].values():
     assert os.path.exists(os.path.join(workdir, f["file"]))

@@ -170,7 +170,10 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
         "claims: conservative), the spread over the draws (mean ± std, in points) and the "
         "pooled count over all draws with its interval (narrower: it treats the draws of one "
         "example as independent trials). The paper's number stands beside ours, marked "
-        "inside / outside our interval. " + (config.get("note", "") or ""), "",
+        "inside / outside our interval. Targeted rates count image-target pairs: the "
+        f"{out['pairs'] // max(images, 1)} pairs of an image share it, and "
+        "the intervals treat pairs as independent, so with few images they are optimistic. "
+        + (config.get("note", "") or ""), "",
         "## Table 3: clean test accuracy", "",
         "| classifier | ours [95% CI] (k/n) | paper (our CI) |", "|---|---|---|"]
   for row, acc in table3.items():
