@@ -14,7 +14,7 @@ def get_config() -> config_dict.ConfigDict:
   for v in config.models:
     config.models[v].update(dict(num_steps=20, log_every=10, checkpoint_every=20))
   config.study.alphas = (1.0, 0.8)
-  config.divergence.update(dict(train_per_class=60, test_per_class=20, max_iter=250, grid=60,
+  config.divergence.update(dict(train_per_class=60, test_per_class=20, max_iter=300, grid=60,
                                 seeds=2, resamples=10))
   config.attack.update(dict(num_images=12, batch_size=8))
   config.attack.cw.update(dict(max_iterations=5, initial_const=2.0, largest_const=8.0))
