@@ -58,3 +58,15 @@ def test_claim_on_detector_generalisation():
                        "mnist")
   (row,) = [r for r in rows if "misses OPTMARGIN" in r["claim"]]
   assert row["verdict"] == stats.INCONCLUSIVE
+
+
+def test_rescored_tables_of_an_older_results_json():
+  old = {"dataset": "mnist", "num_images": 100, "table_images": None,
+         "table1": {"natural": {"optbrittle": {"success_rate": 0.69, "rms": 0.1}}},
+         "table2": {"natural": {c: {"benign": 0.99, "optbrittle": 0.02}
+                                for c in ("point", "region", "region_learned")}}}
+  md = report.rescored_tables(old)
+  low, high = smp.proportion_confint(69, 100, alpha=0.05, method="wilson")
+  assert f"69.0% [{100 * low:.1f}, {100 * high:.1f}] (69/100)" in md
+  assert "| 100.0% (outside) |" in md  # the paper's 100% OPTBRITTLE success, outside [59, 77]
+  assert "2.0% [0.6, 7.0] (2/100)" in md

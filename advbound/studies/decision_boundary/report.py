@@ -252,3 +252,39 @@ def _images_line(table: int, attacked: int) -> str:
   return (f"{attacked} attacked test images: Tables 1 and 2 report on the first {table}, the "
           f"boundary classifier (Tables 3, 4) trains and tests on all {attacked}. ")
 
+
+
+def rescored_tables(results: dict) -> str:
+  """Tables 1 and 2 of a results.json written before rates carried intervals (their rates are
+  k / n over `table_images`, or `num_images`), as markdown with each rate's 95% Wilson interval
+  and count and the paper's numbers marked inside / outside. Table 3's denominators (the valid
+  inputs of the test side) were not stored then, so it is not rescored here.
+
+  python -c "import json; from advbound.studies.decision_boundary import report; \
+    print(report.rescored_tables(json.load(open('docs/h100_mnist_results.json'))))"
+  """
+  n = results.get("table_images") or results["num_images"]
+  ds = results["dataset"]
+  variants = list(results["table1"])
+  lines = [f"Table 1 (success; {n} images):", "",
+           "| attack | " + " | ".join(f"{v}: ours | paper" for v in variants) + " |",
+           "|---" * (1 + 2 * len(variants)) + "|"]
+  for a in results["table1"][variants[0]]:
+    cells = []
+    for v in variants:
+      c = _fraction(results["table1"][v][a]["success_rate"], n)
+      p = PAPER_TABLE1.get(ds, {}).get(v, {}).get(a.replace("_released", ""))
+      cells += [stats.format_rate(c), stats.beside_paper(c, p[0]) if p else "-"]
+    lines.append(f"| {a} | " + " | ".join(cells) + " |")
+  cols = [(c, v) for c in ("region", "point") for v in variants]
+  lines += ["", f"Table 2 (accuracy; {n} images):", "",
+            "| examples | " + " | ".join(f"{c} {v}: ours | paper" for c, v in cols) + " |",
+            "|---" * (1 + 2 * len(cols)) + "|"]
+  for k in results["table2"][variants[0]]["point"]:
+    cells = []
+    for c, v in cols:
+      cell = _fraction(results["table2"][v][c][k], n)
+      p = PAPER_TABLE2.get(ds, {}).get(v, {}).get(c, {}).get(k.replace("_released", ""))
+      cells += [stats.format_rate(cell), stats.beside_paper(cell, p)]
+    lines.append(f"| {k} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
