@@ -1,7 +1,8 @@
 """The training-dynamics study (advbound.studies.training_dynamics) and the pieces it adds: the
 log-log Pearson r against scipy, transfer rates and destruction rates against direct
-computation, the two new models, the config checks, and one tiny end-to-end run checked
-against the epochs' models and its own stored artifacts, then resumed."""
+computation, the epoch length against the trainer's permutations, nested draws, the two new
+models, the config checks, and one tiny end-to-end run checked against the epochs' models
+(predictions recomputed outside the study's code paths), then resumed."""
 
 import os
 
@@ -10,11 +11,10 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from scipy import stats
+import scipy.stats
 
-from advbound import evaluate, io, models, stability, stages, train, transforms
+from advbound import evaluate, io, models, stability, stages, stats, train, transforms
 from advbound.attacks.pgd import pgd
-from advbound.attacks.universal import accuracy_under
 from advbound.config_check import ConfigError
 from advbound.studies.training_dynamics import (epochs, examples, pipeline, profiles,
                                                 settings, sharedness)
@@ -37,7 +37,7 @@ def test_loglog_pearson_against_scipy():
   a[10] = np.nan
   got = stability.loglog_pearson(a, b)
   keep = np.isfinite(a) & (a > 0) & (b > 0)
-  ref = stats.pearsonr(np.log(a[keep]), np.log(b[keep]))
+  ref = scipy.stats.pearsonr(np.log(a[keep]), np.log(b[keep]))
   assert got["n"] == 189 and got["dropped"] == 11
   assert got["r"] == pytest.approx(ref.statistic, abs=1e-12)
   assert got["p"] == pytest.approx(ref.pvalue, rel=1e-6)
@@ -73,9 +73,14 @@ def test_destruction_rate_with_precomputed_effective_set():
   x_adv = np.clip(x + rng.normal(0, 0.3, size=x.shape), 0, 1).astype(np.float32)
   moved = np.asarray(transforms.apply("brightness", x_adv, 0.1, bounds=(0, 1)))
   eff = transforms.effective_examples(fn, x, x_adv, y)
-  assert 0 < eff.sum() < 60
-  assert transforms.destruction_rate(fn, x, x_adv, y, moved, effective=eff) == \
-      transforms.destruction_rate(fn, x, x_adv, y, moved)
+  # the reference: argmax of the linear logits, by hand
+  pred = lambda v: np.argmax(v @ W.T, 1)
+  effective = (pred(x) == y) & (pred(x_adv) != y)
+  destroyed = effective & (pred(np.clip(x_adv + 0.1, 0, 1)) == y)
+  assert 0 < effective.sum() < 60 and 0 < destroyed.sum() < effective.sum()
+  np.testing.assert_array_equal(eff, effective)
+  got = transforms.destruction_rate(fn, x, x_adv, y, moved, effective=eff)
+  assert (got["destroyed"], got["effective"]) == (int(destroyed.sum()), int(effective.sum()))
   with pytest.raises(ValueError, match="one entry per input"):
     transforms.destruction_rate(fn, x, x_adv, y, moved, effective=eff[:5])
 
@@ -91,6 +96,38 @@ def test_bi_is_pgd_without_random_start_closed_form_on_a_linear_model():
                          step_size=0.1, num_steps=n, bounds=(0, 1), random_start=False))
     expect = np.clip(x - min(n * 0.1, eps) * np.sign(w), 0, 1)
     np.testing.assert_allclose(got, expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("n,batch", [(100, 32), (3500, 64), (45000, 128), (55000, 128)])
+def test_steps_per_epoch_is_the_trainers_epoch(n, batch):
+  """steps_per_epoch(n, b) steps of the trainer's batches see each example at most once (one
+  pass), and the next step starts a new pass (it repeats examples already seen)."""
+  s = epochs.steps_per_epoch(n, batch)
+  seen = np.concatenate([train.batch_indices(3, k, batch, n) for k in range(s)])
+  assert len(np.unique(seen)) == s * batch              # one pass, no example twice
+  assert n - s * batch < batch                          # only the remainder is dropped
+  nxt = train.batch_indices(3, s, batch, n)
+  assert np.isin(nxt, seen).any() or n - s * batch >= batch  # a new permutation begins
+
+
+def test_epoch_lengths_of_the_papers_splits():
+  """The issue's arithmetic: 45,000 / 128, 55,000 / 128, 3,500 / 64, remainders dropped."""
+  assert epochs.steps_per_epoch(45000, 128) == 351
+  assert epochs.steps_per_epoch(55000, 128) == 429
+  assert epochs.steps_per_epoch(3500, 64) == 54
+  for bad in ((0, 64), (100, 0), (10, 64), (100.5, 8)):
+    with pytest.raises(ValueError):
+      epochs.steps_per_epoch(*bad)
+
+
+def test_nested_draws_are_subsets_and_spread():
+  small, large = epochs.nested(1000, 40, 0, epochs.TEST), epochs.nested(1000, 300, 0,
+                                                                       epochs.TEST)
+  assert set(small) <= set(large) and len(set(large)) == 300
+  assert large.max() > 900 and large.min() < 100           # spread over the split
+  assert not set(epochs.nested(1000, 300, 0, epochs.TRAIN)) == set(large)
+  with pytest.raises(ValueError):
+    epochs.nested(10, 11, 0, 0)
 
 
 @pytest.mark.parametrize("name,kwargs,shape,dim", [
@@ -147,6 +184,10 @@ _SIZES = dict(train=3500, validation=500, test=1000)
     ("sharedness.ratio_perturbations", 300, "sharedness.ratio_inputs - 1"),
     ("destruction.noise", (0.1, -0.1), "levels must be > 0"),
     ("study.test_images", 5000, "at most 1000 (the test split)"),
+    ("models.adversarial.snapshot_every", 55, "one epoch of the train split is 54 steps"),
+    ("study.partial_epoch_steps", 54, "must be an int in [1, 54)"),
+    ("study.eval_images", 100, "at most 100 (study.eval_images"),
+    ("detect.train_images", 100, "must be >= study.train_images (200)"),
 ])
 def test_bad_settings_are_named(path, value, expected):
   config = training_dynamics_quickstart.get_config()
@@ -174,12 +215,40 @@ def test_configs_validate_and_variant_argument():
   settings.validate(training_dynamics_quickstart.get_config("fashion_mnist"),
                     sizes=dict(train=55000, validation=5000, test=10000))
   for variant in training_dynamics.VARIANTS:
-    n = 50000 if variant == "fashion_mnist" else 45000
+    n = 55000 if variant == "fashion_mnist" else 45000
     settings.validate(training_dynamics.get_config(variant),
                       sizes=dict(train=n, validation=5000, test=10000))
   c = training_dynamics.get_config()
   assert epochs.count(c) == 250 and c.models.adversarial.attack.labels == "predicted"
   assert c.universal.iterations == 200 and c.detect.features == (96, 192, 192)
+  # the paper's sizes: Figures 3/5/6/8/16 on the whole test split, detectors on the whole
+  # training split, the profiles on 256
+  assert c.study.eval_images is None and c.detect.train_images is None
+  assert (c.study.test_images, c.study.train_images) == (256, 256)
+
+
+def test_epoch_length_follows_the_split():
+  """The defect of issue 25: 352 / 391 steps were hard-coded, the trainer's epoch is
+  len(train) // 128. Each config's epoch is the split's, and a split of another size (an .npz
+  path) is refused with both numbers named."""
+  for variant, n, steps in (("cifar", 45000, 351), ("cifar_reduced", 45000, 351),
+                            ("fashion_mnist", 55000, 429)):
+    c = training_dynamics.get_config(variant)
+    assert c.models.adversarial.snapshot_every == steps, variant
+    assert c.models.adversarial.num_steps % steps == 0
+  assert training_dynamics_quickstart.get_config().models.adversarial.snapshot_every == 54
+  with pytest.raises(ConfigError) as e:
+    settings.validate(training_dynamics.get_config(),
+                      sizes=dict(train=50000, validation=5000, test=10000))
+  problem = next(p for p in e.value.problems if "snapshot_every" in p)
+  assert "351" in problem and "390" in problem, problem
+
+
+def test_gtsrb_substitutes_label_their_epsilons():
+  for variant in ("cifar_convnet", "fashion_mnist"):
+    note = training_dynamics.get_config(variant).note
+    assert "GTSRB" in note and " 8 " in note and " 20 " in note
+  assert training_dynamics.get_config("cifar").get("note") is None
   with pytest.raises(ValueError, match="'gtsrb'"):
     training_dynamics.get_config("gtsrb")
 
@@ -193,59 +262,98 @@ def smoke(tmp_path_factory):
   return config, workdir, pipeline.run(config, workdir)
 
 
+def _data(config):
+  return dict(zip(("train", "test"), train.load_splits(config.data, ("train", "test"))))
+
+
+def _predict(fn, x):
+  """Predictions by the model's function directly (no batching, no evaluate helpers)."""
+  return np.argmax(np.asarray(fn(jax.numpy.asarray(x))), -1)
+
+
 def test_epoch_models_and_examples(smoke):
-  """Epoch 0 is the natural model; every epoch's snapshot is the adversarial variant's;
-  the stored BI examples are BI against that epoch's model, inside the box and the ball."""
+  """Epoch 0 is the natural model; the last epoch the adversarial variant's final model; the
+  stored BI examples are BI's: inside the box and the ball, and every pixel moved by a whole
+  number of steps unless clipped to the box (BI starts at x and adds +-alpha per step, with
+  epsilon = 4 alpha); the draws are nested and seeded."""
   config, workdir, results = smoke
-  data = dict(zip(("train", "test"), train.load_splits(config.data, ("train", "test"))))
+  data = _data(config)
   m = epochs.Models(config, workdir)
   natural = models.as_logits_fn(train.load_model(config.model, config.models.natural,
                                                  os.path.join(workdir, "models", "natural")))
-  xt, yt = epochs.inputs(config, data)["test"]
-  np.testing.assert_allclose(evaluate.logits(m(0), xt), evaluate.logits(natural, xt),
+  fixed = epochs.inputs(config, data)
+  xe, ye = fixed["eval"]
+  xt, yt = fixed["test"]
+  np.testing.assert_allclose(evaluate.logits(m(0), xe), evaluate.logits(natural, xe),
                              atol=1e-5)
   last = models.as_logits_fn(train.load_model(config.model, config.models.adversarial,
                                               os.path.join(workdir, "models", "adversarial")))
-  np.testing.assert_allclose(evaluate.logits(m(3), xt), evaluate.logits(last, xt), atol=1e-5)
-  assert len(np.unique(yt)) >= 5     # a seeded draw, not the first (class-sorted) images
+  np.testing.assert_allclose(evaluate.logits(m(3), xe), evaluate.logits(last, xe), atol=1e-5)
+  assert len(xe) == 60 and len(xt) == 40 and len(fixed["detect"][0]) == 50
+  assert set(fixed["test_index"]) <= set(fixed["eval_index"])
+  assert set(fixed["train_index"]) <= set(fixed["detect_index"])
+  np.testing.assert_array_equal(xe[fixed["test_in_eval"]], xt)
+  assert len(np.unique(ye)) >= 5     # a seeded draw, not the first (class-sorted) images
+  alpha, eps = config.study.step_size, config.study.epsilon
   for e in results["measured_epochs"]:
     ex = examples.load(workdir, e)
-    assert np.abs(ex["bi_test"] - xt).max() <= config.study.epsilon + 1e-6
-    assert ex["bi_test"].min() >= 0 and ex["bi_test"].max() <= 1
-    assert ("deepfool_test" in ex) == (e in (0, 3))
-  again = pgd(m(2), jax.random.key(0), xt, yt, epsilon=config.study.epsilon,
-              step_size=config.study.step_size, num_steps=config.study.num_steps,
-              bounds=(0, 1), random_start=False)
-  np.testing.assert_allclose(examples.load(workdir, 2)["bi_test"], again, atol=1e-6)
+    delta = ex["bi_eval"] - xe
+    assert np.abs(delta).max() <= eps + 1e-6
+    assert ex["bi_eval"].min() >= 0 and ex["bi_eval"].max() <= 1
+    def on_grid(d):  # d a whole number of steps alpha
+      return np.abs(d / alpha - np.round(d / alpha)) < 1e-3
+    # a pixel clipped to the box at some step carries that offset (bound - x) from then on
+    assert np.all(on_grid(delta) | on_grid(delta - (1 - xe)) | on_grid(delta + xe))
+    assert on_grid(delta).mean() > 0.5
+    assert np.abs(delta).max() > 0.5 * eps              # it moved
+    # FGSM: one step of epsilon, so every pixel moves by exactly epsilon unless clipped
+    fd = np.abs(ex["fgsm_eval"] - xe)
+    at_box = (ex["fgsm_eval"] <= 1e-6) | (ex["fgsm_eval"] >= 1 - 1e-6)
+    assert np.all((np.abs(fd - eps) < 1e-5) | at_box | (fd < 1e-6))
+    np.testing.assert_array_equal(ex["bi_test"], ex["bi_eval"][fixed["test_in_eval"]])
+    assert ("deepfool_eval" in ex) == (e in (0, 3))
 
 
-def test_profiles_curves_and_universal_recomputed(smoke):
+def test_curves_and_universal_against_the_models(smoke):
+  """Figure 8 (eval draw), Figure 9 (test draw) and Figure 3 counted again with the models'
+  own functions, and the cells' Wilson intervals against the closed form."""
   config, workdir, results = smoke
-  data = dict(zip(("train", "test"), train.load_splits(config.data, ("train", "test"))))
+  data = _data(config)
   m = epochs.Models(config, workdir)
-  xt, yt = epochs.inputs(config, data)["test"]
+  fixed = epochs.inputs(config, data)
+  xe, ye = fixed["eval"]
+  xt, yt = fixed["test"]
   prof = profiles.load(workdir)
-  ep = list(prof["epochs"])
-  assert ep == [0, 1, 2, 3] and prof["P"].shape == (40, 4, 4)
-  # P[:, t1, t2] is p(y | BI of epoch t1; model t2), recomputed for one cell
-  np.testing.assert_allclose(
-      prof["P"][:, 1, 2],
-      stability.true_class_probability(m(2), examples.load(workdir, 1)["bi_test"], yt),
-      atol=1e-5)
-  assert np.all(prof["maxmin"] >= prof["minmax"])
-  lc = results["learning"]
-  assert lc["test_accuracy"][1] == pytest.approx(evaluate.accuracy(m(1), xt, yt))
-  assert lc["bi_accuracy"] == pytest.approx([1 - v for v in
-                                             results["transfer"]["test"]["respective"]])
+  assert list(prof["epochs"]) == [0, 1, 2, 3] and prof["P"].shape == (40, 4, 4)
+  # P[:, t1, t2] is p(y | BI of epoch t1; model t2): one cell by hand
+  logits = np.asarray(m(2)(jax.numpy.asarray(examples.load(workdir, 1)["bi_test"])), np.float64)
+  p = np.exp(logits - logits.max(1, keepdims=True))
+  p /= p.sum(1, keepdims=True)
+  np.testing.assert_allclose(prof["P"][:, 1, 2], p[np.arange(len(yt)), yt], atol=1e-5)
+  lc = results["learning"]["rates"]
+  for e in (1, 3):
+    ex = examples.load(workdir, e)
+    clean_k = int((_predict(m(e), xe) == ye).sum())
+    bi_right = _predict(m(e), ex["bi_eval"]) == ye
+    assert (lc["test_accuracy"][e]["successes"], lc["test_accuracy"][e]["n"]) == (clean_k, 60)
+    assert lc["bi_accuracy"][e]["successes"] == int(bi_right.sum())
+    # Figure 9's white-box error is the same examples on the 40 nested test inputs
+    resp = results["transfer"]["rates"]["test"]["respective"][e]
+    assert (resp["successes"], resp["n"]) == (int((~bi_right[fixed["test_in_eval"]]).sum()), 40)
+  # a Wilson interval by its closed form (z = 1.96)
+  c = lc["test_accuracy"][3]
+  k, n, z = c["successes"], c["n"], 1.959963984540054
+  centre = (k + z * z / 2) / (n + z * z)
+  half = z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+  assert (c["low"], c["high"]) == pytest.approx((centre - half, centre + half), abs=1e-9)
   u = results["universal"]
   xi = universal_stage.load(workdir, 2)["xi_train"]
   assert np.abs(xi).max() <= config.universal.epsilon + 1e-6
-  assert u["accuracy"]["train"][2] == pytest.approx(
-      accuracy_under(m(2), xi, xt, yt, bounds=(0, 1)))
-  # the fixed epoch 0's perturbation evaluated under epoch 3's model
+  right = _predict(m(2), np.clip(xe + xi, 0, 1)) == ye
+  assert u["rates"]["train"][2]["successes"] == int(right.sum())
   xi0 = universal_stage.load(workdir, 0)["xi_train"]
-  assert u["accuracy"]["fixed_0"][3] == pytest.approx(
-      accuracy_under(m(3), xi0, xt, yt, bounds=(0, 1)))
+  right0 = _predict(m(3), np.clip(xe + xi0, 0, 1)) == ye
+  assert u["rates"]["fixed_0"][3]["successes"] == int(right0.sum())
 
 
 def test_sharedness_destruction_and_detection(smoke):
@@ -255,41 +363,76 @@ def test_sharedness_destruction_and_detection(smoke):
   keep = (sh["current_train"] > 0) & (sh["future_test"] > 0)
   assert corr["n"] == int(keep.sum())
   if corr["n"] >= 3:
-    ref = stats.pearsonr(np.log(sh["current_train"][keep]), np.log(sh["future_test"][keep]))
+    ref = scipy.stats.pearsonr(np.log(sh["current_train"][keep]), np.log(sh["future_test"][keep]))
     assert corr["r"] == pytest.approx(ref.statistic, abs=1e-6)
-  ratio = results["sharedness_ratio"]["epochs"]
-  assert set(ratio) == {"0", "last"}
-  assert ratio["0"]["mean"] == pytest.approx(float(np.nanmean(sh["ratio_0"])))
-  # one destruction cell recomputed without the precomputed effective set
-  data = dict(zip(("train", "test"), train.load_splits(config.data, ("train", "test"))))
-  xt, yt = epochs.inputs(config, data)["test"]
+    ci = corr["interval"]
+    assert -1 <= ci["low"] <= ci["high"] <= 1 and ci["n"] == corr["n"]
+  # one destruction cell counted by hand on the eval draw
+  data = _data(config)
+  xe, ye = epochs.inputs(config, data)["eval"]
   fn = epochs.Models(config, workdir)(3)
-  adv = examples.load(workdir, 3)["fgsm_test"]
-  moved = np.asarray(transforms.apply("contrast", adv, config.destruction.contrast[1],
-                                      bounds=(0, 1)))
+  adv = examples.load(workdir, 3)["fgsm_eval"]
+  level = config.destruction.contrast[1]
+  moved = np.clip(adv * level, 0, 1)             # Kurakin et al.'s contrast, by hand
+  effective = (_predict(fn, xe) == ye) & (_predict(fn, adv) != ye)
+  destroyed = effective & (_predict(fn, moved) == ye)
   cell = results["destruction"]["epochs"]["last"]["fgsm"]["rates"]["contrast"][1]
-  assert cell == transforms.destruction_rate(fn, xt, adv, yt, moved)
+  assert (cell["destroyed"], cell["effective"]) == (int(destroyed.sum()), int(effective.sum()))
+  assert (cell["interval"]["successes"], cell["interval"]["n"]) == (
+      int(destroyed.sum()), int(effective.sum()))
   det = results["detection"]
-  assert len(det["respective"]) == 4 and set(det["fixed"]) == {"0", "1", "last"}
-  assert all(0 <= v <= 1 for v in det["respective"])
-  assert det["fixed"]["1"][1] == det["respective"][1]   # the same detector on its own epoch
+  assert det["test_inputs"] == 60 and det["train_inputs"] == 50
+  assert len(det["respective_rates"]) == 4 and set(det["fixed_rates"]) == {"0", "1", "last"}
+  assert set(det["fgsm"]["fixed_rates"]) == {"0", "1", "last"}
+  assert det["deepfool"]["epochs"] == [0, 3]
+  for c in (det["respective_rates"] + det["fgsm"]["respective_rates"]
+            + det["deepfool"]["respective_rates"]):
+    # detectability: (TN + TP) of 2 x 60 decisions, the mean of the two rates
+    assert c["n"] == 120
+    assert c["rate"] == pytest.approx((c["true_negative_rate"] + c["true_positive_rate"]) / 2)
   assert all(0 <= p <= 1 for p in det["maximiser_probability"].values())
+
+
+def _cells(node):
+  """Every stats.proportion cell inside a results.json tree."""
+  if isinstance(node, dict):
+    if {"rate", "successes", "n", "low", "high"} <= set(node):
+      yield node
+    for v in node.values():
+      yield from _cells(v)
+  elif isinstance(node, list):
+    for v in node:
+      yield from _cells(v)
 
 
 def test_report_figures_and_resume(smoke, caplog):
   config, workdir, results = smoke
-  for f in ["report.md", "results.json"] + [f"figures/figure{i}.png" for i in range(1, 16)]:
+  for f in ["report.md", "results.json"] + [f"figures/figure{i}.png" for i in range(1, 17)]:
     assert os.path.getsize(os.path.join(workdir, f)) > 0, f
   report = open(os.path.join(workdir, "report.md")).read()
-  assert "| sharedness vs stability: Pearson r (log-log) is negative | -0.293 |" in report
-  claims = {c["claim"]: c for c in results["claims"]}
-  first = next(c for c in results["claims"] if c["claim"].startswith(
-      "universal perturbation (train data), accuracy at epoch 0"))
-  assert first["ours"] == results["universal"]["accuracy"]["train"][0]
-  assert first["paper"] == 0.12
-  r = results["sharedness_vs_stability"]["pearson_loglog"]["r"]
-  assert claims["sharedness vs stability: Pearson r (log-log) is negative"]["holds"] == (
-      None if r is None else r < 0)
+  # every rate of results.json is a count with its interval around it
+  cells = list(_cells(results))
+  assert len(cells) > 100
+  for c in cells:
+    if c["n"]:
+      assert c["rate"] == pytest.approx(c["successes"] / c["n"])
+      assert c["low"] <= c["rate"] <= c["high"]
+  verdicts = {stats.HOLDS, stats.CONTRADICTED, stats.INCONCLUSIVE, "-"}
+  assert all(c["verdict"] in verdicts and c["test"] for c in results["claims"])
+  # the learning table's first cell, counted from the natural model
+  data = _data(config)
+  xe, ye = epochs.inputs(config, data)["eval"]
+  k = int((_predict(epochs.Models(config, workdir)(0), xe) == ye).sum())
+  assert f"| 0 | {stats.format_rate(stats.proportion(k, 60))} |" in report
+  assert "predicted labels" in report and "Figure 16" in report
+  assert results["bi"]["labels"] == dict(attack="true", training_attack="predicted",
+                                         training_loss="true")
+  # a claim's verdict follows its interval: Pearson's r
+  pearson = next(c for c in results["claims"] if c["claim"].startswith("sharedness vs"))
+  if pearson["high"] is not None and pearson["high"] < 0:
+    assert pearson["verdict"] == stats.HOLDS
+  if pearson["low"] is not None and pearson["low"] > 0:
+    assert pearson["verdict"] == stats.CONTRADICTED
   before = {s: io.read_json(os.path.join(workdir, "stages", f"{s}.json"))["seconds"]
             for s in pipeline.STAGES}
   with caplog.at_level("INFO"):
