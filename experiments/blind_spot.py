@@ -30,15 +30,18 @@ def main(config, workdir, variants):
   out = pipeline.run(config, workdir)
   logging.info("report: %s/report.md", workdir)
   print(f"report: {workdir}/report.md; results: {workdir}/results.json")
-  t1 = out["table1"]
-  print(f"Table 1 ({out['dataset']}): KL {t1['kl_divergence']:.3f}, success "
-        f"{t1['success_rate']}, accuracy {t1['test_accuracy']:.4f}")
+  from advbound import stats  # pylint: disable=g-import-not-at-top
   from advbound.studies.blind_spot import paper, protocol  # pylint: disable=g-import-not-at-top
+  t1 = out["table1"]
+  print(f"Table 1 ({out['dataset']}): KL {stats.format_estimate(t1['kl']['bootstrap'])}, over "
+        f"t-SNE maps {stats.format_estimate(t1['kl']['seeds'])}; success "
+        f"{stats.format_rate(t1['success'])}; accuracy {stats.format_rate(t1['accuracy'])}")
   for alpha, beta in protocol.pairs(config.study.alphas):
     key = paper.pair_key(alpha, beta)
     row = out["scale_shift"][key]
-    print(f"  {key}: accuracy {row['accuracy']:.4f}, success at eps "
-          f"{row['epsilon']['success_rate']}, at alpha*eps {row['alpha_epsilon']['success_rate']}")
+    print(f"  {key}: accuracy {stats.format_rate(row['accuracy_cell'])}, success at eps "
+          f"{stats.format_rate(row['epsilon'])}, at alpha*eps "
+          f"{stats.format_rate(row['alpha_epsilon'])}")
 
 
 if __name__ == "__main__":

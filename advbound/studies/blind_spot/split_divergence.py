@@ -13,6 +13,9 @@ Uncertainty, two sources: the t-SNE layout (`divergence.seeds` maps of the same 
 class-mean KLs summarised by `stats.spread`), and the sample of points (a percentile
 `stats.bootstrap` of the class-mean KL over `divergence.resamples` resamples, with replacement,
 of each class's training and test points on the first map; the map itself is not recomputed).
+The resamples' duplicated points sharpen the KDEs, so the bootstrap distribution sits above the
+estimate (with few points the percentile interval can exclude it): its width is the sampling
+spread (tests/blind_spot_study_test.py checks it against fresh samples), its centre is biased.
 
 The settings the paper leaves open are ours: scikit-learn's (Barnes-Hut) t-SNE with perplexity
 30 (capped at (n - 1) / 3 for small classes), `divergence.init` initialisation ("random", the
