@@ -88,8 +88,10 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
   benign = _labels(config, os.path.join(workdir, "region", "benign.npz"), stamp, x,
                    fns[point], radius, test.bounds, "benign")
   right = benign == chosen["labels"][None]
-  out = {"benign_accuracy": float(np.mean(right)),
-         "benign_correct": protocol.rates(right, np.zeros(right.shape)), "examples": [],
+  correct = protocol.rates(right, np.zeros(right.shape))
+  for k in ("noise", "noise_ci"):  # a count of correct labels has no noise
+    correct.pop(k)
+  out = {"benign_accuracy": float(np.mean(right)), "benign_correct": correct, "examples": [],
          "adapted": {}}
   for stem, info in attacked["attacks"][point].items():
     adv = attacks_lib.load(workdir, point, stem)["adversarial"]
