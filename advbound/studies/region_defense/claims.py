@@ -102,7 +102,7 @@ def check(ds: str, table3: dict, scored: dict) -> list[dict]:
   out = []
   # Table 3
   if "region" in table3 and "point" in table3:
-    r, p = table3["region"], table3["point"]
+    r, p = judged(table3["region"]), table3["point"]
     d = stats.difference(r["successes"], r["n"], p["successes"], p["n"])
     out.append(_claim(
         "accuracy-kept", "Region classification keeps the point classifier's clean accuracy "
