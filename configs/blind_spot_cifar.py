@@ -59,5 +59,5 @@ def get_config(models: str = "madry") -> config_dict.ConfigDict:
       epsilon=8.0, alphas=(1.0,), num_images=1000, attack_batch_size=250,
       histogram_pair=None))
   config.study.batch_size = 200
-  config.note = __doc__[__doc__.index("Remaining departures"):].replace("\n", " ").strip()
+  config.note = " ".join(__doc__[__doc__.index("Remaining departures"):].split())
   return config

@@ -45,5 +45,5 @@ def get_config() -> config_dict.ConfigDict:
   config.update(common.blind_spot_study(
       epsilon=0.1, alphas=blind_spot.FASHION_MNIST_ALPHAS, num_images=2000,
       attack_batch_size=500, histogram_pair=(0.9, 0.0)))
-  config.note = __doc__[__doc__.index("Remaining departures"):].replace("\n", " ").strip()
+  config.note = " ".join(__doc__[__doc__.index("Remaining departures"):].split())
   return config

@@ -47,10 +47,12 @@ def regime(baseline: dict, paper_success) -> dict:
 
 
 def evaluate(*, rows: dict, order: list, table1: dict, trend: dict, shifts: dict,
-             paper_rows: dict, paper_table1: dict | None, histogram_key: str | None) -> list:
+             paper_rows: dict, paper_table1: dict | None, histogram_key: str | None,
+             permutation: dict | None = None) -> list:
   """The claims' rows. rows: score's scale_shift rows by pair key (order[0] untransformed);
   trend: figure1.trend by extractor; shifts: figure5 by extractor and pair key; paper_rows:
-  {pair key: {"accuracy", "epsilon", "alpha_epsilon"}}; paper_table1: paper.TABLE1[dataset]."""
+  {pair key: {"accuracy", "epsilon", "alpha_epsilon"}}; paper_table1: paper.TABLE1[dataset];
+  permutation: split_divergence.permutation_mean_kl's result (None: no divergence claim)."""
   out = []
   base = rows[order[0]]
   paper_t1 = paper_table1 or {}
@@ -108,6 +110,16 @@ def evaluate(*, rows: dict, order: list, table1: dict, trend: dict, shifts: dict
           f"bootstrap 95% interval of the detection AUC inside 0.5 +- {DETECTION_MARGIN:g}",
           _both(ci["low"], ci["high"], 0.5 - DETECTION_MARGIN, 0.5 + DETECTION_MARGIN),
           f"AUC {stats.format_estimate(ci)}"))
+  if permutation is not None:
+    p = permutation["p_value"]
+    out.append(_row(
+        "the training and test embeddings differ: KL(train || test) above its "
+        "same-distribution floor (Table 1)",
+        f"permutation test ({permutation['permutations']} permutations of the train / test "
+        "labels within each class of the first t-SNE map), p < 0.05",
+        stats.HOLDS if p < 0.05 else stats.INCONCLUSIVE,
+        f"KL {permutation['observed']:.4f}, floor {stats.format_estimate(permutation['null'])},"
+        f" p = {p:.3g}"))
   out.append(_row(
       "the data set with the lower KL(train || test) has the lower success (Table 1)",
       "across data sets: compare the reports of runs with the same divergence counts",

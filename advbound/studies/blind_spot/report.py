@@ -14,8 +14,9 @@ resamples from score.BOOTSTRAP_SEED unless said otherwise); a spread is `stats.s
                                  divergence_model, success: rate cell, accuracy: rate cell,
                                  kl: {bootstrap: bootstrap cell over divergence.resamples
                                  resamples of the points, seeds: spread of the class-mean KL
-                                 over divergence.seeds t-SNE maps, counts: [train, test] per
-                                 class}}
+                                 over divergence.seeds t-SNE maps, permutation: {observed,
+                                 null: spread, excess, p_value, permutations, seed}, counts:
+                                 [train, test] per class}}
   scale_shift[pair]             Tables 2-3: {alpha, beta, accuracy (all study test images),
                                  accuracy_cell: rate cell, epsilon: rate cell, alpha_epsilon:
                                  rate cell, thresholds, by_start[start]: rate cell at epsilon,
@@ -36,7 +37,7 @@ resamples from score.BOOTSTRAP_SEED unless said otherwise); a spread is `stats.s
   claims                        [{claim, test, verdict, detail}] (claims.py)
   divergence                    {model, per_class: [KL of the first map], mean, counts:
                                  [[train, test]], per_map: [[KL per class] per map], seeds,
-                                 bootstrap, init}
+                                 bootstrap, permutation, init}
   test_images, train_images, attacked_images, epsilon
   departures                    the config's remaining departures from the paper (its note)
   paper                         {table1, scale_shift[pair]: {accuracy, epsilon, alpha_epsilon},
@@ -100,7 +101,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   found_claims = scored["claims"]
   regime = claims.regime(t1["success"], ref1.get("success_rate"))
   outside = ref1.get("success_rate") is not None and not regime["in_regime"]
-  boot, seeds = t1["kl"]["bootstrap"], t1["kl"]["seeds"]
+  boot, seeds, perm = t1["kl"]["bootstrap"], t1["kl"]["seeds"], t1["kl"]["permutation"]
   md = [f"# The blind-spot study reproduced on {ds}", "",
         f"Models: {config.model.name}, naturally trained and PGD-trained (attacked: "
         f"{config.study.attacked}). {out['test_images']} test images, {out['train_images']} "
@@ -124,6 +125,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          f"{stats.beside_paper(boot, ref1.get('kl_divergence'), percent=False)} |",
          f"| the same over {seeds['n']} t-SNE maps (mean ± std, range "
          f"{seeds['min']:.3f}-{seeds['max']:.3f}) | {stats.format_estimate(seeds)} | |",
+         f"| its same-distribution floor (train / test labels permuted within each class, "
+         f"{perm['permutations']} times; mean ± std) and the permutation p of our KL | "
+         f"{stats.format_estimate(perm['null'])}, p = {perm['p_value']:.3g} | |",
          f"| success rate on the test set (eps {eps:g}) | {stats.format_rate(t1['success'])} | "
          f"{_beside(t1['success'], ref1.get('success_rate'))} |",
          f"| test accuracy | {stats.format_rate(t1['accuracy'])} | "
@@ -135,7 +139,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          "with replacement on the first t-SNE map: the duplicated points sharpen the KDEs, so "
          "the resampled KLs sit above the estimate (with few points the interval can lie "
          "wholly above it); read its width as the sampling spread of the KL, not as a "
-         "bias-corrected interval. The spread over t-SNE maps is the layout's share. "
+         "bias-corrected interval. The spread over t-SNE maps is the layout's share. A KDE "
+         "KL of two finite samples of one distribution is not 0: the permuted floor is that "
+         "value at these counts, and only a KL above it is a train/test divergence. "
          "KL per class (first map): "
          + ", ".join(f"{k:.3f}" for k in div["per_class"]) + ".", "",
          "![t-SNE per class](figures/tsne.png)", "",

@@ -52,6 +52,7 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
                 attempts=rows[first]["epsilon"]["attempts"], divergence_model=divergence["model"],
                 success=rows[first]["epsilon"], accuracy=rows[first]["accuracy_cell"],
                 kl=dict(bootstrap=divergence["bootstrap"], seeds=divergence["seeds"],
+                        permutation=divergence["permutation"],
                         counts=divergence["counts"][0]))
 
   # Figures 1-3: success at epsilon on the untransformed images against their distance
@@ -81,7 +82,8 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
       paper_rows={paper.pair_key(*k): dict(accuracy=v[0], epsilon=v[1], alpha_epsilon=v[2])
                   for k, v in paper.SCALE_SHIFT.get(ds, {}).items()},
       paper_table1=paper.TABLE1.get(ds),
-      histogram_key=None if pair is None else paper.pair_key(*map(float, pair)))
+      histogram_key=None if pair is None else paper.pair_key(*map(float, pair)),
+      permutation=divergence["permutation"])
   out = dict(table1=table1, scale_shift=rows, figure1=dict(bins=bins, trend=trend),
              figure5=shifts, mean_distance=mean_distance, claims=found_claims,
              test_images=int(len(labels)))
