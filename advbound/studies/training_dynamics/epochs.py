@@ -23,17 +23,8 @@ import numpy as np
 
 from advbound import models, train
 
-
-def steps_per_epoch(train_size: int, batch_size: int) -> int:
-  """The steps of one pass over a training split of `train_size` examples in batches of
-  `batch_size`, the remainder dropped (the trainer's epoch): 45,000 / 128 -> 351."""
-  for name, v in (("train_size", train_size), ("batch_size", batch_size)):
-    if isinstance(v, bool) or int(v) != v or v < 1:
-      raise ValueError(f"steps_per_epoch: {name} must be an int >= 1, got {v!r}")
-  if batch_size > train_size:
-    raise ValueError(f"steps_per_epoch: batch_size {batch_size} exceeds the training split "
-                     f"({train_size} examples)")
-  return int(train_size) // int(batch_size)
+# the trainer's epoch length, the one definition (re-exported for the study's configs)
+steps_per_epoch = train.steps_per_epoch
 
 
 def count(config) -> int:
