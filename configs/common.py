@@ -276,7 +276,8 @@ def training_dynamics_study(*, unit: float, test_images: int, train_images: int,
            seed=0)
   u.update(universal or {})
   d = dict(fixed_epochs=tuple(detect_fixed), features=(96, 192, 192), steps=5000,
-           batch_size=64, learning_rate=1e-4, seed=0)
+           batch_size=64, learning_rate=1e-4, seed=0,
+           train_images=config_dict.placeholder(int))  # None: the whole training split (paper)
   d.update(detect or {})
   df = dict(norm="l2", overshoot=0.02, max_iterations=50,
             candidates=config_dict.placeholder(int))
@@ -286,7 +287,11 @@ def training_dynamics_study(*, unit: float, test_images: int, train_images: int,
           adversarial="adversarial",
           epochs=config_dict.placeholder(tuple) if epochs is None else tuple(epochs),
           epsilon=4.0 * unit, step_size=1.0 * unit, num_steps=10, paper_unit=float(unit),
-          test_images=test_images, train_images=train_images, seed=0, batch_size=batch_size)),
+          test_images=test_images, train_images=train_images, seed=0, batch_size=batch_size,
+          # None: Figures 3, 5, 6, 8 and 16 on the whole test split (the paper's)
+          eval_images=config_dict.placeholder(int),
+          # None: snapshots at whole epochs; an int declares a shorter "epoch" of that many steps
+          partial_epoch_steps=config_dict.placeholder(int))),
       profiles=config_dict.ConfigDict(dict(transfer_sources=tuple(transfer_sources),
                                            threshold=0.5)),
       sharedness=config_dict.ConfigDict(s),

@@ -116,9 +116,6 @@ def get_config(variant: str = "cifar") -> config_dict.ConfigDict:
     config.models.natural.augment = "none"
   config.update(common.training_dynamics_study(unit=unit, epochs=measured, batch_size=500,
                                                **sizes, **fixed))
-  config.study.eval_images = config_dict.placeholder(int)  # None: the whole test split
-  config.study.partial_epoch_steps = config_dict.placeholder(int)  # None: whole epochs
-  config.detect.train_images = config_dict.placeholder(int)  # None: the whole training split
   if variant in ("cifar_convnet", "fashion_mnist"):
     config.note = (
         "A substitute for the paper's GTSRB appendix (" + ("I" if variant == "cifar_convnet"
