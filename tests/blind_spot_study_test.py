@@ -13,10 +13,9 @@ from ml_collections import config_dict
 from scipy.spatial import distance as scipy_distance
 from sklearn import metrics as sk_metrics
 
-from advbound import divergence, evaluate, io, models, stages, train
+from advbound import divergence, io, stages, stats, train
 from advbound.attacks import blind_spot
 from advbound.config_check import ConfigError
-from advbound import stats
 from advbound.studies.blind_spot import (attacks, claims, distances, paper, pipeline, protocol,
                                          settings, split_divergence)
 from configs import blind_spot_quickstart, blind_spot_smoke

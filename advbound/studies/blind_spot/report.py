@@ -53,10 +53,6 @@ from advbound import io, stages, stats
 from advbound.studies.blind_spot import claims, paper, protocol
 
 
-def _pct(v) -> str:
-  return "-" if v is None else f"{100 * v:.1f}%"
-
-
 def _beside(cell, value, out_of_regime: bool = False) -> str:
   """The paper's number with its mark against our interval ("-" where the paper has none)."""
   text = stats.beside_paper(cell, value)
