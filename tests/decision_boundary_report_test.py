@@ -38,12 +38,20 @@ def test_claims_verdicts_follow_the_intervals():
   by = {r["claim"]: r for r in rows}
   verdicts = [r["verdict"] for r in rows]
   assert verdicts.count(stats.HOLDS) == 3
-  assert verdicts.count(stats.BY_CONSTRUCTION) == 2  # point misclassification of successes
+  assert verdicts.count(stats.BY_CONSTRUCTION) == 1  # point misclassification of successes
   assert any("(inside)" in r["paper"] for r in by.values())  # paper's 95% inside [89, 98]
   # 2/4 and 1/4: nothing can be told apart at n = 4
   rows = report.claims(_results({"optbrittle": 2, "optmargin": 1}, 4), "mnist")
   assert [r["verdict"] for r in rows if r["verdict"] != stats.BY_CONSTRUCTION] == [
       stats.INCONCLUSIVE] * 3
+  # each OPTMARGIN objective the run attacked with is judged on its own
+  rows = report.claims(_results({"optbrittle": 95, "optmargin": 60, "optmargin_released": 2},
+                                100), "mnist")
+  evade = {r["claim"]: r["verdict"] for r in rows if "evade" in r["claim"]}
+  assert evade == {"OPTMARGIN examples evade region classification (region accuracy < 50%)":
+                   stats.CONTRADICTED,
+                   "OPTMARGIN (released objective) examples evade region classification "
+                   "(region accuracy < 50%)": stats.HOLDS}
   # region accuracy 10/100 on OPTBRITTLE: the claim that it recovers them is contradicted
   rows = report.claims(_results({"optbrittle": 10, "optmargin": 12}, 100), "mnist")
   assert rows[0]["verdict"] == stats.CONTRADICTED

@@ -95,12 +95,23 @@ def format_table4(detect_result: dict, dataset: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+# The OPTMARGIN variants a claim is checked on: the objective as the paper's text states it,
+# and the one the authors' released code ran (README of the papers).
+_OPTMARGINS = {"optmargin": "OPTMARGIN", "optmargin_released": "OPTMARGIN (released objective)"}
+
+
+def _diff_text(d) -> str:
+  return (f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
+          f"{100 * d['high']:+.1f}]")
+
+
 def claims(results: dict, dataset: str) -> list[dict]:
   """He et al.'s central claims, each judged on our intervals by a stated test.
 
   Returns [{"claim", "model", "test", "ours", "paper", "verdict"}]. A claim holds when its whole
   95% interval lies on the claim's side, is contradicted when the whole interval lies on the
-  other side, and is inconclusive at this sample size otherwise (`stats.judge`).
+  other side, and is inconclusive at this sample size otherwise (`stats.judge`). Claims on
+  OPTMARGIN are checked for each of its objectives that the run attacked with.
   """
   out = []
   t2 = results["region"].get("table2_cells", {})
@@ -108,59 +119,63 @@ def claims(results: dict, dataset: str) -> list[dict]:
   for v, cells in t2.items():
     region = cells["region"]
     paper = p2.get(v, {}).get("region", {})
-    for attack, side, claim in (
-        ("optbrittle", "above", "region classification recovers the true class of most "
-         "OPTBRITTLE examples (accuracy > 50%)"),
-        ("optmargin", "below", "OPTMARGIN examples evade region classification (region "
-         "accuracy < 50%)")):
-      c = region.get(attack)
-      if c is None:
-        continue
-      out.append({"claim": claim, "model": v,
-                  "test": f"95% Wilson interval of region accuracy {side} 0.5",
+    c = region.get("optbrittle")
+    if c is not None:
+      out.append({"claim": "region classification recovers the true class of most OPTBRITTLE "
+                           "examples (accuracy > 50%)", "model": v,
+                  "test": "95% Wilson interval of region accuracy above 0.5",
                   "ours": stats.format_rate(c),
-                  "paper": stats.beside_paper(c, paper.get(attack)),
-                  "verdict": stats.judge(c["low"], c["high"], **{side: 0.5})})
-    if "optbrittle" in region and "optmargin" in region:
-      a, b = region["optmargin"], region["optbrittle"]
-      d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
-      out.append({"claim": "region accuracy is lower on OPTMARGIN than on OPTBRITTLE",
-                  "model": v, "test": "95% Newcombe interval of the difference below 0",
-                  "ours": f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
-                          f"{100 * d['high']:+.1f}]",
-                  "paper": "-" if not paper else
-                           f"{100 * (paper['optmargin'] - paper['optbrittle']):+.0f} points",
-                  "verdict": stats.judge(d["low"], d["high"], below=0.0)})
+                  "paper": stats.beside_paper(c, paper.get("optbrittle")),
+                  "verdict": stats.judge(c["low"], c["high"], above=0.5)})
+    for m, name in _OPTMARGINS.items():
+      a = region.get(m)
+      if a is None:
+        continue
+      out.append({"claim": f"{name} examples evade region classification (region accuracy "
+                           "< 50%)", "model": v,
+                  "test": "95% Wilson interval of region accuracy below 0.5",
+                  "ours": stats.format_rate(a),
+                  "paper": stats.beside_paper(a, paper.get("optmargin")),
+                  "verdict": stats.judge(a["low"], a["high"], below=0.5)})
+      if c is not None:
+        d = stats.difference(a["successes"], a["n"], c["successes"], c["n"])
+        out.append({"claim": f"region accuracy is lower on {name} than on OPTBRITTLE",
+                    "model": v, "test": "95% Newcombe interval of the difference below 0",
+                    "ours": _diff_text(d),
+                    "paper": "-" if not paper else
+                             f"{100 * (paper['optmargin'] - paper['optbrittle']):+.0f} points",
+                    "verdict": stats.judge(d["low"], d["high"], below=0.0)})
     point = cells["point"]
-    for attack in ("optbrittle", "optmargin"):
-      if attack in point:
-        out.append({"claim": f"the point classifier misclassifies the successful {attack} "
-                             "examples", "model": v,
-                    "test": "none: an example counts as successful only where the point "
-                            "classifier misclassifies it",
-                    "ours": stats.format_rate(point[attack]), "paper": "-",
-                    "verdict": stats.BY_CONSTRUCTION})
+    fooled = [f"{k} {point[k]['successes']}/{point[k]['n']}"
+              for k in ("optbrittle", *_OPTMARGINS) if k in point]
+    if fooled:
+      out.append({"claim": "the point classifier is fooled by OPTBRITTLE and OPTMARGIN",
+                  "model": v, "test": "none: an attack counts as successful only where the "
+                                      "point classifier misclassifies its example",
+                  "ours": "point accuracy " + ", ".join(fooled), "paper": "0%",
+                  "verdict": stats.BY_CONSTRUCTION})
   for v, rows in results["detect"]["table3"].items():
     r = rows.get("optbrittle", {}).get("cells")
-    if r and "optmargin" in r["false_negative"] and "optbrittle" in r["false_negative"]:
-      a, b = r["false_negative"]["optmargin"], r["false_negative"]["optbrittle"]
-      d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
-      if d["difference"] is not None:
-        out.append({"claim": "a boundary classifier trained on OPTBRITTLE misses OPTMARGIN "
-                             "examples more often than OPTBRITTLE ones",
-                    "model": v, "test": "95% Newcombe interval of FN(OPTMARGIN) - "
-                                        "FN(OPTBRITTLE) above 0",
-                    "ours": f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
-                            f"{100 * d['high']:+.1f}]", "paper": "-",
-                    "verdict": stats.judge(d["low"], d["high"], above=0.0)})
-    r = rows.get("optmargin", {}).get("cells")
-    if r and r["worst_case_accuracy"]["estimate"] is not None:
-      wc = r["worst_case_accuracy"]
-      out.append({"claim": "a boundary classifier trained on OPTMARGIN tells its examples "
-                           "from benign inputs better than chance (worst-case accuracy > 50%)",
-                  "model": v, "test": "95% interval of 1 - max(FP, FN) above 0.5",
-                  "ours": _wc(wc), "paper": "-", "verdict": stats.judge(
-                      wc["low"], wc["high"], above=0.5)})
+    for m, name in _OPTMARGINS.items():
+      if r and m in r["false_negative"] and "optbrittle" in r["false_negative"]:
+        a, b = r["false_negative"][m], r["false_negative"]["optbrittle"]
+        d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
+        if d["difference"] is not None:
+          out.append({"claim": f"a boundary classifier trained on OPTBRITTLE misses {name} "
+                               "examples more often than OPTBRITTLE ones",
+                      "model": v, "test": f"95% Newcombe interval of FN({m}) - "
+                                          "FN(optbrittle) above 0",
+                      "ours": _diff_text(d), "paper": "-",
+                      "verdict": stats.judge(d["low"], d["high"], above=0.0)})
+    for m, name in _OPTMARGINS.items():
+      r = rows.get(m, {}).get("cells")
+      if r and r["worst_case_accuracy"]["estimate"] is not None:
+        wc = r["worst_case_accuracy"]
+        out.append({"claim": f"a boundary classifier trained on {name} tells its examples "
+                             "from benign inputs better than chance (worst-case accuracy > 50%)",
+                    "model": v, "test": "95% interval of 1 - max(FP, FN) above 0.5",
+                    "ours": _wc(wc), "paper": "-", "verdict": stats.judge(
+                        wc["low"], wc["high"], above=0.5)})
   return out
 
 
