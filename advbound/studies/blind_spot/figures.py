@@ -16,8 +16,8 @@ from advbound.studies.blind_spot import paper
 
 
 def success_by_distance(bins: dict, *, epsilon: float):
-  """Figures 1-3: per extractor (a column), the attack's success rate per distance bin (top)
-  and the histogram of the test images' distances (bottom).
+  """Figures 1-3: per extractor (a column), the attack's success rate per distance bin (top,
+  with its 95% Wilson interval) and the histogram of the test images' distances (bottom).
 
   Args: bins: {extractor: protocol.binned(...)}; epsilon: for the title.
   """
@@ -26,8 +26,13 @@ def success_by_distance(bins: dict, *, epsilon: float):
   for j, (name, b) in enumerate(bins.items()):
     edges = np.asarray(b["edges"])
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    rate = [np.nan if r is None else 100 * r for r in b["success_rate"]]
+    rate = np.array([np.nan if r is None else 100 * r for r in b["success_rate"]])
+    cells = b.get("cells") or [None] * len(rate)  # 95% Wilson intervals as error bars
+    low = np.array([np.nan if not c or c["n"] == 0 else 100 * c["low"] for c in cells])
+    high = np.array([np.nan if not c or c["n"] == 0 else 100 * c["high"] for c in cells])
     axes[0, j].bar(centres, rate, width=width * 0.9, color="tab:blue")
+    axes[0, j].errorbar(centres, rate, yerr=np.stack([rate - low, high - rate]), fmt="none",
+                        ecolor="black", elinewidth=0.8, capsize=2)
     axes[0, j].set_ylim(0, 100)
     axes[0, j].set_title(f"{name} extractor", fontsize=8)
     axes[1, j].bar(centres, b["counts"], width=width * 0.9, color="tab:red")
