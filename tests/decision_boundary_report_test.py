@@ -78,3 +78,20 @@ def test_rescored_tables_of_an_older_results_json():
   assert f"69.0% [{100 * low:.1f}, {100 * high:.1f}] (69/100)" in md
   assert "| 100.0% (outside) |" in md  # the paper's 100% OPTBRITTLE success, outside [59, 77]
   assert "2.0% [0.6, 7.0] (2/100)" in md
+
+
+def test_claim_boundary_classifier_beats_region_classification():
+  results = _results({"optbrittle": 95, "optmargin": 2}, 100)
+  fp, fn = stats.proportion(1, 40), stats.proportion(3, 40)
+  results["detect"]["table3"]["natural"]["optmargin"] = {"cells": {
+      "false_negative": {"optmargin": fn},
+      "worst_case_accuracy": pipeline.worst_case_interval(fp, fn)}}
+  (row,) = [r for r in report.claims(results, "mnist") if "better than region" in r["claim"]]
+  assert row["verdict"] == stats.HOLDS  # [~77, ~99] against [0.6, 7.0]
+  assert row["paper"] == "90.4% vs 1.0%"
+  fp, fn = stats.proportion(8, 16), stats.proportion(8, 16)
+  results["detect"]["table3"]["natural"]["optmargin"]["cells"]["worst_case_accuracy"] = (
+      pipeline.worst_case_interval(fp, fn))
+  results["region"]["table2_cells"]["natural"]["region"]["optmargin"] = stats.proportion(40, 100)
+  (row,) = [r for r in report.claims(results, "mnist") if "better than region" in r["claim"]]
+  assert row["verdict"] == stats.INCONCLUSIVE
