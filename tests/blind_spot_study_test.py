@@ -225,6 +225,16 @@ def test_claims_out_of_regime_and_effect_against_our_baseline():
   assert rows["alpha=0.8,beta=0: success rates as the paper's (Tables 2-3)"] == stats.CONTRADICTED
   assert rows["alpha=0.8,beta=0: the transformation barely changes the accuracy"] == (
       stats.CONTRADICTED)
+  # paired, per image: 4 of 1,000 images turn wrong -> change -0.4 points, its paired
+  # interval lies above -1 point (holds) where the unpaired Newcombe one (+-1.7) could not;
+  # 30 turn wrong -> -3 points (contradicted)
+  for flips, verdict in ((4, stats.HOLDS), (30, stats.CONTRADICTED)):
+    paired = _rows((27, 97), (72, 97))
+    change = np.zeros(1000)
+    change[:flips] = -1
+    paired["alpha=0.8,beta=0"]["accuracy_change"] = stats.bootstrap(change, seed=0)
+    rows = {r["claim"]: r["verdict"] for r in claims.evaluate(rows=paired, **kw)}
+    assert rows["alpha=0.8,beta=0: the transformation barely changes the accuracy"] == verdict
   # a rise of 1 / 20 -> 3 / 20 is inconclusive at this sample size
   rows = {r["claim"]: r["verdict"] for r in claims.evaluate(
       rows=_rows((1, 20), (3, 20), acc=(960, 959, 1000)), **kw)}
@@ -315,6 +325,13 @@ def test_results_agree_with_the_models(smoke):
       np.testing.assert_array_equal(stored[f"predicted_{v}"][i], pred)
       cell = results["accuracy_cells"][v][key]
       assert (cell["successes"], cell["n"]) == (int(np.sum(pred == test.labels)), len(xt))
+      if v == config.study.attacked:
+        right = pred == test.labels
+        if i == 0:
+          right0 = right
+        # the paired change of correctness, image by image, against the untransformed images
+        assert results["scale_shift"][key]["accuracy_change"]["estimate"] == pytest.approx(
+            np.mean(right.astype(float) - right0))
     # distances of a few images by brute force
     pred, q = _direct(trained["adversarial"], xt[:25])
     brute = np.sort(scipy_distance.cdist(q, reference), axis=1)[:, :config.distance.k].mean(1)

@@ -67,14 +67,23 @@ def evaluate(*, rows: dict, order: list, table1: dict, trend: dict, shifts: dict
                       "and the blind-spot effect is judged against our own baseline")))
   for key in order[1:]:
     r = rows[key]
-    acc_t, acc_0 = r["accuracy_cell"], base["accuracy_cell"]
-    d = stats.difference(acc_t["successes"], acc_t["n"], acc_0["successes"], acc_0["n"])
-    out.append(_row(
-        f"{key}: the transformation barely changes the accuracy",
-        f"Newcombe 95% interval of accuracy(transformed) - accuracy(original) above "
-        f"-{100 * ACCURACY_MARGIN:g} point (the same images twice: the unpaired interval is "
-        "conservative)",
-        stats.judge(d["low"], d["high"], above=-ACCURACY_MARGIN), _diff_text(d)))
+    change = r.get("accuracy_change")
+    if change is not None and change["estimate"] is not None:  # paired, per image
+      out.append(_row(
+          f"{key}: the transformation barely changes the accuracy",
+          f"paired bootstrap 95% interval of accuracy(transformed) - accuracy(original) over "
+          f"the same test images above -{100 * ACCURACY_MARGIN:g} point",
+          stats.judge(change["low"], change["high"], above=-ACCURACY_MARGIN),
+          f"change {100 * change['estimate']:+.2f} points [{100 * change['low']:+.2f}, "
+          f"{100 * change['high']:+.2f}] (n={change['n']})"))
+    else:
+      acc_t, acc_0 = r["accuracy_cell"], base["accuracy_cell"]
+      d = stats.difference(acc_t["successes"], acc_t["n"], acc_0["successes"], acc_0["n"])
+      out.append(_row(
+          f"{key}: the transformation barely changes the accuracy",
+          f"Newcombe 95% interval of accuracy(transformed) - accuracy(original) above "
+          f"-{100 * ACCURACY_MARGIN:g} point (unpaired: conservative for the same images)",
+          stats.judge(d["low"], d["high"], above=-ACCURACY_MARGIN), _diff_text(d)))
     for thr, name in (("epsilon", "epsilon"), ("alpha_epsilon", "alpha * epsilon")):
       t, b0 = r[thr], base["epsilon"]
       d = stats.difference(t["successes"], t["n"], b0["successes"], b0["n"])

@@ -18,7 +18,10 @@ resamples from score.BOOTSTRAP_SEED unless said otherwise); a spread is `stats.s
                                  null: spread, excess, p_value, permutations, seed}, counts:
                                  [train, test] per class}}
   scale_shift[pair]             Tables 2-3: {alpha, beta, accuracy (all study test images),
-                                 accuracy_cell: rate cell, epsilon: rate cell, alpha_epsilon:
+                                 accuracy_cell: rate cell, accuracy_change: paired
+                                 bootstrap cell of the per-image change of correctness
+                                 against the untransformed images, epsilon: rate cell,
+                                 alpha_epsilon:
                                  rate cell, thresholds, by_start[start]: rate cell at epsilon,
                                  median_distortion, median_distortion_ci: bootstrap cell}
   accuracy[model][pair]         every model's accuracy on the transformed test images

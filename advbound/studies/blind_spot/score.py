@@ -25,7 +25,8 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
   labels = dist["labels"]
   eps = float(study.epsilon)
   rows, attacked = {}, {}
-  for alpha, beta in grid:
+  right = dist[f"predicted_{study.attacked}"] == labels  # bool [P, T]
+  for i, (alpha, beta) in enumerate(grid):
     key = paper.pair_key(alpha, beta)
     a = attacks.load(workdir, alpha, beta)
     attacked[key] = a
@@ -38,6 +39,9 @@ def compute(config, workdir: str, *, test, divergence: dict, distance: dict) -> 
         alpha=alpha, beta=beta,
         accuracy=distance["accuracy"][study.attacked][key],
         accuracy_cell=distance["accuracy_cells"][study.attacked][key],
+        # paired: per test image, correct after the transformation minus correct before
+        accuracy_change=stats.bootstrap(right[i].astype(np.float64) - right[0],
+                                        seed=BOOTSTRAP_SEED, num_resamples=RESAMPLES),
         epsilon=protocol.success(correct, best, eps),
         alpha_epsilon=protocol.success(correct, best, alpha * eps),
         thresholds=[eps, alpha * eps], by_start=by_start,
