@@ -149,8 +149,8 @@ def shift(original, transformed, *, seed: int, resamples: int) -> dict:
   mean shift in units of the original standard deviation, and the AUC of detecting a
   transformed input by a threshold on its distance (0.5: undetectable); bootstrap cells
   (`resamples` resamples from `seed`) of the two means and of the AUC. The two samples are the
-  same images before and after the transformation; the bootstrap resamples them independently
-  (ignoring the pairing: conservative for the means' difference, approximate for the AUC)."""
+  same images before and after the transformation, so the AUC's bootstrap resamples images,
+  each with its original and its transformed distance (paired)."""
   a, b = np.asarray(original, np.float64), np.asarray(transformed, np.float64)
   ks = scipy_stats.ks_2samp(a, b)
   std = float(a.std())
@@ -161,4 +161,17 @@ def shift(original, transformed, *, seed: int, resamples: int) -> dict:
               detection_auc=auc(b, a),
               mean_original_ci=stats.bootstrap(a, seed=seed, num_resamples=resamples),
               mean_transformed_ci=stats.bootstrap(b, seed=seed, num_resamples=resamples),
-              detection_auc_ci=auc_interval(b, a, seed=seed, resamples=resamples))
+              detection_auc_ci=paired_auc_interval(b, a, seed=seed, resamples=resamples))
+
+
+def paired_auc_interval(positive, negative, *, seed: int, resamples: int) -> dict:
+  """`stats.bootstrap` cell of `auc` over resamples of the pairs (positive[i], negative[i]):
+  the two values of one image are drawn together. positive, negative: float [n] each."""
+  positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+  if positive.shape != negative.shape:
+    raise ValueError(f"paired values differ in shape: {positive.shape} vs {negative.shape}")
+  cell = stats.bootstrap(np.arange(positive.size, dtype=np.float64),
+                         lambda i: auc(positive[i.astype(int)], negative[i.astype(int)]),
+                         seed=seed, num_resamples=resamples)
+  cell["n"] = [int(positive.size), int(negative.size)]
+  return cell

@@ -36,7 +36,7 @@ resamples from score.BOOTSTRAP_SEED unless said otherwise); a spread is `stats.s
   figure5[extractor][pair]      {ks_statistic, ks_p_value, mean_original, mean_transformed,
                                  std_original, std_transformed, mean_shift_in_std,
                                  detection_auc, mean_original_ci, mean_transformed_ci,
-                                 detection_auc_ci}
+                                 detection_auc_ci (paired bootstrap over images)}
   claims                        [{claim, test, verdict, detail}] (claims.py)
   divergence                    {model, per_class: [KL of the first map], mean, counts:
                                  [[train, test]], per_map: [[KL per class] per map], seeds,
@@ -207,8 +207,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
                 f"{shift} | {s['ks_statistic']:.3f} | {s['ks_p_value']:.2g} | "
                 f"{stats.format_estimate(s['detection_auc_ci'])} |")
   md += ["", "Detection AUC: a threshold on the distance separating transformed from original "
-         "images (0.5: no better than chance). The bootstrap resamples the original and the "
-         "transformed distances independently, though they are the same images.", ""]
+         "images (0.5: no better than chance); its bootstrap resamples images, each with its "
+         "original and transformed distance (paired). The means' intervals are each mean's "
+         "own.", ""]
   stages.write_report(workdir, md, timings=timings, versions=out["versions"],
                       settings=out["settings"])
   return out
