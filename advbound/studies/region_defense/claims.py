@@ -207,16 +207,18 @@ def check(ds: str, table3: dict, scored: dict) -> list[dict]:
         "(the best alpha is chosen on the same data, which favours the claim's opposite)",
         stats.judge(c["low"], c["high"], below=1.0) if c["n"] else stats.NOT_RUN,
         f"alpha {peak}: {stats.format_rate(c)}"), why))
-    rise = _lower("", "", series[alphas[0]], series[peak], "", "")
-    fall = _lower("", "", series[alphas[-1]], series[peak], "", "")
+    rise = _lower("", "", series[alphas[0]], series[peak], f"alpha {alphas[0]}",
+                  f"alpha {peak}")
+    fall = _lower("", "", series[alphas[-1]], series[peak], f"alpha {alphas[-1]}",
+                  f"alpha {peak}")
     verdicts = (rise["verdict"], fall["verdict"])
     verdict = (stats.HOLDS if verdicts == (stats.HOLDS,) * 2 else stats.CONTRADICTED
                if stats.CONTRADICTED in verdicts else stats.INCONCLUSIVE)
     out.append(_out(_claim(
         f"adapted-rise-fall-{name}", f"{name}'s success first rises then falls with alpha "
-        "(Figure 8)", f"Newcombe intervals of success at the best alpha minus at alpha "
-        f"{alphas[0]} and minus at alpha {alphas[-1]} both lie above 0 (best alpha chosen on "
-        "the same data: optimistic)", verdict,
+        "(Figure 8)", f"Newcombe intervals of success at alpha {alphas[0]} minus at the best "
+        f"alpha, and at alpha {alphas[-1]} minus at the best alpha, both lie below 0 (best "
+        "alpha chosen on the same data: optimistic)", verdict,
         f"rise: {rise['evidence']}; fall: {fall['evidence']}"), why))
   # combined attacks (Table 6)
   for ca in ("T-CA-L0", "T-CA-Linf"):
