@@ -297,7 +297,9 @@ def claims(config, r: dict, ratios: dict) -> list[dict]:
       verdict, text = _level_trend(des[first]["bi"]["rates"][kind],
                                    des[last]["bi"]["rates"][kind], rises=True)
       add(f"BI destruction rate under {kind} rises with adversarial training (epoch {first} "
-          f"-> {last})", "Newcombe interval of (last - first) above 0 at every level",
+          f"-> {last})", "Newcombe interval of (last - first) per level: holds if above 0 at "
+          "every level, contradicted if below 0 at every level, inconclusive if the levels "
+          "disagree or any is inconclusive (levels share their examples)",
           "rises", text, verdict, kind="difference")
     lv = np.asarray(r["destruction"]["levels"]["noise"]) / r["destruction"]["paper_unit"]
     cells = {k: des[k]["bi"]["rates"]["noise"] for k in (first, last)}
@@ -310,8 +312,10 @@ def claims(config, r: dict, ratios: dict) -> list[dict]:
                                      [cells[last][i] for i in idx], rises=rises)
         add(f"noise, {name}: epoch {first}'s destruction rate "
             f"{'below' if rises else 'above'} epoch {last}'s",
-            f"Newcombe interval of (last - first) {'above' if rises else 'below'} 0 at every "
-            "level", "yes", text, verdict, kind="difference")
+            f"Newcombe interval of (last - first) per level: holds if "
+            f"{'above' if rises else 'below'} 0 at every level, contradicted if "
+            f"{'below' if rises else 'above'} 0 at every level, inconclusive otherwise", "yes",
+            text, verdict, kind="difference")
   return out
 
 
