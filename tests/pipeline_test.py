@@ -76,6 +76,9 @@ def test_end_to_end_resume_and_reuse(tmp_path, monkeypatch, tiny_config):
   assert "100.0% (inside)" in md or "100.0% (outside)" in md  # the paper's Table 1, marked
   assert "RMS 0.0732" in md
   assert "## The paper's claims" in md and stats.BY_CONSTRUCTION in md
+  for v, m in out["models"].items():  # the models' rates with their denominators
+    cell = out["model_cells"][v]["test_accuracy"]
+    assert cell["n"] == m["test_examples"] and cell["rate"] == pytest.approx(m["test_accuracy"])
 
   # a second run recomputes nothing
   records = {s: os.path.getmtime(killed / "stages" / f"{s}.json") for s in pipeline.STAGES}

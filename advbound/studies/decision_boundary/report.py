@@ -230,6 +230,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "paper": {"table1": PAPER_TABLE1.get(dataset), "table2": PAPER_TABLE2.get(dataset),
                 "table3": PAPER_TABLE3.get(dataset), "table4": PAPER_TABLE4.get(dataset)},
       "models": results["train"],
+      "model_cells": {v: {"test_accuracy": _fraction(m["test_accuracy"], m["test_examples"]),
+                          "pgd_accuracy": _fraction(m["pgd_accuracy"], m["pgd_examples"])}
+                      for v, m in results["train"].items()},
       "radius": region["radius"],
       "certified": region["certified"],
       "boundary_summary": bnd["summary"],
@@ -253,9 +256,10 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   for v, m in results["train"].items():
     stop = m.get("guard", {}).get("stopped_at")
     note = f"; stopped by the overfitting guard at step {stop}" if stop is not None else ""
+    cells = out["model_cells"][v]
     md.append(f"| {v} | {train.variant_model(config, v).name}{note} | "
-              f"{stats.format_rate(_fraction(m['test_accuracy'], m['test_examples']))} | "
-              f"{stats.format_rate(_fraction(m['pgd_accuracy'], m['pgd_examples']))} | "
+              f"{stats.format_rate(cells['test_accuracy'])} | "
+              f"{stats.format_rate(cells['pgd_accuracy'])} | "
               f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")
   md += ["", f"PGD: epsilon {pgd.epsilon:g}, {pgd.num_steps} steps of {pgd.step_size:g}"
          f"{', random start' if pgd.random_start else ''}."]
