@@ -109,6 +109,20 @@ def difference(k1: int, n1: int, k2: int, n2: int, *, confidence: float = CONFID
           "confidence": confidence, "method": "newcombe"}
 
 
+def difference_of(a: dict, b: dict, *, confidence: float = CONFIDENCE) -> dict:
+  """`difference` of two `proportion` cells: rate(a) - rate(b) with Newcombe's interval."""
+  return difference(a["successes"], a["n"], b["successes"], b["n"], confidence=confidence)
+
+
+def format_difference(d: dict | None, unit: str = "points", *, signed: bool = True) -> str:
+  """'+62.5 points [+17.0, +86.3]' for a `difference` cell (in percentage points); '-' where
+  there is nothing to compare."""
+  if d is None or d["difference"] is None:
+    return "-"
+  f = (lambda v: f"{100 * v:+.1f}") if signed else (lambda v: f"{100 * v:.1f}")
+  return f"{f(d['difference'])} {unit} [{f(d['low'])}, {f(d['high'])}]"
+
+
 def bootstrap(samples, statistic: Callable = np.mean, *, seed: int = 0,
               num_resamples: int = 2000, confidence: float = CONFIDENCE) -> dict:
   """Percentile bootstrap interval of `statistic` (scipy.stats.bootstrap).

@@ -32,8 +32,7 @@ def _both(low, high, lo: float, hi: float) -> str:
 def _diff_text(d: dict) -> str:
   if d["difference"] is None:
     return "nothing to compare"
-  return (f"difference {100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
-          f"{100 * d['high']:+.1f}]")
+  return "difference " + stats.format_difference(d)
 
 
 def regime(baseline: dict, paper_success) -> dict:
@@ -78,7 +77,7 @@ def evaluate(*, rows: dict, order: list, table1: dict, trend: dict, shifts: dict
           f"{100 * change['high']:+.2f}] (n={change['n']})"))
     else:
       acc_t, acc_0 = r["accuracy_cell"], base["accuracy_cell"]
-      d = stats.difference(acc_t["successes"], acc_t["n"], acc_0["successes"], acc_0["n"])
+      d = stats.difference_of(acc_t, acc_0)
       out.append(_row(
           f"{key}: the transformation barely changes the accuracy",
           f"Newcombe 95% interval of accuracy(transformed) - accuracy(original) above "
@@ -86,7 +85,7 @@ def evaluate(*, rows: dict, order: list, table1: dict, trend: dict, shifts: dict
           stats.judge(d["low"], d["high"], above=-ACCURACY_MARGIN), _diff_text(d)))
     for thr, name in (("epsilon", "epsilon"), ("alpha_epsilon", "alpha * epsilon")):
       t, b0 = r[thr], base["epsilon"]
-      d = stats.difference(t["successes"], t["n"], b0["successes"], b0["n"])
+      d = stats.difference_of(t, b0)
       out.append(_row(
           f"{key}: success within {name} rises above the untransformed success within epsilon",
           "Newcombe 95% interval of the difference of the two rates above 0",

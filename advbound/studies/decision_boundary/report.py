@@ -100,11 +100,6 @@ def format_table4(detect_result: dict, dataset: str) -> str:
 _OPTMARGINS = {"optmargin": "OPTMARGIN", "optmargin_released": "OPTMARGIN (released objective)"}
 
 
-def _diff_text(d) -> str:
-  return (f"{100 * d['difference']:+.1f} points [{100 * d['low']:+.1f}, "
-          f"{100 * d['high']:+.1f}]")
-
-
 def claims(results: dict, dataset: str) -> list[dict]:
   """He et al.'s central claims, each judged on our intervals by a stated test.
 
@@ -138,10 +133,10 @@ def claims(results: dict, dataset: str) -> list[dict]:
                   "paper": stats.beside_paper(a, paper.get("optmargin")),
                   "verdict": stats.judge(a["low"], a["high"], below=0.5)})
       if c is not None:
-        d = stats.difference(a["successes"], a["n"], c["successes"], c["n"])
+        d = stats.difference_of(a, c)
         out.append({"claim": f"region accuracy is lower on {name} than on OPTBRITTLE",
                     "model": v, "test": "95% Newcombe interval of the difference below 0",
-                    "ours": _diff_text(d),
+                    "ours": stats.format_difference(d),
                     "paper": "-" if not paper else
                              f"{100 * (paper['optmargin'] - paper['optbrittle']):+.0f} points",
                     "verdict": stats.judge(d["low"], d["high"], below=0.0)})
@@ -159,13 +154,13 @@ def claims(results: dict, dataset: str) -> list[dict]:
     for m, name in _OPTMARGINS.items():
       if r and m in r["false_negative"] and "optbrittle" in r["false_negative"]:
         a, b = r["false_negative"][m], r["false_negative"]["optbrittle"]
-        d = stats.difference(a["successes"], a["n"], b["successes"], b["n"])
+        d = stats.difference_of(a, b)
         if d["difference"] is not None:
           out.append({"claim": f"a boundary classifier trained on OPTBRITTLE misses {name} "
                                "examples more often than OPTBRITTLE ones",
                       "model": v, "test": f"95% Newcombe interval of FN({m}) - "
                                           "FN(optbrittle) above 0",
-                      "ours": _diff_text(d), "paper": "-",
+                      "ours": stats.format_difference(d), "paper": "-",
                       "verdict": stats.judge(d["low"], d["high"], above=0.0)})
     for m, name in _OPTMARGINS.items():
       r = rows.get(m, {}).get("cells")

@@ -35,8 +35,7 @@ def judged(cell: dict | None) -> dict | None:
 
 
 def _diff(a: dict, b: dict) -> dict:
-  a, b = judged(a), judged(b)
-  return stats.difference(a["successes"], a["n"], b["successes"], b["n"])
+  return stats.difference_of(judged(a), judged(b))
 
 
 def _pct(v) -> str:
@@ -44,7 +43,7 @@ def _pct(v) -> str:
 
 
 def _show_diff(d: dict) -> str:
-  return (f"difference {_pct(d['difference'])} points [{_pct(d['low'])}, {_pct(d['high'])}]")
+  return "difference " + stats.format_difference(d, signed=False)
 
 
 def _claim(cid, claim, test, verdict, evidence) -> dict:
@@ -103,7 +102,7 @@ def check(ds: str, table3: dict, scored: dict) -> list[dict]:
   # Table 3
   if "region" in table3 and "point" in table3:
     r, p = judged(table3["region"]), table3["point"]
-    d = stats.difference(r["successes"], r["n"], p["successes"], p["n"])
+    d = stats.difference_of(r, p)
     out.append(_claim(
         "accuracy-kept", "Region classification keeps the point classifier's clean accuracy "
         "(Table 3)", "Newcombe 95% interval of region - point test accuracy lies above -1 "
@@ -114,7 +113,7 @@ def check(ds: str, table3: dict, scored: dict) -> list[dict]:
   for b in BASELINES:
     if b in table3 and "point" in table3:
       p, c = table3["point"], table3[b]
-      d = stats.difference(p["successes"], p["n"], c["successes"], c["n"])
+      d = stats.difference_of(p, c)
       out.append(_claim(
           f"accuracy-lost-{b}", f"{paper.ROW_NAMES[b]} sacrifices clean accuracy (Table 3)",
           f"Newcombe 95% interval of point - {b} test accuracy lies above 0",

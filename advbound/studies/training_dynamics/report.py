@@ -71,15 +71,8 @@ def _pct_est(cell) -> str:
           f"(n={cell['n']})")
 
 
-def _diff(a: dict, b: dict) -> dict:
-  """Newcombe's interval of rate(a) - rate(b), two `proportion` cells."""
-  return stats.difference(a["successes"], a["n"], b["successes"], b["n"])
-
-
 def _fmt_diff(d: dict) -> str:
-  if d["difference"] is None:
-    return "-"
-  return (f"{100 * d['difference']:+.1f} pts [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]")
+  return stats.format_difference(d, "pts")
 
 
 def _all(verdicts: list[str]) -> str:
@@ -108,7 +101,7 @@ def _level_trend(cells_a, cells_b, *, rises: bool) -> tuple[str, str]:
     if not ia["n"] or not ib["n"]:
       verdicts.append(stats.INCONCLUSIVE)
       continue
-    d = _diff(ib, ia)
+    d = stats.difference_of(ib, ia)
     verdicts.append(stats.judge(d["low"], d["high"], **({"above": 0.0} if rises
                                                         else {"below": 0.0})))
     texts.append(_fmt_diff(d))
@@ -148,7 +141,7 @@ def claims(config, r: dict, ratios: dict) -> list[dict]:
   for k in ("test_accuracy", "fgsm_accuracy", "bi_accuracy", "train_bi_accuracy"):
     add_rate(f"after adversarial training: {k.replace('_', ' ')} (last epoch)",
              paper.LEARNING[k], lc[k][-1])
-  d = _diff(lc["train_bi_accuracy"][-1], lc["bi_accuracy"][-1])
+  d = stats.difference_of(lc["train_bi_accuracy"][-1], lc["bi_accuracy"][-1])
   add("adversarial training overfits: train BI accuracy above test BI accuracy at the last "
       "epoch", "Newcombe interval of train - test BI accuracy above 0",
       paper.LEARNING["train_bi_accuracy"] - paper.LEARNING["bi_accuracy"], _fmt_diff(d),
@@ -170,7 +163,7 @@ def claims(config, r: dict, ratios: dict) -> list[dict]:
     worst_key, worst_i = min(((k, i) for k in sources for i in later),
                              key=lambda ki: u[ki[0]][ki[1]]["rate"])
     worst = u[worst_key][worst_i]
-    d = _diff(worst, u["train"][0])
+    d = stats.difference_of(worst, u["train"][0])
     add(f"adversarial training raises accuracy under universal perturbations: every accuracy "
         f"from epoch {paper.UNIVERSAL['after_epoch']} on above epoch 0's",
         "Newcombe interval of (lowest later cell - epoch 0's train-made cell) above 0",
@@ -267,7 +260,7 @@ def claims(config, r: dict, ratios: dict) -> list[dict]:
       continue
     verdicts, diffs = [], []
     for e, c in other.items():
-      dd = _diff(c, bi_cells[e])
+      dd = stats.difference_of(c, bi_cells[e])
       diffs.append(dd)
       verdicts.append(stats.judge(dd["low"], dd["high"],
                                   **({"above": 0.0} if sign > 0 else {"below": 0.0})))
