@@ -11,7 +11,7 @@ clipped) and classifies them; a thin host loop walks the grid level by level and
 kernel compiles once per (images, directions, batch) shape, and batches take at most 16 sizes
 (full, or the remainder rounded up to a sixteenth of a full batch); the host sends only small
 index arrays and receives one class per probe. With several devices the images and directions
-are replicated and each batch of probes is split over the devices (`advbound.sharding`).
+are replicated and each batch of probes is split over the devices (`advbound.runtime.sharding`).
 
 * method="scan" walks k = 1, 2, ... in order and drops a pair at its first crossing: the
   reference semantics, with no evaluation past a pair's answer.
@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import batching, checks, sharding
+from advbound.runtime import batching, checks, sharding
 from advbound.models import as_pytree_fn
 
 METHODS = ("scan", "fast")

@@ -22,7 +22,7 @@ from flax import nnx
 
 from advbound import boundary as boundary_lib
 from advbound import data as data_lib
-from advbound import guard as guard_lib
+from advbound.training import guard as guard_lib
 from advbound import models as models_lib
 from advbound.attacks import presets
 

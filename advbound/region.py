@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound import batching, checks, sharding
+from advbound.runtime import batching, checks, sharding
 from advbound.models import as_pytree_fn
 
 NOISES = ("uniform", "gaussian")

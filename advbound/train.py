@@ -25,8 +25,10 @@ from absl import logging
 from flax import nnx
 
 from advbound import data as data_lib
-from advbound import evaluate, io, models, sharding
-from advbound import guard as guard_lib
+from advbound.analysis import evaluate
+from advbound.runtime import io, sharding
+from advbound import models
+from advbound.training import guard as guard_lib
 from advbound.attacks.pgd import pgd
 from advbound.data import Dataset
 
@@ -345,7 +347,7 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   step (mixed precision: parameters, optimizer state and batch statistics stay float32; the
   returned model computes in float32). train_cfg.guard (optional: every, examples, pgd,
   max_drop, seed) checks PGD accuracy on fixed training images during training and stops the
-  run at a collapse (catastrophic overfitting; `advbound.guard`): the result is then the state
+  run at a collapse (catastrophic overfitting; `advbound.training.guard`): the result is then the state
   of the last check that passed, also for later `train` and `load_model` calls.
 
   Returns:

@@ -38,7 +38,9 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from advbound import boundary, evaluate, io, models, region, train
+from advbound import boundary, models, region, train
+from advbound.analysis import evaluate
+from advbound.runtime import io
 from advbound.attacks import presets
 from advbound.directions import random_orthogonal
 

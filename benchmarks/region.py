@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import region, sharding
+from advbound import region
+from advbound.runtime import sharding
 
 from advbound.studies.decision_boundary import attack_study
 

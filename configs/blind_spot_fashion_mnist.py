@@ -31,7 +31,7 @@ validation; the paper does not say); the feature extractor is h_fc1 after its Re
 
 from ml_collections import config_dict
 
-from advbound.attacks import blind_spot
+from advbound.analysis import scale_shift
 from configs import common, mnist
 
 
@@ -43,7 +43,7 @@ def get_config() -> config_dict.ConfigDict:
   config.models = base.models
   config.models.adversarial.attack.epsilon = 0.1
   config.update(common.blind_spot_study(
-      epsilon=0.1, alphas=blind_spot.FASHION_MNIST_ALPHAS, num_images=2000,
+      epsilon=0.1, alphas=scale_shift.FASHION_MNIST_ALPHAS, num_images=2000,
       attack_batch_size=500, histogram_pair=(0.9, 0.0)))
   config.note = " ".join(__doc__[__doc__.index("Remaining departures"):].split())
   return config

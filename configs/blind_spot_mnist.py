@@ -33,7 +33,7 @@ validation, as Madry et al. did); the feature extractor is h_fc1 after its ReLU 
 
 from ml_collections import config_dict
 
-from advbound.attacks import blind_spot
+from advbound.analysis import scale_shift
 from configs import common, mnist
 
 
@@ -44,7 +44,7 @@ def get_config() -> config_dict.ConfigDict:
   config.model = base.model
   config.models = base.models
   config.update(common.blind_spot_study(
-      epsilon=0.3, alphas=blind_spot.MNIST_ALPHAS, num_images=2000, attack_batch_size=500,
+      epsilon=0.3, alphas=scale_shift.MNIST_ALPHAS, num_images=2000, attack_batch_size=500,
       histogram_pair=(0.7, 0.0)))
   config.note = " ".join(__doc__[__doc__.index("Remaining departures"):].split())
   return config

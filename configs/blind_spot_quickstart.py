@@ -29,7 +29,7 @@ settings; their docstrings list the departures that remain there), to fit the bu
 
 from ml_collections import config_dict
 
-from advbound.attacks import blind_spot
+from advbound.analysis import scale_shift
 from configs import common
 
 _QUICK_CW = dict(max_iterations=20, learning_rate=0.02, initial_const=1.0, decrease_factor=0.8)
@@ -55,7 +55,7 @@ def get_config(dataset: str = "mnist") -> config_dict.ConfigDict:
                   epsilon_warmup_fraction=0.3))
   config.update(common.blind_spot_study(
       epsilon=epsilon,
-      alphas=blind_spot.MNIST_ALPHAS if mnist else blind_spot.FASHION_MNIST_ALPHAS,
+      alphas=scale_shift.MNIST_ALPHAS if mnist else scale_shift.FASHION_MNIST_ALPHAS,
       num_images=100, attack_batch_size=100, test_images=None if mnist else 1000,
       train_per_class=350, test_per_class=80, tsne_seeds=3, resamples=50, kl_grid=100,
       tsne_iterations=500, stop_at_threshold=True,

@@ -27,7 +27,7 @@ Robust model: Wong, Rice & Kolter's FGSM with random start ("Fast is better than
 (`preact_resnet`, width 64); epsilon 8 on [0, 255], a uniform random start in the epsilon
 ball and one FGSM step of 10 (1.25 epsilon), projected back onto the ball; SGD momentum 0.9,
 batch 128, weight decay 5e-4; cyclic learning rate 0 -> 0.2 at mid-run -> 0; crop and flip;
-15 epochs. Guarded against catastrophic overfitting (`guard`, advbound/guard.py): after every
+15 epochs. Guarded against catastrophic overfitting (`guard`, advbound/training/guard.py): after every
 epoch, PGD (epsilon 8, 5 steps of 2, random start) on 512 fixed training images; a drop of
 more than 20 points below the best check so far stops training and keeps the model of the last
 check that passed (Wong et al.'s early stopping; guard.json records every check).

@@ -2,7 +2,7 @@
 
 `run(body)` is every entry point's main: it parses the flags (reporting every unknown
 `--config.*` key with its full path), validates the whole config (advbound.config_check: all
-problems at once, before anything runs), takes the workdir's lock (advbound.workdir: one run
+problems at once, before anything runs), takes the workdir's lock (advbound.runtime.workdir: one run
 per workdir), and calls `body(config, workdir, variants)`. Errors a user can fix (a bad
 setting, data that cannot be obtained, a busy workdir) end with one message and exit status 2,
 not a traceback.
@@ -128,7 +128,7 @@ def distributed() -> None:
          f"(got {', '.join(given)})")
   if given and not 0 <= PROCESS_ID.value < NUM_PROCESSES.value:
     fail(f"--process_id must lie in [0, {NUM_PROCESSES.value}), got {PROCESS_ID.value}")
-  from advbound import sharding  # pylint: disable=g-import-not-at-top
+  from advbound.runtime import sharding  # pylint: disable=g-import-not-at-top
   try:
     sharding.initialize_distributed(**given)
   except (RuntimeError, ValueError) as e:
@@ -148,7 +148,8 @@ def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
 
   def main(argv):
     # Imported here so that --help and flag errors answer before jax loads.
-    from advbound import config_check, data, workdir  # pylint: disable=g-import-not-at-top
+    from advbound import config_check, data
+    from advbound.runtime import workdir  # pylint: disable=g-import-not-at-top
 
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value

@@ -1,4 +1,4 @@
-"""Tests of advbound/batching.py and advbound/io.py."""
+"""Tests of advbound/runtime/batching.py and advbound/runtime/io.py."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advbound import batching, io
+from advbound.runtime import batching, io
 
 
 def test_map_chunks_equals_direct_and_compiles_once():

@@ -13,8 +13,10 @@ from ml_collections import config_dict
 from scipy.spatial import distance as scipy_distance
 from sklearn import metrics as sk_metrics
 
-from advbound import divergence, io, stages, stats, train
-from advbound.attacks import blind_spot
+from advbound.analysis import divergence
+from advbound.runtime import io, stages
+from advbound import stats, train
+from advbound.analysis import scale_shift
 from advbound.config_check import ConfigError
 from advbound.studies.blind_spot import (attacks, claims, distances, paper, pipeline, protocol,
                                          settings, split_divergence)
@@ -137,11 +139,11 @@ def test_starts_on_the_papers_scale(bounds):
   x = np.full((400, 8, 8, 1), (low + high) / 2, np.float32)
   noisy = protocol.start("noise", x, bounds=bounds, noise_std=0.2, seed=0)
   # std 0.2 on the [-0.5, 0.5] scale, drawn the same for the same seed
-  assert np.std(blind_spot.paper_scale(noisy, bounds=bounds)) == pytest.approx(0.2, rel=0.02)
+  assert np.std(scale_shift.paper_scale(noisy, bounds=bounds)) == pytest.approx(0.2, rel=0.02)
   np.testing.assert_array_equal(noisy, protocol.start("noise", x, bounds=bounds, noise_std=0.2,
                                                       seed=0))
   grey = protocol.start("grey", x[:2], bounds=bounds, noise_std=0.2, seed=0)
-  np.testing.assert_array_equal(blind_spot.paper_scale(grey, bounds=bounds), 0.0)
+  np.testing.assert_array_equal(scale_shift.paper_scale(grey, bounds=bounds), 0.0)
   with pytest.raises(ValueError, match="'white'"):
     protocol.start("white", x, bounds=bounds, noise_std=0.2, seed=0)
 
@@ -338,7 +340,7 @@ def test_results_agree_with_the_models(smoke):
   _, reference = _direct(trained["adversarial"], train_set.images)
   for i, (a, b) in enumerate(grid):
     key = paper.pair_key(a, b)
-    xt = np.asarray(blind_spot.scale_shift(test.images, a, b, bounds=test.bounds))
+    xt = np.asarray(scale_shift.scale_shift(test.images, a, b, bounds=test.bounds))
     for v, model in trained.items():
       pred, _ = _direct(model, xt)
       np.testing.assert_array_equal(stored[f"predicted_{v}"][i], pred)
@@ -377,7 +379,7 @@ def test_success_recounted_from_the_stored_examples(smoke):
   checked = 0
   for a, b in protocol.pairs(config.study.alphas):
     art = attacks.load(workdir, a, b)
-    xt = np.asarray(blind_spot.scale_shift(test.images[art["index"]], a, b,
+    xt = np.asarray(scale_shift.scale_shift(test.images[art["index"]], a, b,
                                            bounds=test.bounds))
     linf = np.abs(art["adversarial"] - xt).reshape(len(xt), -1).max(1)
     fooled = (_direct(model, art["adversarial"])[0] != test.labels[art["index"]]

@@ -5,7 +5,7 @@ settings named."""
 import numpy as np
 import pytest
 
-from advbound.attacks import blind_spot
+from advbound.analysis import scale_shift
 
 
 @pytest.mark.parametrize("bounds", [(0.0, 1.0), (0.0, 255.0)])
@@ -16,10 +16,10 @@ def test_equals_the_papers_formula_and_identity(bounds):
   low, high = bounds
   rng = np.random.default_rng(0)
   x = rng.uniform(low, high, size=(5, 4, 4, 1)).astype(np.float32)
-  np.testing.assert_allclose(blind_spot.scale_shift(x, 1.0, 0.0, bounds=bounds), x,
+  np.testing.assert_allclose(scale_shift.scale_shift(x, 1.0, 0.0, bounds=bounds), x,
                              rtol=1e-6, atol=1e-6 * high)
-  for alpha, beta in blind_spot.grid(blind_spot.MNIST_ALPHAS):
-    out = np.asarray(blind_spot.scale_shift(x, alpha, beta, bounds=bounds))
+  for alpha, beta in scale_shift.grid(scale_shift.MNIST_ALPHAS):
+    out = np.asarray(scale_shift.scale_shift(x, alpha, beta, bounds=bounds))
     u = (x.astype(np.float64) - low) / (high - low) - 0.5
     expected = (alpha * u + beta + 0.5) * (high - low) + low
     np.testing.assert_allclose(out, expected, atol=2e-6 * (high - low))
@@ -28,18 +28,18 @@ def test_equals_the_papers_formula_and_identity(bounds):
   # (0.8 * -0.5 + 0.1 + 0.5) * 255 = 51
   if bounds == (0.0, 255.0):
     grey_black = np.array([[127.5], [0.0]], np.float32)
-    np.testing.assert_allclose(blind_spot.scale_shift(grey_black, 0.8, 0.0, bounds=bounds)[0],
+    np.testing.assert_allclose(scale_shift.scale_shift(grey_black, 0.8, 0.0, bounds=bounds)[0],
                                [127.5], atol=1e-4)
-    np.testing.assert_allclose(blind_spot.scale_shift(grey_black, 0.8, 0.1, bounds=bounds)[1],
+    np.testing.assert_allclose(scale_shift.scale_shift(grey_black, 0.8, 0.1, bounds=bounds)[1],
                                [51.0], atol=1e-4)
 
 
 def test_extremes_stay_in_range_and_grid():
   x = np.array([[0.0], [1.0]], np.float32)
-  out = np.asarray(blind_spot.scale_shift(x, 0.7, 0.15, bounds=(0.0, 1.0)))
+  out = np.asarray(scale_shift.scale_shift(x, 0.7, 0.15, bounds=(0.0, 1.0)))
   np.testing.assert_allclose(out[:, 0], [0.3, 1.0], atol=1e-6)  # grey background, full white
-  assert blind_spot.grid((1.0, 0.9)) == ((1.0, 0.0), (0.9, 0.0), (0.9, pytest.approx(0.05)))
+  assert scale_shift.grid((1.0, 0.9)) == ((1.0, 0.0), (0.9, 0.0), (0.9, pytest.approx(0.05)))
   with pytest.raises(ValueError, match="beta"):
-    blind_spot.scale_shift(x, 0.9, 0.1, bounds=(0.0, 1.0))
+    scale_shift.scale_shift(x, 0.9, 0.1, bounds=(0.0, 1.0))
   with pytest.raises(ValueError, match="alpha"):
-    blind_spot.scale_shift(x, 1.2, 0.0, bounds=(0.0, 1.0))
+    scale_shift.scale_shift(x, 1.2, 0.0, bounds=(0.0, 1.0))

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from advbound import boundary, io
+from advbound import boundary
+from advbound.runtime import io
 
 from advbound.studies.decision_boundary import boundary_study
 

@@ -72,14 +72,14 @@ def test_region_defense_sections_are_consistent(name):
 def test_blind_spot_sections_are_consistent(name):
   """The attacked model is PGD-trained at the study's epsilon; the grid starts with the
   untransformed images; Figure 5's pair is on the grid."""
-  from advbound.attacks import blind_spot
+  from advbound.analysis import scale_shift
   config = importlib.import_module(f"configs.{name}").get_config()
   attacked = config.models[config.study.attacked]
   assert attacked.adversarial and attacked.attack.epsilon == config.study.epsilon
   assert not config.models.natural.adversarial
   assert config.study.alphas[0] == 1.0
   pair = config.figures.histogram_pair
-  assert pair is None or tuple(pair) in blind_spot.grid(config.study.alphas)[1:]
+  assert pair is None or tuple(pair) in scale_shift.grid(config.study.alphas)[1:]
 
 
 @pytest.mark.parametrize("name,attacked,table,train", [("mnist", 9500, 100, 7600),

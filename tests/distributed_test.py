@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from advbound import stages
+from advbound.runtime import stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,11 +1,11 @@
-"""advbound.divergence: the KDE is scipy's with Scott's rule; KL(p || p) = 0, the closed form of
+"""advbound.analysis.divergence: the KDE is scipy's with Scott's rule; KL(p || p) = 0, the closed form of
 two Gaussians (with the KDE's variance inflation), and the direction of the divergence."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from advbound import divergence
+from advbound.analysis import divergence
 
 
 def test_kde_bandwidth_is_scotts_rule():

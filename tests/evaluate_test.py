@@ -1,11 +1,12 @@
-"""Tests of advbound/evaluate.py and advbound/checks.py."""
+"""Tests of advbound/analysis/evaluate.py and advbound/runtime/checks.py."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advbound import checks, evaluate
+from advbound.runtime import checks
+from advbound.analysis import evaluate
 
 W = np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32)
 

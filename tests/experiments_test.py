@@ -42,7 +42,7 @@ def test_bad_values_stop_before_the_first_stage(tmp_path, module):
 
 
 def test_busy_workdir_is_refused(tmp_path):
-  from advbound import workdir
+  from advbound.runtime import workdir
   with workdir.lock(str(tmp_path)):
     proc = _run("decision_boundary", "--config=configs/quickstart.py", workdir=tmp_path)
   assert proc.returncode == 2, proc.stderr

@@ -12,7 +12,8 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, guard, models, train
+from advbound import data, models, train
+from advbound.training import guard
 from advbound.attacks.pgd import pgd
 from configs import cifar_fast, common
 

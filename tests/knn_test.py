@@ -1,11 +1,11 @@
-"""advbound.knn against scipy's cdist + sort: exact distances, duplicates, several blocks and
+"""advbound.analysis.knn against scipy's cdist + sort: exact distances, duplicates, several blocks and
 chunks, large norms (where the matrix-product expansion alone loses precision), bad input."""
 
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from advbound import knn
+from advbound.analysis import knn
 
 
 def _reference(q, r, k):

@@ -1,11 +1,11 @@
-"""advbound.perturbation_detector: a MetzenDetector learns a perturbation it can see, not one
+"""advbound.analysis.perturbation_detector: a MetzenDetector learns a perturbation it can see, not one
 that carries no signal, deterministically, and bad input is refused."""
 
 import jax
 import numpy as np
 import pytest
 
-from advbound import perturbation_detector as pd
+from advbound.analysis import perturbation_detector as pd
 
 
 def _images(seed, n=256):

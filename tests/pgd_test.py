@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from advbound import evaluate
+from advbound.analysis import evaluate
 from advbound.attacks import pgd
 from advbound.models import as_logits_fn
 

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from advbound import boundary, io, stats
+from advbound import boundary, stats
+from advbound.runtime import io
 
 from advbound.studies.decision_boundary import pipeline
 

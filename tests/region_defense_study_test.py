@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from advbound import io, models, stages, train
+from advbound.runtime import io, stages
+from advbound import models, train
 from advbound.config_check import ConfigError
 from advbound.studies.region_defense import (attacks, claims, pipeline, protocol, region_scores,
                                              settings, tables)

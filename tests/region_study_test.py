@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from advbound import io
+from advbound.runtime import io
 
 from advbound.studies.decision_boundary import region_study
 

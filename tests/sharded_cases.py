@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from advbound import attacks, batching, boundary, directions, evaluate, models, region, sharding
-from advbound import guard
+from advbound import attacks, boundary, directions, models, region
+from advbound.runtime import batching, sharding
+from advbound.analysis import evaluate
+from advbound.training import guard
 from advbound import train as train_lib
 from advbound.data import load
 from ml_collections import config_dict

@@ -1,4 +1,4 @@
-"""Tests of advbound/sharding.py: the one-device identities here, and the sharded kernels on 8
+"""Tests of advbound/runtime/sharding.py: the one-device identities here, and the sharded kernels on 8
 fake CPU devices in a subprocess (tests/sharded_cases.py) compared with one device's results."""
 
 import os
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advbound import batching, sharding
+from advbound.runtime import batching, sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from advbound import stages
+from advbound.runtime import stages
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

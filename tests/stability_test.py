@@ -1,4 +1,4 @@
-"""advbound.stability: MaxMin / MinMax on hand-made profiles and the minimax inequality; the
+"""advbound.analysis.stability: MaxMin / MinMax on hand-made profiles and the minimax inequality; the
 true-class probability, cost change and sharedness against direct computation."""
 
 import jax
@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from advbound import stability
+from advbound.analysis import stability
 
 
 def test_hand_made_profiles():

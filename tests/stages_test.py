@@ -1,4 +1,4 @@
-"""Tests of advbound/stages.py: skip when current, rerun on a changed setting, on a changed
+"""Tests of advbound/runtime/stages.py: skip when current, rerun on a changed setting, on a changed
 artifact and downstream of a rerun stage; bad stage lists named."""
 
 import os
@@ -6,8 +6,8 @@ import os
 import pytest
 from ml_collections import config_dict
 
-from advbound import stages
-from advbound.stages import Stage
+from advbound.runtime import stages
+from advbound.runtime.stages import Stage
 
 STUDY = [Stage("a", ("x",), (), ("a.txt",)), Stage("b", ("y",), ("a",), ("b",)),
          Stage("c", (), ("a",), ())]

@@ -13,7 +13,9 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, evaluate, io, models, train
+from advbound import data, models, train
+from advbound.analysis import evaluate
+from advbound.runtime import io
 from configs import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

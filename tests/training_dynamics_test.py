@@ -13,7 +13,9 @@ import pytest
 from flax import nnx
 import scipy.stats
 
-from advbound import evaluate, io, models, stability, stages, stats, train, transforms
+from advbound.analysis import evaluate, stability, transforms
+from advbound.runtime import io, stages
+from advbound import models, stats, train
 from advbound.attacks.pgd import pgd
 from advbound.config_check import ConfigError
 from advbound.studies.training_dynamics import (epochs, examples, pipeline, profiles,

@@ -1,4 +1,4 @@
-"""advbound.transforms: the blur against scipy.ndimage.gaussian_filter, the other
+"""advbound.analysis.transforms: the blur against scipy.ndimage.gaussian_filter, the other
 transformations' closed forms, and the destruction rate's extremes and counting."""
 
 import jax
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from advbound import transforms
+from advbound.analysis import transforms
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 3.3])

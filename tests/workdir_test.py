@@ -1,4 +1,4 @@
-"""Tests of advbound/workdir.py: one run per workdir; a killed run's lock is taken over."""
+"""Tests of advbound/runtime/workdir.py: one run per workdir; a killed run's lock is taken over."""
 
 import json
 import os
@@ -10,13 +10,13 @@ import textwrap
 
 import pytest
 
-from advbound import workdir
+from advbound.runtime import workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from advbound import workdir
+    from advbound.runtime import workdir
     with workdir.lock(sys.argv[1]):
       print("locked", flush=True)
       time.sleep(120)
@@ -62,7 +62,7 @@ def test_reentrant_in_one_process_and_released(tmp_path):
   assert workdir.read_holder(str(tmp_path)) == {}  # released: the record is cleared
   proc = subprocess.run([sys.executable, "-c", textwrap.dedent("""
       import sys
-      from advbound import workdir
+      from advbound.runtime import workdir
       with workdir.lock(sys.argv[1]):
         print("ok")
   """), str(tmp_path)], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
@@ -88,7 +88,7 @@ def test_live_pid_on_this_host_is_respected_without_flock(tmp_path):
 
 _KILLED_WRITER = textwrap.dedent("""
     import os, sys
-    from advbound import io, workdir
+    from advbound.runtime import io, workdir
     with workdir.lock(sys.argv[1]):
       with io.atomic_path(os.path.join(sys.argv[1], "sub", "table.json")) as tmp:
         open(tmp, "w").write('{"half": ')

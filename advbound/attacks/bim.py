@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from advbound import batching, checks
+from advbound.runtime import batching, checks
 from advbound.attacks.fgsm import check_epsilon_grid, search_result
 from advbound.models import as_pytree_fn
 

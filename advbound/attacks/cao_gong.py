@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from advbound import checks
+from advbound.runtime import checks
 from advbound.attacks import compose
 from advbound.attacks.bim import bim_epsilon_search
 from advbound.attacks.cw import carlini_wagner_l2

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import checks, metrics
+from advbound.runtime import checks
+from advbound import metrics
 from advbound.attacks.result import AttackResult, make_result
 
 NORMS = ("l0", "l2", "linf", "rms")

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from advbound import batching, checks, sharding
+from advbound.runtime import batching, checks, sharding
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import batching, checks, region
+from advbound.runtime import batching, checks
+from advbound import region
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 

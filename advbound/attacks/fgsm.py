@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import batching, checks
+from advbound.runtime import batching, checks
 from advbound.attacks.pgd import ce_gradient
 from advbound.attacks.result import make_result
 from advbound.models import as_pytree_fn

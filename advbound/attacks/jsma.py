@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import batching, checks
+from advbound.runtime import batching, checks
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
 

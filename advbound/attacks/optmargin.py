@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advbound import checks
+from advbound.runtime import checks
 from advbound.attacks.cw import carlini_wagner_l2
 from advbound.attacks.result import AttackResult
 from advbound.directions import random_orthogonal

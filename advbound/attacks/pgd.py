@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advbound import checks, metrics
+from advbound.runtime import checks
+from advbound import metrics
 from advbound.models import as_pytree_fn
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from advbound import evaluate
+from advbound.analysis import evaluate
 from advbound.attacks.cw import carlini_wagner_l2
 from advbound.attacks.fgsm import fgsm
 from advbound.attacks.optmargin import optmargin

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import checks
+from advbound.runtime import checks
 from advbound.attacks.pgd import ce_gradient
 from advbound.models import as_pytree_fn
 
@@ -82,7 +82,7 @@ def _universal(logits_fn, key, x, y, epsilon, step_size, low, high, m, k, iterat
 
 def accuracy_under(logits_fn, xi, x, y, *, bounds, batch_size: int = 500) -> float:
   """Accuracy on x [N, ...] with the perturbation xi [...] added (clipped to bounds)."""
-  from advbound import evaluate  # pylint: disable=g-import-not-at-top
+  from advbound.analysis import evaluate  # pylint: disable=g-import-not-at-top
   low, high = checks.check_bounds(bounds)
   perturbed = np.clip(np.asarray(x, np.float32) + np.asarray(xi, np.float32), low, high)
   return evaluate.accuracy(logits_fn, perturbed, y, batch_size=batch_size)

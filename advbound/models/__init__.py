@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from advbound import sharding
+from advbound.runtime import sharding
 from advbound.models.cw_mnist import CarliniWagnerMnist
-from advbound.models.detector import MetzenDetector
+from advbound.models.metzen_detector import MetzenDetector
 from advbound.models.mnist_cnn import MnistCNN
 from advbound.models.plain_cnn import PlainCNN
 from advbound.models.preact_resnet import PreActResNet

@@ -1,5 +1,5 @@
 """One package per paper's study, each built on the library below it (never the reverse), and
-each on the shared stage machinery of `advbound.stages`.
+each on the shared stage machinery of `advbound.runtime.stages`.
 
 - `decision_boundary`: He et al.'s decision-boundary study
   (`python -m experiments.decision_boundary`).

@@ -23,8 +23,11 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, models
-from advbound.attacks import blind_spot, cw_linf
+from advbound.analysis import evaluate
+from advbound.runtime import io
+from advbound import models
+from advbound.analysis import scale_shift
+from advbound.attacks import cw_linf
 from advbound.studies.blind_spot import distances, paper, protocol
 
 
@@ -45,7 +48,7 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
   out = {}
   for alpha, beta in protocol.pairs(study.alphas):
     key = paper.pair_key(alpha, beta)
-    xt = np.asarray(blind_spot.scale_shift(x, alpha, beta, bounds=test.bounds))
+    xt = np.asarray(scale_shift.scale_shift(x, alpha, beta, bounds=test.bounds))
     correct = evaluate.predict(fn, xt, batch_size=int(study.batch_size)) == y
     rows_ok = np.flatnonzero(correct)
     index = chosen[rows_ok]

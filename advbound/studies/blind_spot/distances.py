@@ -12,8 +12,10 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, knn, models, stats
-from advbound.attacks import blind_spot
+from advbound.analysis import evaluate, knn
+from advbound.runtime import io
+from advbound import models, stats
+from advbound.analysis import scale_shift
 from advbound.studies.blind_spot import paper, protocol
 
 PATH = os.path.join("distance", "distances.npz")
@@ -53,7 +55,7 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
   if arrays is None:
     arrays = dict(pairs=np.asarray(grid, np.float32), labels=test.labels.astype(np.int32))
     bs, d = int(config.study.batch_size), config.distance
-    transformed = [np.asarray(blind_spot.scale_shift(test.images, a, b, bounds=test.bounds))
+    transformed = [np.asarray(scale_shift.scale_shift(test.images, a, b, bounds=test.bounds))
                    for a, b in grid]
     for name in names:
       model = trained[name]

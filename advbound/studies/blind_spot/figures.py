@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from advbound import plots
-from advbound.attacks import blind_spot
-from advbound.plots import plt  # the Agg backend, chosen there
+from advbound.studies import plots
+from advbound.analysis import scale_shift
+from advbound.studies.plots import plt  # the Agg backend, chosen there
 from advbound.studies.blind_spot import paper
 
 
@@ -82,7 +82,7 @@ def examples(attacked: dict, grid, test, count: int, *, epsilon: float):
     top, bottom, top_n, bottom_n, ok = [], [], [], [], []
     for (a, b), k in zip(grid, keys):
       art = attacked[k]
-      top.append(np.asarray(blind_spot.scale_shift(test.images[i:i + 1], a, b,
+      top.append(np.asarray(scale_shift.scale_shift(test.images[i:i + 1], a, b,
                                                    bounds=test.bounds))[0])
       top_n.append(f"label {int(test.labels[i])}")
       r = row[k].get(i)

@@ -1,4 +1,4 @@
-"""The blind-spot study end to end, resumable stage by stage (`advbound.stages`):
+"""The blind-spot study end to end, resumable stage by stage (`advbound.runtime.stages`):
 
   train       the naturally and the PGD-trained model -> models/
   distance    embeddings, mean distance to the 5 nearest training embeddings of every test image
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, stages, train
-from advbound import workdir as workdir_lib
-from advbound.stages import Stage
+from advbound.runtime import io, stages
+from advbound import train
+from advbound.runtime import workdir as workdir_lib
+from advbound.runtime.stages import Stage
 from advbound.studies.blind_spot import (attacks, distances, report, score, settings,
                                          split_divergence)
 

@@ -7,12 +7,12 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from advbound import stats
-from advbound.attacks import blind_spot
+from advbound.analysis import scale_shift
 
 
 def pairs(alphas) -> tuple[tuple[float, float], ...]:
   """The (alpha, beta) grid, beta on the paper's [-0.5, 0.5] scale: (1, 0) first."""
-  return blind_spot.grid(alphas)
+  return scale_shift.grid(alphas)
 
 
 def start(kind: str, x: np.ndarray, *, bounds, noise_std: float, seed: int) -> np.ndarray:

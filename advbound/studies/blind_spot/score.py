@@ -9,7 +9,9 @@ import os
 
 import numpy as np
 
-from advbound import io, plots, stats
+from advbound.runtime import io
+from advbound.studies import plots
+from advbound import stats
 from advbound.studies.blind_spot import (attacks, claims, distances, figures, paper,
                                          protocol)
 

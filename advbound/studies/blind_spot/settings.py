@@ -137,8 +137,8 @@ def _check_figures(c, cfg, alphas) -> None:
       or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair)):
     c.fail("figures.histogram_pair", f"must be (alpha, beta), got {pair!r}")
   elif isinstance(alphas, (tuple, list)) and all(isinstance(a, (int, float)) for a in alphas):
-    from advbound.attacks import blind_spot  # pylint: disable=g-import-not-at-top
-    grid = [tuple(map(float, p)) for p in blind_spot.grid(alphas)]
+    from advbound.analysis import scale_shift  # pylint: disable=g-import-not-at-top
+    grid = [tuple(map(float, p)) for p in scale_shift.grid(alphas)]
     if tuple(map(float, pair)) not in grid[1:]:
       c.fail("figures.histogram_pair", f"must be a transformed pair of the grid {grid[1:]}, "
              f"got {tuple(pair)}")

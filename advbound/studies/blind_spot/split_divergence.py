@@ -1,7 +1,7 @@
 """Stage "divergence": the train/test divergence of the paper's Table 1. Per class, an equal
 number of training and test embeddings (one model's feature extractor) are projected together
 to 2-D by t-SNE (scikit-learn), each set gets a Gaussian KDE (Scott's rule, scipy), and
-KL(train || test) is integrated over the points' bounding box (advbound.divergence); the
+KL(train || test) is integrated over the points' bounding box (advbound.analysis.divergence); the
 classes are averaged.
 
 Equal counts: Scott's bandwidth scales as n^(-1/6) and t-SNE's layout depends on n, so a KL is
@@ -37,7 +37,9 @@ import numpy as np
 from absl import logging
 from sklearn import manifold
 
-from advbound import divergence, io, stats
+from advbound.analysis import divergence
+from advbound.runtime import io
+from advbound import stats
 from advbound.studies.blind_spot import distances
 
 INITS = ("random", "pca")

@@ -15,8 +15,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import checks, data as data_lib
-from advbound import evaluate, io, models, train
+from advbound.runtime import checks
+from advbound import data as data_lib
+from advbound.analysis import evaluate
+from advbound.runtime import io
+from advbound import models, train
 from advbound import stats
 from advbound.attacks import presets
 

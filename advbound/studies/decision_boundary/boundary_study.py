@@ -21,7 +21,9 @@ import os
 import jax
 import numpy as np
 
-from advbound import boundary, io, plots, train
+from advbound import boundary, train
+from advbound.runtime import io
+from advbound.studies import plots
 
 from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal

@@ -2,7 +2,7 @@
 region classification (Table 2) -> boundary information and Figures 1-3 -> boundary classifier
 (Tables 3, 4) -> report.
 
-The stages are resumable `advbound.stages.Stage`s: each records `DIR/stages/<stage>.json` (a
+The stages are resumable `advbound.runtime.stages.Stage`s: each records `DIR/stages/<stage>.json` (a
 stamp of the settings it reads and of the stages before it, its result, its wall time and the
 sha256 of its artifacts) and is skipped when that record is current, so changing a setting
 reruns the stage that reads it and the stages after it, and a killed run loses at most the
@@ -17,11 +17,13 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import config_check, detect, io, stages, stats, train
+from advbound import config_check, stats, train
+from advbound.analysis import boundary_classifier
+from advbound.runtime import io, stages
 
 from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
-from advbound import workdir as workdir_lib
-from advbound.stages import Stage
+from advbound.runtime import workdir as workdir_lib
+from advbound.runtime.stages import Stage
 
 # name -> Stage(config sections it reads, stages it runs after, artifacts), in order
 STAGES = {s.name: s for s in (
@@ -99,7 +101,7 @@ def detection(config, workdir: str, indices, region_result: dict, *, variants=No
       with np.load(os.path.join(workdir, "boundary", v, f"{kind}.npz")) as f:
         info = {k: f[k] for k in ("center", "distance", "adjacent", "success")}
       valid = (info["center"] == labels) if kind == "benign" else info["success"]
-      feats[kind] = detect.features(info["distance"], info["adjacent"], valid,
+      feats[kind] = boundary_classifier.features(info["distance"], info["adjacent"], valid,
                                     num_classes=test.num_classes,
                                     none_value=float(test.bounds[1]), offset=dcfg.offset,
                                     scale=dcfg.scale)
@@ -135,18 +137,18 @@ def _train_and_test(key, feats, attack, tr, te, dcfg) -> dict:
     logging.warning("boundary classifier on %s: %s; skipped", attack, reason)
     return {"false_positive": None, "false_negative": {}, "worst_case_accuracy": None,
             "skipped": reason}
-  model = detect.train(key, benign.take(tr), adv.take(tr), steps=dcfg.steps,
+  model = boundary_classifier.train(key, benign.take(tr), adv.take(tr), steps=dcfg.steps,
                        batch_size=dcfg.batch_size, learning_rate=dcfg.learning_rate)
   test = {kind: f.take(te) for kind, f in feats.items()}
-  pred = {kind: detect.predict(model, f) for kind, f in test.items()}
-  fp, _ = detect.rates(pred["benign"], test["benign"].valid, pred[attack], test[attack].valid)
-  fns = {other: detect.rates(pred["benign"], test["benign"].valid, pred[other],
+  pred = {kind: boundary_classifier.predict(model, f) for kind, f in test.items()}
+  fp, _ = boundary_classifier.rates(pred["benign"], test["benign"].valid, pred[attack], test[attack].valid)
+  fns = {other: boundary_classifier.rates(pred["benign"], test["benign"].valid, pred[other],
                              test[other].valid)[1] for other in test if other != "benign"}
   flagged = lambda kind, as_: stats.of(pred[kind][np.asarray(test[kind].valid, bool)] == as_)
   fp_cell = flagged("benign", 1)
   fn_cells = {other: flagged(other, 0) for other in test if other != "benign"}
   return {"false_positive": fp, "false_negative": fns,
-          "worst_case_accuracy": detect.worst_case_accuracy(fp, fns.get(attack)),
+          "worst_case_accuracy": boundary_classifier.worst_case_accuracy(fp, fns.get(attack)),
           "cells": {"false_positive": fp_cell, "false_negative": fn_cells,
                     "worst_case_accuracy": worst_case_interval(fp_cell, fn_cells[attack])},
           "test_benign": int(test["benign"].valid.sum()),

@@ -15,7 +15,10 @@ import os
 import jax
 import numpy as np
 
-from advbound import evaluate, io, plots, region, train
+from advbound.analysis import evaluate
+from advbound.runtime import io
+from advbound.studies import plots
+from advbound import region, train
 
 from advbound.studies.decision_boundary import attack_study
 from advbound import stats

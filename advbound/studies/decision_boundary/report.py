@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 
-from advbound import io
-from advbound import stages, stats, train
-from advbound.stages import versions
+from advbound.runtime import io
+from advbound.runtime import stages
+from advbound import stats, train
+from advbound.runtime.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
 

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import io, train
+from advbound.runtime import io
+from advbound import train
 from advbound.attacks import eot_pgd
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol

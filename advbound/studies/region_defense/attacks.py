@@ -22,7 +22,9 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, train
+from advbound.analysis import evaluate
+from advbound.runtime import io
+from advbound import train
 from advbound.attacks import cao_gong
 from advbound.studies.region_defense import protocol
 

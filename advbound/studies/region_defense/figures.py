@@ -17,7 +17,9 @@ import os
 import jax
 import numpy as np
 
-from advbound import io, plots, region
+from advbound.runtime import io
+from advbound.studies import plots
+from advbound import region
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol, region_scores

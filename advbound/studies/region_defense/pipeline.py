@@ -1,4 +1,4 @@
-"""Cao & Gong's study end to end, resumable stage by stage (`advbound.stages`):
+"""Cao & Gong's study end to end, resumable stage by stage (`advbound.runtime.stages`):
 
   train     the point classifiers (standard, adversarial training with DeepFool examples,
             defensive distillation: teacher and student at T) -> models/
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, models, plots, stages, train
-from advbound import workdir as workdir_lib
-from advbound.stages import Stage
+from advbound.runtime import io, stages
+from advbound import models, train
+from advbound.studies import plots
+from advbound.runtime import workdir as workdir_lib
+from advbound.runtime.stages import Stage
 from advbound.studies.region_defense import (adaptive, attacks, figures, region_scores, report,
                                              settings, tables)
 

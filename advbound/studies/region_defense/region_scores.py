@@ -23,7 +23,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, plots, region, train
+from advbound.analysis import evaluate
+from advbound.runtime import io
+from advbound.studies import plots
+from advbound import region, train
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol

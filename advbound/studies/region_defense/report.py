@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, stages, stats
+from advbound.runtime import io, stages
+from advbound import stats
 from advbound.studies.region_defense import claims as claims_lib
 from advbound.studies.region_defense import paper, tables
 

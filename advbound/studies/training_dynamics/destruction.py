@@ -14,7 +14,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from advbound import stats, transforms
+from advbound import stats
+from advbound.analysis import transforms
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 

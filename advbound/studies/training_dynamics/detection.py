@@ -34,7 +34,9 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import evaluate, io, perturbation_detector, stats
+from advbound.analysis import evaluate, perturbation_detector
+from advbound.runtime import io
+from advbound import stats
 from advbound.attacks.universal import universal_perturbation
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import io
+from advbound.runtime import io
 from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm
 from advbound.attacks.pgd import pgd

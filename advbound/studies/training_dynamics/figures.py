@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from advbound import plots, transforms  # noqa: E402
+from advbound.studies import plots
+from advbound.analysis import transforms  # noqa: E402
 from advbound.studies.training_dynamics import detection, profiles, sharedness  # noqa: E402
 from advbound.studies.training_dynamics import epochs as epochs_lib  # noqa: E402
 from advbound.studies.training_dynamics import universal as universal_lib  # noqa: E402

@@ -1,4 +1,4 @@
-"""The training-dynamics study end to end, resumable stage by stage (`advbound.stages`):
+"""The training-dynamics study end to end, resumable stage by stage (`advbound.runtime.stages`):
 
   train        natural training, then adversarial training from it with a snapshot per
                epoch -> models/
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 
-from advbound import io, stages, train
-from advbound import workdir as workdir_lib
-from advbound.stages import Stage
+from advbound.runtime import io, stages
+from advbound import train
+from advbound.runtime import workdir as workdir_lib
+from advbound.runtime.stages import Stage
 from advbound.studies.training_dynamics import (destruction, detection, examples, figures,
                                                 profiles, report, settings, sharedness,
                                                 universal)

@@ -21,7 +21,9 @@ import os
 import jax
 import numpy as np
 
-from advbound import evaluate, io, stability, stats
+from advbound.analysis import evaluate, stability
+from advbound.runtime import io
+from advbound import stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 

@@ -50,7 +50,8 @@ import os
 
 import numpy as np
 
-from advbound import io, stages, stats
+from advbound.runtime import io, stages
+from advbound import stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import paper, sharedness
 

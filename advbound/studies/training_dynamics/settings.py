@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numbers
 
-from advbound import config_check, transforms
+from advbound import config_check
+from advbound.analysis import transforms
 from advbound.config_check import Checker, ConfigError
 from advbound.studies.training_dynamics import epochs as epochs_lib
 

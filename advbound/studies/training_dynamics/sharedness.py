@@ -30,7 +30,9 @@ import numpy as np
 import optax
 import jax.numpy as jnp
 
-from advbound import evaluate, io, stability, stats
+from advbound.analysis import evaluate, stability
+from advbound.runtime import io
+from advbound import stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import examples
 

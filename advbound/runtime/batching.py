@@ -3,7 +3,7 @@
 The last chunk is padded to the chunk size (by repeating its final row), so the function compiles
 once per chunk shape; padded rows are dropped from the result. With several devices the chunk
 size is rounded up to a multiple of the device count and every chunk is split over the devices
-(`advbound.sharding`), so a jitted `fn` runs data-parallel; with one device nothing changes.
+(`advbound.runtime.sharding`), so a jitted `fn` runs data-parallel; with one device nothing changes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import sharding
+from advbound.runtime import sharding
 
 
 def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | None = None) -> Any:

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import checks, evaluate
+from advbound.runtime import checks
+from advbound.analysis import evaluate
 
 KINDS = ("brightness", "contrast", "blur", "noise")
 

@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from advbound import io, sharding
+from advbound.runtime import io, sharding
 from advbound.attacks.pgd import pgd
 
 GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")  # the last one is optional

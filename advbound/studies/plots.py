@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from advbound import io  # noqa: E402
+from advbound.runtime import io  # noqa: E402
 
 
 def region_sample_distance(radius: float, metric: str) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import checks
+from advbound.runtime import checks
 
 # The paper's (alpha, beta) grids: beta 0 or (1 - alpha) / 2 for each alpha.
 MNIST_ALPHAS = (1.0, 0.9, 0.8, 0.7)

@@ -69,7 +69,7 @@ def lock(workdir: str) -> Iterator[str]:
       start time and command, and the lock file.
   """
   path = os.path.join(workdir, LOCK_NAME)
-  from advbound import io, sharding  # pylint: disable=g-import-not-at-top
+  from advbound.runtime import io, sharding  # pylint: disable=g-import-not-at-top
   if not sharding.is_writer():
     # several hosts run one program on one shared workdir: process 0 holds the lock for all
     yield path

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import batching, checks
+from advbound.runtime import batching, checks
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

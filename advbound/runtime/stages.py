@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 from absl import logging
 
-from advbound import io
+from advbound.runtime import io
 
 
 @dataclasses.dataclass(frozen=True)

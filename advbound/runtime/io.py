@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from absl import logging
 
-from advbound import sharding
+from advbound.runtime import sharding
 
 
 TMP_PREFIX = ".tmp-"  # temporary files of atomic_path: "<TMP_PREFIX><name>-<random><suffix>"

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from advbound import checks, evaluate
+from advbound.runtime import checks
+from advbound.analysis import evaluate
 
 
 def maxmin(profile):

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound import batching, checks, sharding
+from advbound.runtime import batching, checks, sharding
 from advbound.attacks.pgd import pgd
 from advbound.models import as_pytree_fn
 

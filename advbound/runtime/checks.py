@@ -11,7 +11,7 @@ import numbers
 import jax
 import numpy as np
 
-from advbound import sharding
+from advbound.runtime import sharding
 
 
 def is_concrete(*arrays) -> bool:
