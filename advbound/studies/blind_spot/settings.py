@@ -1,146 +1,276 @@
-"""Validates a blind-spot config before anything runs: every problem at once, as one
-`config_check.ConfigError` (data, model and model variants as the other studies check them,
-then this study's sections)."""
+"""The blind-spot study's settings, each declared once (`advbound.config.schema`): the study's
+sections `Study`, `Distance`, `Divergence`, `Attack` (with `CW`), `Figures`, and the top level
+`BlindSpot` (which sections a config holds, and its free-text `note`).
+
+`validate(config)` checks a config before anything runs and raises one `ConfigError` listing
+every problem by full path: data, model and model variants as the other studies check them
+(`check_trained`), then this study's sections against the data (split sizes, the pixel span,
+the class count, the variants' names) and against each other (the study's test images bound
+the attacked and the divergence's counts; Figure 5's pair must lie on the study's grid).
+Consumers read settings through `<Section>.of(cfg)` and never restate a default.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from typing import Any, Mapping
+
 from advbound import config_check
-from advbound.config_check import Checker, ConfigError
+from advbound.attacks import cw_linf
+from advbound.config import schema
+from advbound.config_check import ConfigError
 
-SECTIONS = ("data", "model", "models", "study", "distance", "divergence", "attack", "figures",
-            "note")
-REQUIRED = SECTIONS[:-1]
-STARTS = ("noise", "grey")
+STARTS = ("noise", "grey")  # protocol.start
 INITS = ("random", "pca")  # split_divergence.INITS (kept here: validation imports no sklearn)
-CW_KEYS = ("max_iterations", "learning_rate", "initial_const", "largest_const", "const_factor",
-           "decrease_factor", "reduce_const", "abort_early")
 
-__all__ = ["ConfigError", "validate"]
-
-
-def validate(config, *, sizes: dict[str, int] | None = None) -> None:
-  """Raises ConfigError listing every problem of a blind-spot config."""
-  c = Checker()
-  top = c.keys("config", config, SECTIONS, required=REQUIRED)
-  info, sizes, variants = config_check.check_trained(c, top, sizes)
-  study = _check_study(c, top.get("study"), variants, sizes, info.get("span"))
-  _check_distance(c, top.get("distance"))
-  _check_divergence(c, top.get("divergence"), variants, info.get("num_classes"),
-                    sizes.get("train"), study.get("test_images") or sizes.get("test"))
-  _check_attack(c, top.get("attack"), study.get("test_images") or sizes.get("test"))
-  _check_figures(c, top.get("figures"), study.get("alphas"))
-  if c.problems:
-    raise ConfigError(c.problems)
+__all__ = ["Attack", "BlindSpot", "CW", "ConfigError", "Distance", "Divergence", "Figures",
+           "Study", "validate"]
 
 
-def _check_study(c, cfg, variants, sizes, span) -> dict:
-  if cfg is None:
-    return {}
-  keys = ("attacked", "extractors", "epsilon", "alphas", "batch_size", "test_images")
-  s = c.keys("study", cfg, keys, required=keys)
-  c.choice("study.attacked", s.get("attacked"), variants)
-  c.names("study.extractors", s.get("extractors"), variants, what="model variant",
-          among="models")
-  c.number("study.epsilon", s.get("epsilon"), lo=0, lo_open=True,
-           hi=span if span is not None else None)
-  alphas = s.get("alphas")
-  if (not isinstance(alphas, (tuple, list)) or not alphas
-      or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1
-             for a in alphas)):
-    c.fail("study.alphas", f"must be a non-empty tuple of scale factors in (0, 1], got "
-           f"{alphas!r}")
-  elif float(alphas[0]) != 1.0:
-    c.fail("study.alphas", f"must start with 1.0 (the untransformed test set that Table 1, "
-           f"Figures 1-3 and Figure 5 compare against), got {tuple(alphas)}")
-  elif len(set(alphas)) != len(alphas):
-    c.fail("study.alphas", f"names a scale factor twice: {tuple(alphas)}")
-  c.count("study.batch_size", s.get("batch_size"))
-  ok = c.count("study.test_images", s.get("test_images"), sizes.get("test"), "the test split",
-               optional=True)
-  test_images = s.get("test_images") if ok else None
-  return dict(test_images=test_images, alphas=alphas)
+def _variants(ctx: Mapping[str, Any]) -> tuple:
+  return tuple(ctx.get("variants") or ())
 
 
-def _check_distance(c, cfg) -> None:
-  if cfg is None:
-    return
-  keys = ("k", "query_chunk", "reference_block", "bins")
-  d = c.keys("distance", cfg, keys, required=keys)
-  for k in keys:
-    c.count(f"distance.{k}", d.get(k))
+# ---- checks of one value particular to this study --------------------------------------------
+
+def _is_number(v) -> bool:
+  return not isinstance(v, bool) and isinstance(v, (int, float))
 
 
-def _check_divergence(c, cfg, variants, num_classes, train_size, test_size) -> None:
-  """Equal per-class counts: each count times the classes must fit its split (the study's test
-  images for the test count); a class short of its count is caught when the data is read."""
-  if cfg is None:
-    return
-  keys = ("model", "train_per_class", "test_per_class", "perplexity", "max_iter", "init", "grid",
-          "seed", "seeds", "resamples")
-  d = c.keys("divergence", cfg, keys, required=keys)
-  c.choice("divergence.model", d.get("model"), variants)
-  for key, size, split in (("train_per_class", train_size, "the training split"),
-                           ("test_per_class", test_size, "the study's test images")):
-    value = d.get(key)
-    if not c.number(f"divergence.{key}", value, lo=3, integer=True):
-      continue
-    if num_classes and size and value * num_classes > size:
-      c.fail(f"divergence.{key}", f"{value} per class x {num_classes} classes exceeds the "
-             f"{size} images of {split}")
-  c.number("divergence.perplexity", d.get("perplexity"), lo=1)
-  c.number("divergence.max_iter", d.get("max_iter"), lo=250, integer=True)  # sklearn's minimum
-  c.choice("divergence.init", d.get("init"), INITS)
-  c.number("divergence.grid", d.get("grid"), lo=2, integer=True)
-  c.number("divergence.seed", d.get("seed"), lo=0, integer=True)
-  c.count("divergence.seeds", d.get("seeds"))
-  c.number("divergence.resamples", d.get("resamples"), lo=10, integer=True)
+@dataclasses.dataclass(frozen=True)
+class Alphas(schema.Check):
+  """A non-empty tuple of distinct scale factors in (0, 1], the first 1.0 (the untransformed
+  test set)."""
+
+  def __call__(self, c, path, value, ctx):
+    if (not isinstance(value, (tuple, list)) or not value
+        or any(not _is_number(a) or not 0 < a <= 1 for a in value)):
+      return c.fail(path, f"must be a non-empty tuple of scale factors in (0, 1], got "
+                    f"{value!r}")
+    if float(value[0]) != 1.0:
+      return c.fail(path, f"must start with 1.0 (the untransformed test set that Table 1, "
+                    f"Figures 1-3 and Figure 5 compare against), got {tuple(value)}")
+    if len(set(value)) != len(value):
+      return c.fail(path, f"names a scale factor twice: {tuple(value)}")
+    return True
+
+  def describe(self):
+    return "tuple of scale factors in (0, 1], the first 1.0"
 
 
-def _check_attack(c, cfg, test_images) -> None:
-  if cfg is None:
-    return
-  keys = ("num_images", "starts", "noise_std", "seed", "batch_size", "stop_at_threshold", "cw")
-  a = c.keys("attack", cfg, keys, required=keys)
-  c.count("attack.num_images", a.get("num_images"), test_images,
-          "the test images of the study (study.test_images)")
-  c.names("attack.starts", a.get("starts"), STARTS, what="start")
-  c.number("attack.noise_std", a.get("noise_std"), lo=0)
-  c.number("attack.seed", a.get("seed"), lo=0, integer=True)
-  c.count("attack.batch_size", a.get("batch_size"))
-  c.flag("attack.stop_at_threshold", a.get("stop_at_threshold"))
-  cw = c.keys("attack.cw", a.get("cw"), CW_KEYS)
-  c.count("attack.cw.max_iterations", cw.get("max_iterations"), optional=True)
-  for k in ("learning_rate", "initial_const", "largest_const"):
-    c.number(f"attack.cw.{k}", cw.get(k), lo=0, lo_open=True, optional=True)
-  c.number("attack.cw.const_factor", cw.get("const_factor"), lo=1, lo_open=True, optional=True)
-  c.number("attack.cw.decrease_factor", cw.get("decrease_factor"), lo=0, hi=1, lo_open=True,
-           hi_open=True, optional=True)
-  for k in ("reduce_const", "abort_early"):
-    if k in cw:
-      c.flag(f"attack.cw.{k}", cw[k])
-  if (isinstance(cw.get("initial_const"), (int, float))
-      and isinstance(cw.get("largest_const"), (int, float))
-      and cw["initial_const"] >= cw["largest_const"]):
-    c.fail("attack.cw.initial_const", f"must be below attack.cw.largest_const "
-           f"({cw['largest_const']}), got {cw['initial_const']!r}")
+@dataclasses.dataclass(frozen=True)
+class Pair(schema.Check):
+  """(alpha, beta), two numbers, or None."""
+
+  def __call__(self, c, path, value, ctx):
+    if value is None:
+      return True
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+        or any(not _is_number(v) for v in value)):
+      return c.fail(path, f"must be (alpha, beta), got {value!r}")
+    return True
+
+  def describe(self):
+    return "(alpha, beta) or None"
 
 
-def _check_figures(c, cfg, alphas) -> None:
-  if cfg is None:
-    return
-  keys = ("histogram_pair", "examples", "histogram_bins")
-  f = c.keys("figures", cfg, keys, required=keys)
-  pair = f.get("histogram_pair")
-  if pair is None:  # no Figure 5 (a grid without transformed pairs)
-    pass
-  elif (not isinstance(pair, (tuple, list)) or len(pair) != 2
-      or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair)):
-    c.fail("figures.histogram_pair", f"must be (alpha, beta), got {pair!r}")
-  elif isinstance(alphas, (tuple, list)) and all(isinstance(a, (int, float)) for a in alphas):
+# ---- the sections -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Study(schema.Section):
+  """The attacked model, the distance extractors, the budget, the grid, the test images."""
+  attacked: str = schema.setting(
+      check=schema.Choice(_variants),
+      doc="the model variant attacked (Tables 1-3, Figures 1-5): one of config.models")
+  extractors: tuple = schema.setting(
+      check=schema.Names(_variants, what="model variant", among="models"),
+      doc="the model variants whose embeddings measure the distance to the training set")
+  epsilon: float = schema.setting(
+      check=schema.Real(lo=0, lo_open=True, hi="span"),
+      doc="the L-inf budget of a success, on the data's pixel scale (at most its span)")
+  alphas: tuple = schema.setting(
+      check=Alphas(),
+      doc="the scale factors alpha of the scale-and-shift grid, each with its betas")
+  batch_size: int = schema.setting(
+      check=schema.Count(), doc="images per compiled forward pass (predictions, embeddings)")
+  test_images: int | None = schema.setting(
+      check=schema.Count(at_most="test", what="the test split", optional=True),
+      doc="the first test images used throughout (None: all of the test split)")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Distance(schema.Section):
+  """The distance of a test image to the training set and the bins of Figures 1-3."""
+  k: int = schema.setting(
+      check=schema.Count(), doc="nearest training embeddings whose mean distance is taken")
+  query_chunk: int = schema.setting(
+      check=schema.Count(), doc="test embeddings per kNN chunk (memory, not results)")
+  reference_block: int = schema.setting(
+      check=schema.Count(), doc="training embeddings per kNN block (memory, not results)")
+  bins: int = schema.setting(check=schema.Count(), doc="distance bins of Figures 1-3")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Divergence(schema.Section):
+  """Table 1's train/test divergence: per-class t-SNE of equal counts, KDE KL, its spreads."""
+  model: str = schema.setting(
+      check=schema.Choice(_variants), doc="the model variant whose embeddings are projected")
+  train_per_class: int = schema.setting(
+      check=schema.Int(lo=3),
+      doc="training embeddings drawn per class (exactly; classes x count <= the training split)")
+  test_per_class: int = schema.setting(
+      check=schema.Int(lo=3),
+      doc="test embeddings drawn per class (exactly; classes x count <= the study's test images)")
+  perplexity: float = schema.setting(
+      check=schema.Real(lo=1), doc="t-SNE perplexity (capped at (n - 1) / 3 per class)")
+  max_iter: int = schema.setting(
+      check=schema.Int(lo=250), doc="t-SNE iterations (scikit-learn's minimum is 250)")
+  init: str = schema.setting(check=schema.Choice(INITS), doc="t-SNE initialisation")
+  grid: int = schema.setting(check=schema.Int(lo=2), doc="KL integration grid points per axis")
+  seed: int = schema.setting(
+      check=schema.Int(lo=0), doc="seed of the draws, the t-SNE maps and the resamples")
+  seeds: int = schema.setting(
+      check=schema.Count(), doc="t-SNE maps of the same points (the KL's spread over maps)")
+  resamples: int = schema.setting(
+      check=schema.Int(lo=10), doc="bootstrap resamples and permutations of the first map")
+
+  @classmethod
+  def validate(cls, c, path, values, ctx):
+    """Equal per-class counts: each count times the classes must fit its split (the study's
+    test images for the test count); a class short of its count is caught when the data is
+    read."""
+    num_classes = ctx.get("num_classes")
+    for key, size, split in (("train_per_class", ctx.get("train"), "the training split"),
+                             ("test_per_class", ctx.get("test_images"),
+                              "the study's test images")):
+      value = values.get(key)
+      if key not in values or c.failed_under(f"{path}.{key}"):
+        continue
+      if num_classes and size and value * num_classes > size:
+        c.fail(f"{path}.{key}", f"{value} per class x {num_classes} classes exceeds the "
+               f"{size} images of {split}")
+
+
+_CW_DEFAULTS = {k: p.default for k, p in
+                inspect.signature(cw_linf.carlini_wagner_linf).parameters.items()}
+
+
+def _cw(key: str, check: schema.Check, doc: str):
+  """A CW setting whose default is the attack's own (cw_linf.carlini_wagner_linf)."""
+  return schema.setting(_CW_DEFAULTS[key], check=check, doc=doc)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CW(schema.Section):
+  """Carlini & Wagner's L-inf attack (advbound.attacks.cw_linf); defaults: the attack's own."""
+  max_iterations: int | None = _cw(
+      "max_iterations", schema.Count(optional=True), "optimiser steps per constant c")
+  learning_rate: float | None = _cw(
+      "learning_rate", schema.Real(lo=0, lo_open=True, optional=True), "Adam's learning rate")
+  initial_const: float | None = _cw(
+      "initial_const", schema.Real(lo=0, lo_open=True, optional=True),
+      "the first constant c (below largest_const)")
+  largest_const: float | None = _cw(
+      "largest_const", schema.Real(lo=0, lo_open=True, optional=True),
+      "the constant c at which an image is given up")
+  const_factor: float | None = _cw(
+      "const_factor", schema.Real(lo=1, lo_open=True, optional=True),
+      "the factor c grows by after a failure")
+  decrease_factor: float | None = _cw(
+      "decrease_factor", schema.Real(lo=0, hi=1, lo_open=True, hi_open=True, optional=True),
+      "the factor tau shrinks by after a success")
+  reduce_const: bool = _cw("reduce_const", schema.Flag(), "halve c after a success")
+  abort_early: bool = _cw("abort_early", schema.Flag(),
+                          "stop a constant's optimisation at its first success")
+
+  @classmethod
+  def validate(cls, c, path, values, ctx):
+    lo, hi = values.get("initial_const"), values.get("largest_const")
+    if _is_number(lo) and _is_number(hi) and lo >= hi:
+      c.fail(f"{path}.initial_const", f"must be below {path}.largest_const ({hi}), got {lo!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Attack(schema.Section):
+  """C&W L-inf on a seeded draw of the study's test images, from each start, at every pair."""
+  num_images: int = schema.setting(
+      check=schema.Count(at_most="test_images",
+                         what="the test images of the study (study.test_images)"),
+      doc="test images drawn (seeded) and attacked at every (alpha, beta)")
+  starts: tuple = schema.setting(
+      check=schema.Names(STARTS, what="start"), doc="the attack's starts (protocol.start)")
+  noise_std: float = schema.setting(
+      check=schema.Real(lo=0), doc="std of the noisy start's Gaussian noise (data scale)")
+  seed: int = schema.setting(check=schema.Int(lo=0), doc="seed of the draw and the noise")
+  batch_size: int = schema.setting(
+      check=schema.Count(), doc="images per attacked (resumable) part")
+  stop_at_threshold: bool = schema.setting(
+      check=schema.Flag(),
+      doc="end an image's search once within alpha * epsilon (distortion no longer minimal)")
+  cw: CW = schema.setting(check=schema.Sub(CW), doc="the C&W attack's settings")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Figures(schema.Section):
+  """Figure 4's and Figure 5's settings."""
+  histogram_pair: tuple | None = schema.setting(
+      check=Pair(), doc="Figure 5's (alpha, beta), a transformed pair of the grid (None: none)")
+  examples: int = schema.setting(check=schema.Count(), doc="Figure 4's number of test images")
+  histogram_bins: int = schema.setting(check=schema.Count(), doc="Figure 5's histogram bins")
+
+  @classmethod
+  def validate(cls, c, path, values, ctx):
+    pair, alphas = values.get("histogram_pair"), ctx.get("alphas")
+    if (pair is None or c.failed_under(f"{path}.histogram_pair")
+        or not isinstance(alphas, (tuple, list)) or not all(_is_number(a) for a in alphas)):
+      return
     from advbound.analysis import scale_shift  # pylint: disable=g-import-not-at-top
     grid = [tuple(map(float, p)) for p in scale_shift.grid(alphas)]
     if tuple(map(float, pair)) not in grid[1:]:
-      c.fail("figures.histogram_pair", f"must be a transformed pair of the grid {grid[1:]}, "
+      c.fail(f"{path}.histogram_pair", f"must be a transformed pair of the grid {grid[1:]}, "
              f"got {tuple(pair)}")
-  c.count("figures.examples", f.get("examples"))
-  c.count("figures.histogram_bins", f.get("histogram_bins"))
+
+
+_TRAINED = "checked as every study's (data, model and model variants: check_trained)"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BlindSpot(schema.Section):
+  """A blind-spot config's top level: its sections and the note of its departures."""
+  data: Any = schema.setting(doc=f"the data set; {_TRAINED}")
+  model: Any = schema.setting(doc=f"the architecture; {_TRAINED}")
+  models: Any = schema.setting(doc=f"the naturally and the PGD-trained variants; {_TRAINED}")
+  study: Study = schema.setting(check=schema.Sub(Study), doc="the study's models, budget, grid")
+  distance: Distance = schema.setting(check=schema.Sub(Distance),
+                                      doc="distances to the training set")
+  divergence: Divergence = schema.setting(check=schema.Sub(Divergence),
+                                          doc="Table 1's train/test divergence")
+  attack: Attack = schema.setting(check=schema.Sub(Attack), doc="the C&W L-inf attack")
+  figures: Figures = schema.setting(check=schema.Sub(Figures), doc="Figures 4 and 5")
+  note: Any = schema.setting("", doc="the config's departures from the paper (in the report)")
+
+
+def validate(config, *, sizes: dict[str, int] | None = None) -> None:
+  """Raises ConfigError listing every problem of a blind-spot config.
+
+  Args:
+    config: the study's ConfigDict (top-level keys: the fields of `BlindSpot`).
+    sizes: {"train", "validation", "test"} split sizes; default: read from config.data
+      (labels only).
+  """
+  c = schema.Checker()
+  fields = tuple(f.name for f in BlindSpot.fields())
+  top = c.keys("config", config, fields, required=BlindSpot.required())
+  info, sizes, variants = config_check.check_trained(c, top, sizes)
+  ctx = dict(variants=variants, span=info.get("span"), num_classes=info.get("num_classes"),
+             train=sizes.get("train"), test=sizes.get("test"))
+  study = Study.check(c, "study", top["study"], ctx) if "study" in top else {}
+  test_images = None if c.failed_under("study.test_images") else study.get("test_images")
+  ctx.update(test_images=test_images or sizes.get("test"), alphas=study.get("alphas"))
+  for name, section in (("distance", Distance), ("divergence", Divergence), ("attack", Attack),
+                        ("figures", Figures)):
+    if name in top:
+      section.check(c, name, top[name], ctx)
+  if c.problems:
+    raise ConfigError(c.problems)
