@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from advbound import boundary, data, models, train
+from advbound import boundary, data, models, training
 
 from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal
@@ -133,7 +133,7 @@ def _wrn():
   cifar10 = data.load("cifar10", source="npz", path=_WRN.value, split="test")
   cfg = config.models.natural
   cfg.num_steps, cfg.log_every, cfg.checkpoint_every = _WRN_TRAIN.value, 100, 10 ** 9
-  model = train.train(fit, config.model, cfg, "/tmp/wrn_benchmark")
+  model = training.train(fit, config.model, cfg, "/tmp/wrn_benchmark")
   fn = models.as_logits_fn(model)
   x = cifar10.images[:_WRN_IMAGES.value]
   d = random_orthogonal(jax.random.key(0), 1000, (32, 32, 3))

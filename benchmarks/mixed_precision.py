@@ -38,7 +38,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from advbound import boundary, models, region, train
+from advbound import boundary, models, region
+from advbound.studies import variants as variants_lib
 from advbound.analysis import evaluate
 from advbound.runtime import io
 from advbound.attacks import presets
@@ -189,9 +190,9 @@ def main(argv):
     raise app.UsageError(f"--candidates: unknown mode(s) {unknown}; choose among "
                          f"{[m for m in MODES if m != REFERENCE]}")
   results, trained = {}, {}
-  train_data, test = train.load_splits(config.data, ("train", "test"))
-  for v in train.variant_names(config, _VARIANTS.value):
-    trained[v] = train.train_variant(config, v, train_data, _WORKDIR.value)
+  train_data, test = variants_lib.load_splits(config.data, ("train", "test"))
+  for v in variants_lib.variant_names(config, _VARIANTS.value):
+    trained[v] = variants_lib.train_variant(config, v, train_data, _WORKDIR.value)
   cw = dict(config.attack.cw.to_dict())
   if _CW_ITERATIONS.value:
     cw["max_iterations"] = _CW_ITERATIONS.value

@@ -6,7 +6,7 @@
       --config.model.width=4 --config.models.natural.model.width=4      # a CPU smoke run
 
 For each variant (natural, PGD- or FGSM-trained: the config's own training step, attack
-included) and each compute dtype, the jitted train step of `advbound.train` runs on random
+included) and each compute dtype, the jitted train step of `advbound.training` runs on random
 batches of the data set's shape: a few warm-up steps (compilation), then --steps timed steps.
 Prints examples per second, the ratio bfloat16 / float32 taken in this run, and how long the
 variant's `num_steps` would take at that rate (training alone: no data loading, checkpoints or
@@ -23,7 +23,8 @@ from flax import nnx
 from ml_collections import config_flags
 
 from advbound import data as data_lib
-from advbound import models, train
+from advbound import models, training
+from advbound.studies import variants as variants_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar.py", "config")
 _VARIANTS = flags.DEFINE_list("variants", None, "model variants (default: all)")
@@ -36,12 +37,12 @@ def throughput(config, variant: str, dtype: str, steps: int, warmup: int) -> flo
   """Examples per second of `variant`'s train step computing in `dtype`."""
   cfg = config.models[variant]
   info = data_lib.INFO[config.data.name]
-  model = train.build_model(train.variant_model(config, variant), cfg.seed)
+  model = training.build_model(variants_lib.variant_model(config, variant), cfg.seed)
   model.train()
-  tx = train.make_optimizer(cfg)
-  state = train.init_state(model, tx)
+  tx = training.make_optimizer(cfg)
+  state = training.init_state(model, tx)
   graphdef = nnx.graphdef(models.with_compute_dtype(model, dtype))
-  step = train.make_train_step(graphdef, tx, cfg, info.bounds)
+  step = training.make_train_step(graphdef, tx, cfg, info.bounds)
   rng = np.random.default_rng(0)
   low, high = info.bounds
   batch = {"image": jnp.asarray(rng.uniform(low, high, (cfg.batch_size,) + info.image_shape),
@@ -63,9 +64,9 @@ def main(argv):
   config = _CONFIG.value
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
         f"{len(jax.devices())} device(s); {_STEPS.value} timed steps")
-  for v in train.variant_names(config, _VARIANTS.value):
+  for v in variants_lib.variant_names(config, _VARIANTS.value):
     cfg = config.models[v]
-    arch = train.variant_model(config, v).to_dict()
+    arch = variants_lib.variant_model(config, v).to_dict()
     kind = (f"attack {cfg.attack.num_steps} step(s) of {cfg.attack.step_size}, eps "
             f"{cfg.attack.epsilon}" if cfg.adversarial else "natural")
     print(f"\n== {v}: {arch}, batch {cfg.batch_size}, {kind}")
@@ -74,7 +75,7 @@ def main(argv):
       rates[dtype] = throughput(config, v, dtype, _STEPS.value, _WARMUP.value)
       total = cfg.num_steps * cfg.batch_size / rates[dtype]
       print(f"{dtype:>9}: {rates[dtype]:10.1f} examples/s; {cfg.num_steps} steps in about "
-            f"{train.hms(total)}")
+            f"{training.hms(total)}")
     if "float32" in rates and "bfloat16" in rates:
       print(f"bfloat16 / float32 throughput: {rates['bfloat16'] / rates['float32']:.2f}")
 

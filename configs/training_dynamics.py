@@ -19,7 +19,7 @@ variants:
   the 10,000 test inputs take about 250 MB per epoch (60 GB over 251 epochs).
 
 An epoch is one pass over the training split as the trainer counts it:
-`epochs.steps_per_epoch(train size, 128)` = 351 steps on CIFAR-10 (45,000 training images,
+`training.steps_per_epoch(train size, 128)` = 351 steps on CIFAR-10 (45,000 training images,
 5,000 held out), 429 on Fashion-MNIST (55,000); the config check fails if `snapshot_every`
 disagrees with the split it will train on (e.g. after --config.data.path).
 
@@ -57,7 +57,7 @@ span all 10,000).
 from ml_collections import config_dict
 
 from advbound import data as data_lib
-from advbound.studies.training_dynamics import epochs as epochs_lib
+from advbound import training
 from configs import common
 
 _BATCH = 128
@@ -80,7 +80,7 @@ def get_config(variant: str = "cifar") -> config_dict.ConfigDict:
   config.data = common.data("cifar10" if cifar else "fashion_mnist", "tfds")
   unit = 1.0 if cifar else 0.025
   train_size = data_lib.split_sizes(config.data.name, source=config.data.source)["train"]
-  epoch_steps = epochs_lib.steps_per_epoch(train_size, _BATCH)  # 351 CIFAR-10, 429 Fashion-MNIST
+  epoch_steps = training.steps_per_epoch(train_size, _BATCH)  # 351 CIFAR-10, 429 Fashion-MNIST
   if variant == "cifar":
     config.model = config_dict.ConfigDict(dict(name="preact_resnet", width=64,
                                                blocks=(2, 2, 2, 2)))

@@ -13,7 +13,7 @@ runs on the embedded MNIST-5k. Fashion-MNIST (tfds, or the .npz files in ../shar
 Reduced from the paper (configs/training_dynamics.py has its settings), to fit the budget:
 - data and scale: MNIST-5k's 3,500 training / 1,000 test digits (Fashion-MNIST: the 55,000 /
   10,000 images) instead of CIFAR-10. An epoch is one pass over MNIST-5k's 3,500 training
-  digits, 3,500 // 64 = 54 steps (epochs.steps_per_epoch); on Fashion-MNIST an "epoch" is
+  digits, 3,500 // 64 = 54 steps (training.steps_per_epoch); on Fashion-MNIST an "epoch" is
   declared as 54 steps (study.partial_epoch_steps: 3,456 of the 55,000 images, 6% of a pass). One paper unit (1 on
   CIFAR-10's 0-255 scale) is 0.025 here, so BI's epsilon 4 is 0.1 on [0, 1] MNIST (4/255 would
   barely move a digit) and the universal perturbation's epsilon 10 is 0.25.
@@ -37,7 +37,7 @@ Reduced from the paper (configs/training_dynamics.py has its settings), to fit t
 from ml_collections import config_dict
 
 from advbound import data as data_lib
-from advbound.studies.training_dynamics import epochs as epochs_lib
+from advbound import training
 from configs import common
 
 _UNIT = 0.025
@@ -55,7 +55,7 @@ def get_config(dataset: str = "mnist") -> config_dict.ConfigDict:
                                              in_channels=1))
   # one pass over MNIST-5k's 3,500 training digits; Fashion-MNIST declares as long a part
   mnist_train = data_lib.split_sizes("mnist", source="embedded")["train"]
-  epoch_steps, epochs = epochs_lib.steps_per_epoch(mnist_train, 64), 8
+  epoch_steps, epochs = training.steps_per_epoch(mnist_train, 64), 8
   natural = common.train(num_steps=4 * epoch_steps, batch_size=64, learning_rate=2e-3,
                          schedule="cosine", warmup_fraction=0.05, log_every=epoch_steps,
                          checkpoint_every=2 * epoch_steps)

@@ -4,12 +4,12 @@
 """
 
 
-from advbound import train
+from advbound.studies import variants as variants_lib
 from experiments import common
 
 
 def main(config, workdir, variants):
-  results = train.train_and_evaluate(config, workdir, variants=variants)
+  results = variants_lib.train_and_evaluate(config, workdir, variants=variants)
   lines = ["", f"{'model':<14}{'test accuracy':>15}{'first N: clean':>16}{'PGD':>8}{'N':>7}"]
   for variant, m in results.items():
     lines.append(f"{variant:<14}{m['test_accuracy']:>15.4f}{m['subset_accuracy']:>16.4f}"

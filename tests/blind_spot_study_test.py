@@ -15,7 +15,8 @@ from sklearn import metrics as sk_metrics
 
 from advbound.analysis import divergence
 from advbound.runtime import io, stages
-from advbound import stats, train
+from advbound import stats, training
+from advbound.studies import variants as variants_lib
 from advbound.analysis import scale_shift
 from advbound.config_check import ConfigError
 from advbound.studies.blind_spot import (attacks, claims, distances, paper, pipeline, protocol,
@@ -332,9 +333,9 @@ def test_results_agree_with_the_models(smoke):
   """Predictions, accuracy cells, the attacked (correctly classified) set and the distances
   against the trained models called directly, distances by scipy's cdist."""
   config, workdir, results = smoke
-  train_set, test = train.load_splits(config.data, ("train", "test"))
-  trained = {v: train.load_model(config.model, config.models[v],
-                                 os.path.join(workdir, "models", v)) for v in config.models}
+  train_set, test = variants_lib.load_splits(config.data, ("train", "test"))
+  trained = {v: training.load_model(config.model, config.models[v],
+                                    os.path.join(workdir, "models", v)) for v in config.models}
   stored = distances.load(workdir)
   grid = protocol.pairs(config.study.alphas)
   _, reference = _direct(trained["adversarial"], train_set.images)
@@ -372,9 +373,9 @@ def test_success_recounted_from_the_stored_examples(smoke):
   distortion; success at both thresholds recounted from the examples themselves (L-inf
   recomputed from the example and the transformed input) equals the tables' counts."""
   config, workdir, results = smoke
-  _, test = train.load_splits(config.data, ("train", "test"))
-  model = train.load_model(config.model, config.models.adversarial,
-                           os.path.join(workdir, "models", "adversarial"))
+  _, test = variants_lib.load_splits(config.data, ("train", "test"))
+  model = training.load_model(config.model, config.models.adversarial,
+                              os.path.join(workdir, "models", "adversarial"))
   eps = config.study.epsilon
   checked = 0
   for a, b in protocol.pairs(config.study.alphas):

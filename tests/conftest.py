@@ -10,14 +10,14 @@ SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "dat
 @pytest.fixture(scope="session")
 def quickstart_natural(tmp_path_factory):
   """(model, train Dataset, test Dataset) of configs/quickstart.py's natural variant."""
-  from advbound import data, train
+  from advbound import data, training
   from configs import quickstart
 
   config = quickstart.get_config()
   train_data = data.load("mnist", source="embedded", split="train")
   test_data = data.load("mnist", source="embedded", split="test")
   workdir = str(tmp_path_factory.mktemp("quickstart") / "natural")
-  model = train.train(train_data, config.model, config.models.natural, workdir)
+  model = training.train(train_data, config.model, config.models.natural, workdir)
   return model, train_data, test_data
 
 

@@ -12,7 +12,8 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, models, train
+from advbound import data, models, training
+from advbound.studies import variants as variants_lib
 from advbound.training import guard
 from advbound.attacks.pgd import pgd
 from configs import cifar_fast, common
@@ -69,12 +70,12 @@ def test_resnet9_has_pages_parameter_count():
 def test_bfloat16_training_tracks_float32(mnist, tmp_path):
   cfg = common.train(num_steps=6, batch_size=32, optimizer="sgd", learning_rate=0.05,
                      log_every=3, checkpoint_every=6)
-  f32 = train.train(mnist, MNIST_CNN, cfg, str(tmp_path / "f32"))
+  f32 = training.train(mnist, MNIST_CNN, cfg, str(tmp_path / "f32"))
   cfg.compute_dtype = "bfloat16"
-  b16 = train.train(mnist, MNIST_CNN, cfg, str(tmp_path / "b16"))
+  b16 = training.train(mnist, MNIST_CNN, cfg, str(tmp_path / "b16"))
   a, b = _params(f32), _params(b16)
   assert all(p.dtype == jnp.float32 for p in b)
-  init = _params(train.build_model(MNIST_CNN, 0))
+  init = _params(training.build_model(MNIST_CNN, 0))
   norm = lambda tree: float(jnp.sqrt(sum(jnp.sum(t ** 2) for t in tree)))
   diff = norm([p - q for p, q in zip(a, b)])
   moved = norm([p - q for p, q in zip(a, init)])
@@ -87,7 +88,7 @@ def test_bfloat16_training_tracks_float32(mnist, tmp_path):
 
 def test_cyclic_schedule_is_a_triangle():
   cfg = common.train(num_steps=100, learning_rate=0.4, schedule="cyclic", warmup_fraction=0.2)
-  lr = train.make_schedule(cfg)
+  lr = training.make_schedule(cfg)
   assert float(lr(0)) == 0.0
   np.testing.assert_allclose(float(lr(10)), 0.2, rtol=1e-6)
   np.testing.assert_allclose(float(lr(20)), 0.4, rtol=1e-6)
@@ -99,9 +100,9 @@ def test_cyclic_schedule_is_a_triangle():
 
 def test_cutout_sets_one_square_per_image_to_its_mean():
   x = jax.random.uniform(jax.random.key(0), (64, 32, 32, 3), minval=1.0, maxval=255.0)
-  out = np.asarray(train.augment(jax.random.key(3), x, "none", cutout=8))
+  out = np.asarray(training.augment(jax.random.key(3), x, "none", cutout=8))
   x = np.asarray(x)
-  assert np.array_equal(np.asarray(train.augment(jax.random.key(3), x, "none")), x)
+  assert np.array_equal(np.asarray(training.augment(jax.random.key(3), x, "none")), x)
   sizes = []
   for img, new in zip(x, out):
     changed = np.any(new != img, axis=-1)
@@ -117,11 +118,11 @@ def test_cutout_sets_one_square_per_image_to_its_mean():
 def test_label_smoothing_loss_matches_the_formula(mnist):
   cfg = common.train(batch_size=16, learning_rate=1e-3)
   cfg.label_smoothing = 0.2
-  model = train.build_model(MNIST_CNN, 0)
+  model = training.build_model(MNIST_CNN, 0)
   model.train()
   graphdef = nnx.graphdef(model)
-  tx = train.make_optimizer(cfg)
-  state = train.init_state(model, tx)
+  tx = training.make_optimizer(cfg)
+  state = training.init_state(model, tx)
   params, rest = state.params, state.rest
   batch = {"image": jnp.asarray(mnist.images[:16]), "label": jnp.asarray(mnist.labels[:16])}
   # the loss is taken before the update, on the batch statistics of this batch (train mode)
@@ -129,7 +130,7 @@ def test_label_smoothing_loss_matches_the_formula(mnist):
   logp = np.asarray(jax.nn.log_softmax(logits))
   y = mnist.labels[:16]
   expected = np.mean(-0.8 * logp[np.arange(16), y] - 0.2 / 10 * logp.sum(1))
-  step = train.make_train_step(graphdef, tx, cfg, mnist.bounds)
+  step = training.make_train_step(graphdef, tx, cfg, mnist.bounds)
   _, metrics = step(state, batch, jax.random.key(0))
   np.testing.assert_allclose(float(metrics["loss"]), expected, rtol=1e-5)
 
@@ -145,7 +146,7 @@ def _guarded(num_steps=8, every=2):
 
 def test_guard_measures_pgd_accuracy_of_the_eval_model(mnist, tmp_path):
   cfg = _guarded(num_steps=4)
-  model = train.train(mnist, MNIST_CNN, cfg, str(tmp_path / "run"))
+  model = training.train(mnist, MNIST_CNN, cfg, str(tmp_path / "run"))
   record = guard.read_record(str(tmp_path / "run"))
   assert [h["step"] for h in record["history"]] == [2, 4] and record["stopped_at"] is None
   # recomputed through the public path: eval-mode logits_fn, the same images, key and PGD
@@ -168,19 +169,20 @@ def test_guard_stops_at_a_collapse_and_keeps_the_last_passing_state(mnist, tmp_p
   monkeypatch.setattr(guard.Guard, "measure", lambda self, state: (0.9, next(script)))
   cfg = _guarded()
   run = str(tmp_path / "run")
-  stopped = train.train(mnist, MNIST_CNN, cfg, run)
+  stopped = training.train(mnist, MNIST_CNN, cfg, run)
   record = guard.read_record(run)
   assert record["stopped_at"] == 6 and record["kept_step"] == 4
   assert [h["pgd_accuracy"] for h in record["history"]] == [0.5, 0.6, 0.1]
   # the kept state is the uninterrupted run's state after 4 steps (same data, same keys)
   short = _guarded(num_steps=4)
   monkeypatch.setattr(guard.Guard, "measure", lambda self, state: (0.9, 0.5))
-  at4 = train.train(mnist, MNIST_CNN, short, str(tmp_path / "short"))
+  at4 = training.train(mnist, MNIST_CNN, short, str(tmp_path / "short"))
   for p, q in zip(_params(stopped), _params(at4)):
     np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
   # loading and re-running the stopped run give the kept model, without training again
   monkeypatch.setattr(guard.Guard, "measure", lambda self, state: pytest.fail("retrained"))
-  for again in (train.load_model(MNIST_CNN, cfg, run), train.train(mnist, MNIST_CNN, cfg, run)):
+  for again in (training.load_model(MNIST_CNN, cfg, run),
+                training.train(mnist, MNIST_CNN, cfg, run)):
     for p, q in zip(_params(again), _params(at4)):
       np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
 
@@ -199,9 +201,9 @@ def test_guard_resumes_with_its_history(mnist, tmp_path, monkeypatch):
     return on_step
 
   with pytest.raises(KeyboardInterrupt):
-    train.train(mnist, MNIST_CNN, cfg, run, on_step=kill_at(5))
+    training.train(mnist, MNIST_CNN, cfg, run, on_step=kill_at(5))
   # a check after the last checkpoint (step 3) is dropped on resume and recomputed
-  train.train(mnist, MNIST_CNN, cfg, run)
+  training.train(mnist, MNIST_CNN, cfg, run)
   record = guard.read_record(run)
   assert [h["step"] for h in record["history"]] == [2, 4, 6, 8]
   # best 0.6 from before the kill: 0.3 at step 8 is a drop of 0.3 > 0.2, so the run stopped
@@ -218,12 +220,12 @@ def test_variants_may_have_their_own_architecture(mnist, tmp_path):
   config.models.small = common.train(num_steps=2, batch_size=16, log_every=2,
                                      checkpoint_every=2)
   config.models.small.model = config_dict.ConfigDict(dict(name="cw_mnist"))
-  big = train.train_variant(config, "natural", mnist, str(tmp_path))
-  small = train.train_variant(config, "small", mnist, str(tmp_path))
+  big = variants_lib.train_variant(config, "natural", mnist, str(tmp_path))
+  small = variants_lib.train_variant(config, "small", mnist, str(tmp_path))
   assert type(big).__name__ == "MnistCNN" and type(small).__name__ == "CarliniWagnerMnist"
-  assert train.model_stamp(config, "small")["model"]["name"] == "cw_mnist"
-  loaded = train.load_model(train.variant_model(config, "small"), config.models.small,
-                            str(tmp_path / "models" / "small"))
+  assert variants_lib.model_stamp(config, "small")["model"]["name"] == "cw_mnist"
+  loaded = training.load_model(variants_lib.variant_model(config, "small"), config.models.small,
+                               str(tmp_path / "models" / "small"))
   for p, q in zip(_params(loaded), _params(small)):
     np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
 
@@ -246,17 +248,18 @@ def test_cifar_fast_recipes_run_at_a_tiny_size(tmp_path):
   config.models.adversarial.guard.every = 2
   config.models.adversarial.guard.examples = 16
   config.eval.pgd_examples, config.eval.pgd.num_steps = 8, 2
-  from advbound import config_check
+  from advbound.studies.decision_boundary import settings
   config = config_dict.ConfigDict({k: config[k] for k in ("data", "model", "models", "eval")})
-  config_check.validate(config, required=("data", "model", "models", "eval"))
-  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  settings.validate(config, required=("data", "model", "models", "eval"))
+  results = variants_lib.train_and_evaluate(config, str(tmp_path / "run"))
   assert set(results) == {"natural", "adversarial"}
   for m in results.values():
     assert 0.0 <= m["pgd_accuracy"] <= m["subset_accuracy"] + 1e-9 <= 1.0 + 1e-9
   assert results["adversarial"]["guard"]["checks"] == 2
   assert "guard" not in results["natural"]
-  natural = train.load_model(train.variant_model(config, "natural"), config.models.natural,
-                             str(tmp_path / "run" / "models" / "natural"))
+  natural = training.load_model(variants_lib.variant_model(config, "natural"),
+                                config.models.natural,
+                                str(tmp_path / "run" / "models" / "natural"))
   assert type(natural).__name__ == "ResNet9"
   assert os.path.exists(str(tmp_path / "run" / "models" / "adversarial" / "guard.json"))
 
@@ -275,7 +278,7 @@ def test_cifar_fast_recipes_run_at_a_tiny_size(tmp_path):
     ("eval.compute_dtype", "half", "eval.compute_dtype: must be one of"),
 ])
 def test_bad_fast_settings_are_named(path, value, expected):
-  from advbound import config_check
+  from advbound.studies.decision_boundary import settings
   config = cifar_fast.get_config()
   *parents, leaf = path.split(".")
   node = config
@@ -283,8 +286,8 @@ def test_bad_fast_settings_are_named(path, value, expected):
     node = node[p]
   with node.unlocked():
     node[leaf] = value
-  with pytest.raises(config_check.ConfigError) as e:
-    config_check.validate(config, sizes={"train": 45000, "validation": 5000, "test": 10000})
+  with pytest.raises(settings.ConfigError) as e:
+    settings.validate(config, sizes={"train": 45000, "validation": 5000, "test": 10000})
   assert any(expected in p for p in e.value.problems), e.value.problems
 
 
@@ -293,7 +296,7 @@ def test_blind_spot_cifar_fast_models():
   from configs import blind_spot_cifar
   config = blind_spot_cifar.get_config("fast")
   settings.validate(config, sizes={"train": 45000, "validation": 5000, "test": 10000})
-  assert train.variant_model(config, "natural").name == "resnet9"
+  assert variants_lib.variant_model(config, "natural").name == "resnet9"
   assert config.models.adversarial.attack.epsilon == config.study.epsilon
   with pytest.raises(ValueError, match="'wrn'"):
     blind_spot_cifar.get_config("wrn")

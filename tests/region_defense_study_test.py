@@ -16,8 +16,9 @@ import pytest
 import scipy.stats
 
 from advbound.runtime import io, stages
-from advbound import models, train
-from advbound.config_check import ConfigError
+from advbound import models, training
+from advbound.studies import variants as variants_lib
+from advbound.config.schema import ConfigError
 from advbound.studies.region_defense import (attacks, claims, pipeline, protocol, region_scores,
                                              settings, tables)
 from configs import region_defense_cifar, region_defense_mnist, region_defense_quickstart
@@ -442,10 +443,10 @@ def tiny_run(tmp_path_factory):
 def test_tiny_run_draw_and_tables_against_the_model_and_loops(tiny_run):
   config, workdir, out = tiny_run
   ds = out["dataset"]
-  test = train.load_splits(config.data, ("test",))[0]
+  test = variants_lib.load_splits(config.data, ("test",))[0]
   chosen = attacks.load_chosen(workdir)
-  fns = {c: models.as_logits_fn(train.load_model(config.model, config.models[c],
-                                                 os.path.join(workdir, "models", c)))
+  fns = {c: models.as_logits_fn(training.load_model(config.model, config.models[c],
+                                                    os.path.join(workdir, "models", c)))
          for c in config.study.classifiers}
   preds = {c: np.asarray(jnp.argmax(fns[c](test.images), -1)) for c in fns}
   # the paper's draw: the seeded permutation of the images the standard model gets right

@@ -19,7 +19,7 @@ from advbound import attacks, boundary, directions, models, region
 from advbound.runtime import batching, sharding
 from advbound.analysis import evaluate
 from advbound.training import guard
-from advbound import train as train_lib
+from advbound import training
 from advbound.data import load
 from ml_collections import config_dict
 
@@ -56,9 +56,9 @@ def trained(mnist, tmp_path_factory):
                                           pgd=common.pgd(0.3, 0.1, 3)))
   model_cfg = config_dict.ConfigDict(dict(name="mnist_cnn"))
   root = tmp_path_factory.mktemp("train")
-  many = train_lib.train(mnist, model_cfg, cfg, str(root / "many"))
+  many = training.train(mnist, model_cfg, cfg, str(root / "many"))
   with sharding.use_devices(ONE):
-    one = train_lib.train(mnist, model_cfg, cfg, str(root / "one"))
+    one = training.train(mnist, model_cfg, cfg, str(root / "one"))
   records = [guard.read_record(str(root / name)) for name in ("many", "one")]
   return many, one, records
 

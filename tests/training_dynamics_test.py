@@ -15,9 +15,10 @@ import scipy.stats
 
 from advbound.analysis import evaluate, stability, transforms
 from advbound.runtime import io, stages
-from advbound import models, stats, train
+from advbound import models, stats, training
+from advbound.studies import variants as variants_lib
 from advbound.attacks.pgd import pgd
-from advbound.config_check import ConfigError
+from advbound.config.schema import ConfigError
 from advbound.studies.training_dynamics import (epochs, examples, pipeline, profiles,
                                                 settings, sharedness)
 from advbound.studies.training_dynamics import universal as universal_stage
@@ -105,10 +106,10 @@ def test_steps_per_epoch_is_the_trainers_epoch(n, batch):
   """steps_per_epoch(n, b) steps of the trainer's batches see each example at most once (one
   pass), and the next step starts a new pass (it repeats examples already seen)."""
   s = epochs.steps_per_epoch(n, batch)
-  seen = np.concatenate([train.batch_indices(3, k, batch, n) for k in range(s)])
+  seen = np.concatenate([training.batch_indices(3, k, batch, n) for k in range(s)])
   assert len(np.unique(seen)) == s * batch              # one pass, no example twice
   assert n - s * batch < batch                          # only the remainder is dropped
-  nxt = train.batch_indices(3, s, batch, n)
+  nxt = training.batch_indices(3, s, batch, n)
   assert np.isin(nxt, seen).any() or n - s * batch >= batch  # a new permutation begins
 
 
@@ -265,7 +266,7 @@ def smoke(tmp_path_factory):
 
 
 def _data(config):
-  return dict(zip(("train", "test"), train.load_splits(config.data, ("train", "test"))))
+  return dict(zip(("train", "test"), variants_lib.load_splits(config.data, ("train", "test"))))
 
 
 def _predict(fn, x):
@@ -281,15 +282,15 @@ def test_epoch_models_and_examples(smoke):
   config, workdir, results = smoke
   data = _data(config)
   m = epochs.Models(config, workdir)
-  natural = models.as_logits_fn(train.load_model(config.model, config.models.natural,
-                                                 os.path.join(workdir, "models", "natural")))
+  natural = models.as_logits_fn(training.load_model(config.model, config.models.natural,
+                                                    os.path.join(workdir, "models", "natural")))
   fixed = epochs.inputs(config, data)
   xe, ye = fixed["eval"]
   xt, yt = fixed["test"]
   np.testing.assert_allclose(evaluate.logits(m(0), xe), evaluate.logits(natural, xe),
                              atol=1e-5)
-  last = models.as_logits_fn(train.load_model(config.model, config.models.adversarial,
-                                              os.path.join(workdir, "models", "adversarial")))
+  last = models.as_logits_fn(training.load_model(config.model, config.models.adversarial,
+                                                 os.path.join(workdir, "models", "adversarial")))
   np.testing.assert_allclose(evaluate.logits(m(3), xe), evaluate.logits(last, xe), atol=1e-5)
   assert len(xe) == 60 and len(xt) == 40 and len(fixed["detect"][0]) == 50
   assert set(fixed["test_index"]) <= set(fixed["eval_index"])

@@ -1,5 +1,6 @@
 """One package per paper's study, each built on the library below it (never the reverse), and
-each on the shared stage machinery of `advbound.runtime.stages`.
+each on the shared stage machinery of `advbound.runtime.stages` and the model variants of
+`variants` (which variants a config trains, their stamps, `train_variant`, `train_and_evaluate`).
 
 - `decision_boundary`: He et al.'s decision-boundary study
   (`python -m experiments.decision_boundary`).

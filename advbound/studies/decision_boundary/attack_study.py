@@ -19,7 +19,8 @@ from advbound.runtime import checks
 from advbound import data as data_lib
 from advbound.analysis import evaluate
 from advbound.runtime import io
-from advbound import models, train
+from advbound import models
+from advbound.studies import variants as variants_lib
 from advbound import stats
 from advbound.attacks import presets
 
@@ -67,10 +68,10 @@ def load_models(config, workdir: str, *, variants=None, splits=("train", "test")
   Returns:
     ({split: Dataset}, {variant: logits_fn}).
   """
-  data = dict(zip(splits, train.load_splits(config.data, splits)))
+  data = dict(zip(splits, variants_lib.load_splits(config.data, splits)))
   fns = {}
-  for v in train.variant_names(config, variants):
-    model = train.train_variant(config, v, data["train"], workdir)
+  for v in variants_lib.variant_names(config, variants):
+    model = variants_lib.train_variant(config, v, data["train"], workdir)
     fns[v] = models.as_logits_fn(model)
   return data, fns
 
@@ -103,7 +104,7 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
       kwargs = settings[name]
       path = os.path.join(workdir, "attacks", v, f"{name}.npz")
       stamp = json.dumps({"kwargs": kwargs, "indices": idx.tolist(), "seed": acfg.seed,
-                          "model": train.model_stamp(config, v)}, sort_keys=True)
+                          "model": variants_lib.model_stamp(config, v)}, sort_keys=True)
       result = io.read_npz_if_current(path, stamp)
       if result is None:
         result = _attack_in_parts(path, stamp, name, fns[v], acfg, x, y, test, kwargs, idx)

@@ -21,7 +21,8 @@ import os
 import jax
 import numpy as np
 
-from advbound import boundary, train
+from advbound import boundary
+from advbound.studies import variants as variants_lib
 from advbound.runtime import io
 from advbound.studies import plots
 
@@ -122,7 +123,7 @@ def run(config, workdir: str, *, variants=None, loaded=None, attacked=None) -> d
         with np.load(os.path.join(workdir, "attacks", v, f"{kind}.npz")) as f:
           x, success = f["adversarial"], f["success"]
       stamp = json.dumps({"boundary": bcfg.to_dict(), "indices": idx.tolist(),
-                          "inputs_sha": _digest(x), "model": train.model_stamp(config, v)},
+                          "inputs_sha": _digest(x), "model": variants_lib.model_stamp(config, v)},
                          sort_keys=True)
       path = os.path.join(workdir, "boundary", v, f"{kind}.npz")
       examples[kind] = search_resumable(path, stamp, fn, x, success, directions, search_kwargs,

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import config_check, stats, train
+from advbound import config_check, stats
+from advbound.studies import variants as variants_lib
 from advbound.analysis import boundary_classifier
 from advbound.runtime import io, stages
 
@@ -61,10 +62,10 @@ def _run(config, workdir: str, *, variants=None) -> dict:
   def test_split():  # detect alone needs only the test split
     if "models" in memo:
       return memo["models"][0]["test"]
-    return train.load_splits(config.data, ("test",))[0]
+    return variants_lib.load_splits(config.data, ("test",))[0]
 
   bodies = {
-      "train": lambda r, t: train.train_and_evaluate(config, workdir, variants=variants),
+      "train": lambda r, t: variants_lib.train_and_evaluate(config, workdir, variants=variants),
       "attacks": lambda r, t: attack_study.run(config, workdir, loaded=loaded()),
       "region": lambda r, t: region_study.run(config, workdir, loaded=loaded(),
                                               attacked=r["attacks"]),
@@ -89,10 +90,10 @@ def detection(config, workdir: str, indices, region_result: dict, *, variants=No
   None).
   """
   if test is None:
-    (test,) = train.load_splits(config.data, ("test",))
+    (test,) = variants_lib.load_splits(config.data, ("test",))
   labels = test.labels[np.asarray(indices)]
   dcfg = config.detect
-  names = train.variant_names(config, variants)
+  names = variants_lib.variant_names(config, variants)
   key = jax.random.key(dcfg.seed)
   table3, table4 = {}, {}
   for v in names:

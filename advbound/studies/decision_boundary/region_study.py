@@ -18,7 +18,8 @@ import numpy as np
 from advbound.analysis import evaluate
 from advbound.runtime import io
 from advbound.studies import plots
-from advbound import region, train
+from advbound import region
+from advbound.studies import variants as variants_lib
 
 from advbound.studies.decision_boundary import attack_study
 from advbound import stats
@@ -49,7 +50,7 @@ PAPER_RADIUS = {"mnist": 0.3, "cifar10": 5.1}
 
 def learned_radius(fn, key, val, rcfg, path: str, model_stamp: dict) -> dict:
   """Algorithm 1 on the first rcfg.validation_images validation images (cached at `path`;
-  `model_stamp` identifies the model, see train.model_stamp)."""
+  `model_stamp` identifies the model, see `advbound.studies.variants.model_stamp`)."""
   keys = ("step", "initial", "num_samples", "validation_images", "seed", "max_radius")
   stamp = json.dumps({"region": {k: rcfg.get(k) for k in keys}, "model": model_stamp},
                      sort_keys=True)
@@ -87,7 +88,7 @@ def run(config, workdir: str, *, variants=None, loaded=None, attacked=None) -> d
   out = {"table2": {}, "radius": {}, "certified": {}, "dataset": test.name,
          "paper_radius": PAPER_RADIUS.get(test.name)}
   for v, fn in fns.items():
-    model_stamp = train.model_stamp(config, v)
+    model_stamp = variants_lib.model_stamp(config, v)
     rad = learned_radius(fn, jax.random.fold_in(key, 0), val, rcfg,
                          os.path.join(workdir, "region", f"radius_{v}.json"), model_stamp)
     out["radius"][v] = {"learned": rad["radius"], "paper": rcfg.radius,

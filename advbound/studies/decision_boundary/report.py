@@ -8,7 +8,8 @@ import os
 
 from advbound.runtime import io
 from advbound.runtime import stages
-from advbound import stats, train
+from advbound import stats
+from advbound.studies import variants as variants_lib
 from advbound.runtime.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
@@ -253,7 +254,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
     stop = m.get("guard", {}).get("stopped_at")
     note = f"; stopped by the overfitting guard at step {stop}" if stop is not None else ""
     cells = out["model_cells"][v]
-    md.append(f"| {v} | {train.variant_model(config, v).name}{note} | "
+    md.append(f"| {v} | {variants_lib.variant_model(config, v).name}{note} | "
               f"{stats.format_rate(cells['test_accuracy'])} | "
               f"{stats.format_rate(cells['pgd_accuracy'])} | "
               f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")

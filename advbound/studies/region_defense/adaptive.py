@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from advbound.runtime import io
-from advbound import train
+from advbound.studies import variants as variants_lib
 from advbound.attacks import eot_pgd
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol
@@ -34,7 +34,7 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
   span = float(test.bounds[1] - test.bounds[0])
   chosen = attacks_lib.load_chosen(workdir)
   base = {"adaptive": acfg.to_dict(), "radius": radius, "region": config.region.to_dict(),
-          "indices": chosen["indices"].tolist(), "model": train.model_stamp(config, point)}
+          "indices": chosen["indices"].tolist(), "model": variants_lib.model_stamp(config, point)}
   out = {"targeted": {}, "untargeted": {}}
   key = jax.random.key(acfg.seed)
   for i, fraction in enumerate(acfg.epsilons):

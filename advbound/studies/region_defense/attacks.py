@@ -24,7 +24,7 @@ from absl import logging
 
 from advbound.analysis import evaluate
 from advbound.runtime import io
-from advbound import train
+from advbound.studies import variants as variants_lib
 from advbound.attacks import cao_gong
 from advbound.studies.region_defense import protocol
 
@@ -138,7 +138,7 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:
                             for c in config.study.classifiers}, "attacks": {}}
   for c in config.study.classifiers:
     out["attacks"][c] = {}
-    model = train.model_stamp(config, c)
+    model = variants_lib.model_stamp(config, c)
     for stem, attack, kappa in planned(config, c):
       overrides, full = settings(config, attack, kappa, test.bounds)
       x, y, target = inputs(chosen, test, attack)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 
 from advbound.runtime import io, stages
-from advbound import models, train
+from advbound import models
+from advbound.studies import variants as variants_lib
 from advbound.studies import plots
 from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
@@ -51,17 +52,17 @@ def _run(config, workdir: str) -> dict:
   def loaded():  # data and models, loaded once by the first stage that needs them
     if "data" not in memo:
       data = dict(zip(("train", "validation", "test"),
-                      train.load_splits(config.data, ("train", "validation", "test"))))
+                      variants_lib.load_splits(config.data, ("train", "validation", "test"))))
       fns = {}
       for c in config.study.classifiers:
-        fns[c] = models.as_logits_fn(train.train_variant(config, c, data["train"], workdir))
+        fns[c] = models.as_logits_fn(variants_lib.train_variant(config, c, data["train"], workdir))
       memo["data"], memo["fns"] = data, fns
     return {"data": memo["data"], "fns": memo["fns"]}
 
   def train_all(r, t):
     del r, t
     loaded()
-    return {c: train.model_stamp(config, c) for c in config.study.classifiers}
+    return {c: variants_lib.model_stamp(config, c) for c in config.study.classifiers}
 
   def score(r, t):
     del t

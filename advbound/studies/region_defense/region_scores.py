@@ -26,7 +26,8 @@ from absl import logging
 from advbound.analysis import evaluate
 from advbound.runtime import io
 from advbound.studies import plots
-from advbound import region, train
+from advbound import region
+from advbound.studies import variants as variants_lib
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol
@@ -91,7 +92,7 @@ def run(config, workdir: str, *, data: dict, fns: dict, radius: float, attacked:
   chosen = attacks_lib.load_chosen(workdir)
   x = test.images[chosen["indices"]]
   base = {"radius": radius, "region": config.region.to_dict(),
-          "model": train.model_stamp(config, point)}
+          "model": variants_lib.model_stamp(config, point)}
   stamp = json.dumps({**base, "inputs": "benign", "indices": chosen["indices"].tolist()},
                      sort_keys=True, default=str)
   benign = _labels(config, os.path.join(workdir, "region", "benign.npz"), stamp, x,

@@ -3,7 +3,7 @@
 Epoch e (0 <= e <= T) is the adversarially trained variant after e * S steps, S =
 `models.<adversarial>.snapshot_every`; epoch 0 is the naturally trained model it starts from
 (`init_from`). S is one pass over the training split, `steps_per_epoch(len(train), batch)` (the
-trainer's epoch: `train.batch_indices` draws a permutation per n // batch steps and drops the
+trainer's epoch: `training.batch_indices` draws a permutation per n // batch steps and drops the
 remainder), unless `study.partial_epoch_steps` declares a shorter "epoch" (quickstarts on large
 splits). Settings name epochs as integers, -1 for the last.
 
@@ -21,10 +21,11 @@ import os
 
 import numpy as np
 
-from advbound import models, train
+from advbound import models, training
+from advbound.studies import variants as variants_lib
 
-# the trainer's epoch length, the one definition (re-exported for the study's configs)
-steps_per_epoch = train.steps_per_epoch
+# the trainer's epoch length, the one definition (re-exported for the study's settings)
+steps_per_epoch = training.steps_per_epoch
 
 
 def count(config) -> int:
@@ -66,9 +67,9 @@ class Models:
   def __call__(self, epoch: int):
     """The pure logits_fn of the model after `epoch` epochs of adversarial training."""
     if self._cache is None or self._cache[0] != epoch:
-      model = train.load_snapshot(train.variant_model(self.config, self.variant),
-                                  self.config.models[self.variant],
-                                  self.folder, epoch * self.steps)
+      model = training.load_snapshot(variants_lib.variant_model(self.config, self.variant),
+                                     self.config.models[self.variant],
+                                     self.folder, epoch * self.steps)
       self._cache = (epoch, models.as_logits_fn(model))
     return self._cache[1]
 
