@@ -1,15 +1,15 @@
 """The blind-spot study (advbound.studies.blind_spot): its rules against brute force, closed
 forms and peer libraries, the divergence's equal counts and its bootstrap against fresh
-samples, the claims' verdicts on hand-made cases, the config checks, and one tiny end-to-end
-run checked against the trained models called directly, brute-force distances, a
-reimplementation of the KDE KL and success recounted from the stored examples, then resumed."""
+samples, the claims' verdicts on hand-made cases, and one tiny end-to-end run checked against
+the trained models called directly, brute-force distances, a reimplementation of the KDE KL
+and success recounted from the stored examples, then resumed (the config checks:
+tests/blind_spot_settings_test.py)."""
 
 import os
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ml_collections import config_dict
 from scipy.spatial import distance as scipy_distance
 from sklearn import metrics as sk_metrics
 
@@ -18,9 +18,8 @@ from advbound.runtime import io, stages
 from advbound import stats, training
 from advbound.studies import variants as variants_lib
 from advbound.analysis import scale_shift
-from advbound.config_check import ConfigError
 from advbound.studies.blind_spot import (attacks, claims, distances, paper, pipeline, protocol,
-                                         settings, split_divergence)
+                                         split_divergence)
 from configs import blind_spot_quickstart, blind_spot_smoke
 
 
@@ -265,45 +264,7 @@ def test_claims_out_of_regime_and_effect_against_our_baseline():
       stats.INCONCLUSIVE)
 
 
-# --- the config checks ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("path,value,expected", [
-    ("study.attacked", "robust", "study.attacked: must be one of"),
-    ("study.extractors", ("natural", "teacher"), "unknown model variant ['teacher']"),
-    ("study.epsilon", 0.0, "study.epsilon: must be > 0"),
-    ("study.alphas", (0.9, 1.0), "must start with 1.0"),
-    ("study.alphas", (1.0, 1.5), "scale factors in (0, 1]"),
-    ("study.test_images", 5000, "study.test_images: must be at most 1000"),
-    ("attack.num_images", 2000, "attack.num_images: must be at most 1000"),
-    ("attack.starts", ("noise", "white"), "unknown start ['white']"),
-    ("attack.cw.decrease_factor", 1.0, "attack.cw.decrease_factor: must be < 1"),
-    ("divergence.model", "teacher", "divergence.model: must be one of"),
-    ("divergence.max_iter", 100, "divergence.max_iter: must be >= 250"),
-    ("figures.histogram_pair", (0.75, 0.0), "must be a transformed pair of the grid"),
-    ("distance.k", 0, "distance.k: must be >= 1"),
-])
-def test_bad_settings_are_named(path, value, expected):
-  config = blind_spot_quickstart.get_config()
-  section, key = path.rsplit(".", 1)
-  node = config
-  for part in section.split("."):
-    node = node[part]
-  with node.ignore_type():
-    node[key] = value
-  with pytest.raises(ConfigError) as e:
-    settings.validate(config, sizes=dict(train=3500, validation=500, test=1000))
-  assert any(expected in p for p in e.value.problems), e.value.problems
-
-
-def test_unknown_section_and_missing_one():
-  config = blind_spot_quickstart.get_config()
-  config.tsne = config_dict.ConfigDict(dict(perplexity=5))
-  del config["attack"]
-  with pytest.raises(ConfigError) as e:
-    settings.validate(config, sizes=dict(train=3500, validation=500, test=1000))
-  assert any(p.startswith("config.tsne: unknown key") for p in e.value.problems)
-  assert any(p.startswith("config.attack: missing") for p in e.value.problems)
-
+# --- the configs (the settings' checks: tests/blind_spot_settings_test.py) --------------
 
 def test_quickstart_dataset_argument():
   assert blind_spot_quickstart.get_config("fashion_mnist").study.epsilon == 0.1

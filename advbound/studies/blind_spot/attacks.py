@@ -17,6 +17,7 @@ computed in resumable parts of attack.batch_size images.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -28,7 +29,7 @@ from advbound.runtime import io
 from advbound import models
 from advbound.analysis import scale_shift
 from advbound.attacks import cw_linf
-from advbound.studies.blind_spot import distances, paper, protocol
+from advbound.studies.blind_spot import distances, paper, protocol, settings
 
 
 def path(workdir: str, alpha: float, beta: float) -> str:
@@ -60,6 +61,7 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
     arrays = io.read_npz_if_current(target, stamp)
     if arrays is None:
       logging.info("attack at %s: %d of %d images classified correctly", key, index.size, n)
+      cw = dataclasses.asdict(settings.CW.of(cfg.cw))  # the attack's defaults where unset
       starts = {s: protocol.start(s, xt, bounds=test.bounds, noise_std=float(cfg.noise_std),
                                   seed=int(cfg.seed))
                 for s in cfg.starts}
@@ -70,7 +72,7 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
         for s in cfg.starts:
           r = cw_linf.carlini_wagner_linf(fn, xt[rows], y[rows], bounds=test.bounds,
                                           start=starts[s][rows], stop_below=stop,
-                                          batch_size=hi - lo, **cfg.cw.to_dict())
+                                          batch_size=hi - lo, **cw)
           found = np.asarray(r.success)
           part[f"found_{s}"] = found
           part[f"linf_{s}"] = np.where(found, np.asarray(r.distortion["linf"]),

@@ -54,7 +54,7 @@ import os
 
 from advbound.runtime import io, stages
 from advbound import stats
-from advbound.studies.blind_spot import claims, paper, protocol
+from advbound.studies.blind_spot import claims, paper, protocol, settings
 
 
 def _beside(cell, value, out_of_regime: bool = False) -> str:
@@ -77,7 +77,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "mean_distance": dist["mean_distance"],
       "mean_distance_ci": scored["mean_distance"],
       "claims": scored["claims"],
-      "departures": config.get("note", "") or "",
+      "departures": settings.BlindSpot.of(config).note or "",
       "figure1": scored["figure1"],
       "figure5": scored["figure5"],
       "divergence": results["divergence"],
