@@ -1,7 +1,7 @@
 """Flags and set-up shared by the entry points: --config, --workdir, --only.
 
 `run(body)` is every entry point's main: it parses the flags (reporting every unknown
-`--config.*` key with its full path), validates the whole config (advbound.config_check: all
+`--config.*` key with its full path), validates the whole config (advbound.config.schema: all
 problems at once, before anything runs), takes the workdir's lock (advbound.runtime.workdir: one run
 per workdir), and calls `body(config, workdir, variants)`. Errors a user can fix (a bad
 setting, data that cannot be obtained, a busy workdir) end with one message and exit status 2,
@@ -143,12 +143,14 @@ def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
 
   `sections`: the config sections the entry point needs (default: all of a study's); sections
   present beyond them are validated too. `validate`: the study's own check, a callable
-  (config, variants) raising config_check.ConfigError (default: He et al.'s study's,
-  config_check.validate)."""
+  (config, variants) raising advbound.config.schema.ConfigError (default: He et al.'s study's,
+  advbound.studies.decision_boundary.settings.validate)."""
 
   def main(argv):
     # Imported here so that --help and flag errors answer before jax loads.
-    from advbound import config_check, data
+    from advbound import data
+    from advbound.config import schema
+    from advbound.studies.decision_boundary import settings
     from advbound.runtime import workdir  # pylint: disable=g-import-not-at-top
 
     setup(argv)
@@ -158,9 +160,8 @@ def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
       if validate is not None:
         validate(config, variants)
       else:
-        config_check.validate(config, variants=variants,
-                              required=sections or config_check.SECTIONS)
-    except config_check.ConfigError as e:
+        settings.validate(config, variants=variants, required=sections or settings.SECTIONS)
+    except schema.ConfigError as e:
       fail(str(e))
     try:
       with workdir.lock(folder):

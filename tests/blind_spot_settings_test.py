@@ -9,7 +9,7 @@ import pytest
 from ml_collections import config_dict
 
 from advbound.attacks import cw_linf
-from advbound.config_check import ConfigError
+from advbound.config.schema import ConfigError
 from advbound.studies.blind_spot import settings
 from configs import blind_spot_quickstart, blind_spot_smoke
 

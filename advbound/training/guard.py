@@ -27,8 +27,7 @@ from flax import nnx
 
 from advbound.runtime import io, sharding
 from advbound.attacks.pgd import pgd
-
-GUARD_KEYS = ("every", "examples", "pgd", "max_drop", "seed")  # the last one is optional
+from advbound.training import settings
 
 
 def record_path(workdir: str) -> str:
@@ -68,15 +67,17 @@ class Guard:
 
   def __init__(self, cfg, graphdef: nnx.GraphDef, images: np.ndarray, labels: np.ndarray,
                bounds: tuple[float, float], workdir: str, start: int):
-    """cfg: the `guard` section; graphdef: the model in eval mode (in the training compute
-    dtype); images / labels: the training split; start: the step the run resumes from (later
-    checks of an earlier attempt are dropped, they are recomputed)."""
+    """cfg: the `guard` section (read as `advbound.training.settings.Guard`); graphdef: the
+    model in eval mode (in the training compute dtype); images / labels: the training split;
+    start: the step the run resumes from (later checks of an earlier attempt are dropped, they
+    are recomputed)."""
+    cfg = settings.Guard.of(cfg)
     self.cfg, self.workdir = cfg, workdir
-    rng = np.random.default_rng([int(cfg.get("seed", 0)), 7])
+    rng = np.random.default_rng([int(cfg.seed), 7])
     idx = np.sort(rng.choice(len(labels), min(int(cfg.examples), len(labels)), replace=False))
     # replicated over the devices of the mesh like the training state (one device: as is)
     self.x, self.y = sharding.replicate((jnp.asarray(images[idx]), jnp.asarray(labels[idx])))
-    self.key = jax.random.key(int(cfg.get("seed", 0)))
+    self.key = jax.random.key(int(cfg.seed))
     self.manager = manager(workdir)
     old = read_record(workdir) or {}
     self.history = [h for h in old.get("history", []) if h["step"] <= start]

@@ -16,10 +16,10 @@ import dataclasses
 import inspect
 from typing import Any, Mapping
 
-from advbound import config_check
 from advbound.attacks import cw_linf
 from advbound.config import schema
-from advbound.config_check import ConfigError
+from advbound.config.schema import ConfigError
+from advbound.training import settings as shared
 
 STARTS = ("noise", "grey")  # protocol.start
 INITS = ("random", "pca")  # split_divergence.INITS (kept here: validation imports no sklearn)
@@ -262,7 +262,7 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   c = schema.Checker()
   fields = tuple(f.name for f in BlindSpot.fields())
   top = c.keys("config", config, fields, required=BlindSpot.required())
-  info, sizes, variants = config_check.check_trained(c, top, sizes)
+  info, sizes, variants = shared.check_trained(c, top, sizes)
   ctx = dict(variants=variants, span=info.get("span"), num_classes=info.get("num_classes"),
              train=sizes.get("train"), test=sizes.get("test"))
   study = Study.check(c, "study", top["study"], ctx) if "study" in top else {}

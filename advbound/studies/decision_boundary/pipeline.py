@@ -17,12 +17,13 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound import config_check, stats
+from advbound import stats
 from advbound.studies import variants as variants_lib
 from advbound.analysis import boundary_classifier
 from advbound.runtime import io, stages
 
 from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
+from advbound.studies.decision_boundary import settings
 from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
 
@@ -42,10 +43,10 @@ STAGES = {s.name: s for s in (
 def run(config, workdir: str, *, variants=None) -> dict:
   """Runs (or resumes) every stage and returns results.json's content.
 
-  The whole config is validated first (config_check.ConfigError lists every problem), and the
+  The whole config is validated first (settings.ConfigError lists every problem), and the
   workdir is locked for the run (workdir.WorkdirBusyError if another run holds it).
   """
-  config_check.validate(config, variants=variants)
+  settings.validate(config, variants=variants)
   with workdir_lib.lock(workdir):
     return _run(config, workdir, variants=variants)
 

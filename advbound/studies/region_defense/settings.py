@@ -1,12 +1,12 @@
 """Validates a region-defense config before anything runs: every problem at once, as one
-`config_check.ConfigError` (data, model and model variants as the other studies check them,
+`schema.ConfigError` (data, model and model variants as the other studies check them,
 then this study's sections)."""
 
 from __future__ import annotations
 
-from advbound import config_check
 from advbound.attacks import cao_gong
-from advbound.config_check import Checker, ConfigError
+from advbound.config.schema import Checker, ConfigError
+from advbound.training import settings as shared
 from advbound.studies.region_defense import protocol
 
 SECTIONS = ("data", "model", "models", "study", "radius", "region", "evaluation", "adapted",
@@ -23,7 +23,7 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   """Raises ConfigError listing every problem of a region-defense config."""
   c = Checker()
   top = c.keys("config", config, SECTIONS, required=REQUIRED)
-  _, sizes, variants = config_check.check_trained(c, top, sizes)
+  _, sizes, variants = shared.check_trained(c, top, sizes)
   classifiers = _check_study(c, top.get("study"), variants)
   _check_radius(c, top.get("radius"), sizes)
   _check_region(c, top.get("region"))

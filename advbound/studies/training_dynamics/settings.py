@@ -1,14 +1,14 @@
 """Validates a training-dynamics config before anything runs: every problem at once, as one
-`config_check.ConfigError` (data, model and model variants as the other studies check them,
+`schema.ConfigError` (data, model and model variants as the other studies check them,
 then this study's sections)."""
 
 from __future__ import annotations
 
 import numbers
 
-from advbound import config_check
 from advbound.analysis import transforms
-from advbound.config_check import Checker, ConfigError
+from advbound.config.schema import Checker, ConfigError
+from advbound.training import settings as shared
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
 SECTIONS = ("data", "model", "models", "study", "profiles", "sharedness", "universal",
@@ -23,7 +23,7 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   """Raises ConfigError listing every problem of a training-dynamics config."""
   c = Checker()
   top = c.keys("config", config, SECTIONS, required=REQUIRED)
-  info, sizes, variants = config_check.check_trained(c, top, sizes)
+  info, sizes, variants = shared.check_trained(c, top, sizes)
   span = info.get("span")
   last = _check_study(c, top.get("study"), top.get("models"), variants, sizes, span)
   measured = _measured(top.get("study"), last)
