@@ -1,11 +1,13 @@
 """Flags and set-up shared by the entry points: --config, --workdir, --only.
 
-`run(body)` is every entry point's main: it parses the flags (reporting every unknown
-`--config.*` key with its full path), validates the whole config (advbound.config.schema: all
-problems at once, before anything runs), takes the workdir's lock (advbound.runtime.workdir: one run
-per workdir), and calls `body(config, workdir, variants)`. Errors a user can fix (a bad
-setting, data that cannot be obtained, a busy workdir) end with one message and exit status 2,
-not a traceback.
+`run_study(pipeline, summary)` is a study's main: it parses the flags (reporting every unknown
+`--config.*` key with its full path) and hands the config to `advbound.runtime.stages.run_study`,
+which validates the whole config (all problems at once, before anything runs), takes the
+workdir's lock (one run per workdir) and runs or resumes the study's stages; `summary(results,
+workdir, config)` then prints what the run found. `run(body)` does the same for the entry points
+that run one piece of He et al.'s study outside its stages (train, attack, boundary, region).
+Errors a user can fix (a bad setting, data that cannot be obtained, a busy workdir) end with one message
+and exit status 2, not a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -168,5 +170,35 @@ def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
         body(config, folder, variants)
     except (workdir.WorkdirBusyError, data.DataUnavailableError) as e:
       fail(str(e))
+
+  app.run(main, flags_parser=parse_flags)
+
+
+def run_study(pipeline: str, summary: Callable[[dict, str, Any], None], *,
+              no_only: str | None = None) -> None:
+  """Runs the study declared as `STUDY` in module `pipeline` (dotted name, imported after the
+  flags are parsed) as an absl program, then `summary(results.json content, workdir, config)`.
+
+  `no_only`: why --only does not apply to this study (None: it does, the variants it names
+  being checked by the study's validation)."""
+
+  def main(argv):
+    # Imported here so that --help and flag errors answer before jax loads.
+    import importlib  # pylint: disable=g-import-not-at-top
+    from advbound import data  # pylint: disable=g-import-not-at-top
+    from advbound.config import schema  # pylint: disable=g-import-not-at-top
+    from advbound.runtime import io, stages, workdir  # pylint: disable=g-import-not-at-top
+
+    setup(argv)
+    config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
+    distributed()
+    if variants and no_only:
+      fail(f"--only does not apply to this study: {no_only}")
+    study = importlib.import_module(pipeline).STUDY
+    try:
+      stages.run_study(study, config, folder, variants=variants)
+    except (schema.ConfigError, workdir.WorkdirBusyError, data.DataUnavailableError) as e:
+      fail(str(e))
+    summary(io.read_json(os.path.join(folder, "results.json")), folder, config)
 
   app.run(main, flags_parser=parse_flags)

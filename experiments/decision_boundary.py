@@ -10,16 +10,14 @@ settings and artifacts are unchanged (see advbound/studies/decision_boundary/pip
 
 from absl import logging
 
-from advbound.studies.decision_boundary import pipeline
 from experiments import common
 
 
-def main(config, workdir, variants):
-  out = pipeline.run(config, workdir, variants=variants)
+def summary(out, workdir, config):
   logging.info("report: %s/report.md", workdir)
   print(f"report: {workdir}/report.md; results: {workdir}/results.json")
   print({v: r for v, r in out["table3"].items()})
 
 
 if __name__ == "__main__":
-  common.run(main)
+  common.run_study("advbound.studies.decision_boundary.pipeline", summary)

@@ -15,17 +15,7 @@ from absl import logging
 from experiments import common
 
 
-def _validate(config, variants):
-  from advbound.studies.region_defense import settings  # pylint: disable=g-import-not-at-top
-  if variants:
-    common.fail("--only does not apply to this study: it compares all of study.classifiers")
-  settings.validate(config)
-
-
-def main(config, workdir, variants):
-  del variants
-  from advbound.studies.region_defense import pipeline  # pylint: disable=g-import-not-at-top
-  out = pipeline.run(config, workdir)
+def summary(out, workdir, config):
   ds = out["dataset"]
   logging.info("report: %s/report.md", workdir)
   print(f"report: {workdir}/report.md; results: {workdir}/results.json")
@@ -35,4 +25,5 @@ def main(config, workdir, variants):
 
 
 if __name__ == "__main__":
-  common.run(main, validate=_validate)
+  common.run_study("advbound.studies.region_defense.pipeline", summary,
+                   no_only="it compares all of study.classifiers")

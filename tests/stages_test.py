@@ -73,3 +73,82 @@ def test_bad_stage_lists_are_named(tmp_path):
     stages.run(_config(), str(tmp_path), STUDY[:2], bodies)
   with pytest.raises(ValueError, match="runs after \\['a'\\]"):
     stages.run(_config(), str(tmp_path), [STUDY[1], STUDY[0], STUDY[2]], bodies)
+
+
+# ---- the study runner: declared reads, validation first ---------------------------------------
+
+def _study(reads_b, validate=lambda config, variants=None: None):
+  """a declares x; b declares y and runs after a; b's body reads `reads_b` (section names)."""
+
+  def a(run):
+    return {"x": run.config.x.to_dict()}
+
+  def b(run):
+    for name in reads_b:
+      _ = run.config[name]
+    return {}
+
+  return stages.Study("toy", (Stage("a", ("x",), (), (), body=a),
+                              Stage("b", ("y",), ("a",), (), body=b)), validate)
+
+
+def _toy_config():
+  return config_dict.ConfigDict({"x": {"v": 1}, "y": {"v": 2}, "z": {"v": 3}})
+
+
+def test_a_stage_may_read_its_sections_and_those_of_the_stages_before_it(tmp_path):
+  results, _ = stages.run_study(_study(["y", "x"]), _toy_config(), str(tmp_path))
+  assert results["a"] == {"x": {"v": 1}}
+
+
+def test_an_undeclared_read_is_an_error_naming_the_stage_and_section(tmp_path):
+  with pytest.raises(stages.UndeclaredReadError, match=r"stage 'b' read config section\(s\) "
+                     r"\['z'\]"):
+    stages.run_study(_study(["z"]), _toy_config(), str(tmp_path))
+  # the record of the offending stage is not written: a fixed declaration reruns it
+  assert not os.path.exists(tmp_path / "stages" / "b.json")
+  assert os.path.exists(tmp_path / "stages" / "a.json")
+
+
+def test_reads_through_get_in_and_to_dict_are_recorded():
+  rec = stages.RecordingConfig(_toy_config())
+  rec.start("s")
+  rec.get("x")
+  assert "y" in rec
+  rec.start("t")
+  rec.to_dict()
+  rec.start(None)
+  _ = rec.z  # outside any stage: not recorded
+  assert rec.reads == {"s": {"x", "y"}, "t": {"x", "y", "z"}}
+  with pytest.raises(AttributeError, match="read-only"):
+    rec.x = 1
+
+
+def test_undeclared_reads_are_logged_when_not_strict(tmp_path):
+  results, _ = stages.run_study(_study(["z"]), _toy_config(), str(tmp_path), strict=False)
+  assert results["b"] == {}
+
+
+def test_validation_comes_before_the_lock_and_any_stage(tmp_path):
+  from advbound.config import schema
+
+  def validate(config, variants=None):
+    raise schema.ConfigError(["x.v: bad", "y.v: bad"])
+
+  with pytest.raises(schema.ConfigError, match="2 problem"):
+    stages.run_study(_study([], validate), _toy_config(), str(tmp_path / "w"))
+  assert not os.path.exists(tmp_path / "w")
+
+
+def test_an_absent_optional_section_leaves_the_stamp_as_without_it():
+  config = _toy_config()
+  with_note = Stage("r", ("x", "note"), (), ())
+  without = Stage("r", ("x",), (), ())
+  assert stages.stamp(config, with_note, {}) == stages.stamp(config, without, {})
+  config.note = "text"
+  assert stages.stamp(config, with_note, {}) != stages.stamp(config, without, {})
+
+
+def test_allowed_sections_follow_after_transitively():
+  chain = [Stage("a", ("x",)), Stage("b", ("y",), ("a",)), Stage("c", (), ("b",))]
+  assert stages.allowed_sections(chain)["c"] == {"x", "y"}

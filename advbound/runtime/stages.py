@@ -8,6 +8,14 @@ record is readable, its stamp matches and its artifacts are unchanged; otherwise
 (reusing whatever of its own artifacts are still current: models resume from checkpoints,
 per-chunk parts are reused). Changing a setting therefore reruns the stage that reads it and
 the stages after it, and a killed run loses at most the artifact in progress.
+
+A study is declared once as a `Study`: its stages, each with its body (a function of the `Run`),
+and its config validation. `run_study` validates the config (every problem at once), takes the
+workdir's lock, and runs the stages, handing each body the config through a `RecordingConfig`
+that records which sections the body reads. A read of a section that neither the stage nor a
+stage it runs after (directly or not) declares would let a changed setting reuse a stale
+artifact: it is an error (`UndeclaredReadError`) in strict mode, the default, and a logged error
+otherwise.
 """
 
 from __future__ import annotations
@@ -19,12 +27,13 @@ import json
 import os
 import platform
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
 from absl import logging
 
 from advbound.runtime import io
+from advbound.runtime import workdir as workdir_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +47,16 @@ class Stage:
   version: the format of its result; bumping it makes records written by older code stale, so
     they rerun instead of feeding a later stage a result that lacks a newer field (0 leaves the
     stamp as it was before versions existed).
+  body: body(run: Run) -> the stage's JSON-able result (used by `run_study`; `run` takes the
+    bodies separately).
   """
   name: str
   sections: tuple[str, ...] = ()
   after: tuple[str, ...] = ()
   outputs: tuple[str, ...] = ()
   version: int = 0
+  body: Callable[["Run"], Any] | None = dataclasses.field(default=None, compare=False,
+                                                         repr=False)
 
 
 def sha256(path: str) -> str:
@@ -55,9 +68,9 @@ def sha256(path: str) -> str:
 
 
 def stamp(config, stage: Stage, stamps: Mapping[str, str]) -> str:
-  """Hash of the stage's config sections and of the stamps of the stages it runs after."""
+  """Hash of the stage's config sections (those present) and of the stamps of the stages it runs after."""
   payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
-             for s in stage.sections}
+             for s in stage.sections if s in config}  # an optional section may be absent
   payload["after"] = {d: stamps[d] for d in stage.after}
   if stage.version:
     payload["version"] = stage.version
@@ -110,13 +123,17 @@ def jsonable(obj: Any) -> Any:
 
 
 def run(config, workdir: str, stages: Sequence[Stage],
-        bodies: Mapping[str, Callable[[dict, dict], Any]]) -> tuple[dict, dict]:
+        bodies: Mapping[str, Callable[[dict, dict], Any]], *,
+        recorder: RecordingConfig | None = None, strict: bool = True) -> tuple[dict, dict]:
   """Runs (or resumes) the stages in order.
 
   Args:
     bodies: stage name -> body(results, timings) returning the stage's JSON-able result;
       `results` and `timings` hold those of the stages before it (read back from their records
       when they were current).
+    recorder: the `RecordingConfig` the bodies read the config through, if any: each stage's
+      reads are checked against its declaration (`check_reads`) before its record is written.
+    strict: an undeclared read raises UndeclaredReadError (else it is logged as an error).
 
   Returns:
     (results, timings): stage name -> result, and -> wall seconds when computed.
@@ -138,14 +155,173 @@ def run(config, workdir: str, stages: Sequence[Stage],
       continue
     logging.info("[%d/%d] %s: running", i + 1, len(stages), stage.name)
     t0 = time.time()
+    if recorder is not None:
+      recorder.start(stage.name)
     result = jsonable(bodies[stage.name](results, timings))
     seconds = time.time() - t0
+    if recorder is not None:
+      recorder.start(None)
+      check_reads(stages, {stage.name: recorder.reads.get(stage.name, set())}, strict=strict)
     results[stage.name], timings[stage.name] = result, seconds
     io.write_json(os.path.join(workdir, "stages", f"{stage.name}.json"),
                   {"stamp": stamps[stage.name], "result": result, "seconds": seconds,
                    "artifacts": artifacts(workdir, stage.outputs)})
     logging.info("[%d/%d] %s: done in %.0f s", i + 1, len(stages), stage.name, seconds)
   return results, timings
+
+
+class UndeclaredReadError(RuntimeError):
+  """A stage read a config section its declaration does not cover."""
+
+
+class RecordingConfig:
+  """A read-only view of a study config that records which top-level sections are read, per
+  stage (`start(name)` says which stage reads from now on). Everything a body does with the
+  config goes through it: attribute and item access, `get`, `in`, iteration, `to_dict`."""
+
+  def __init__(self, config):
+    object.__setattr__(self, "_config", config)
+    object.__setattr__(self, "_stage", None)
+    object.__setattr__(self, "reads", {})
+
+  def start(self, stage: str | None) -> None:
+    object.__setattr__(self, "_stage", stage)
+
+  def _read(self, names: Iterable[str]) -> None:
+    if self._stage is not None:
+      self.reads.setdefault(self._stage, set()).update(names)
+
+  def __getattr__(self, name):
+    if name.startswith("__"):
+      raise AttributeError(name)
+    self._read([name])
+    return getattr(self._config, name)
+
+  def __getitem__(self, name):
+    self._read([name])
+    return self._config[name]
+
+  def get(self, name, default=None):
+    self._read([name])
+    return self._config.get(name, default)
+
+  def __contains__(self, name) -> bool:
+    self._read([name])
+    return name in self._config
+
+  def keys(self):
+    return self._config.keys()
+
+  def __iter__(self):
+    return iter(self._config.keys())
+
+  def __len__(self) -> int:
+    return len(self._config.keys())
+
+  def items(self):
+    self._read(self._config.keys())
+    return self._config.items()
+
+  def values(self):
+    self._read(self._config.keys())
+    return self._config.values()
+
+  def to_dict(self) -> dict:
+    self._read(self._config.keys())
+    return self._config.to_dict()
+
+  def __setattr__(self, name, value):
+    raise AttributeError(f"the config is read-only while stages run (setting {name!r})")
+
+  def __repr__(self) -> str:
+    return f"RecordingConfig({self._config!r})"
+
+
+def allowed_sections(stages: Sequence[Stage]) -> dict[str, set[str]]:
+  """stage name -> the config sections its stamp covers: its own and those of every stage it
+  runs after, directly or through others."""
+  by_name, out = {s.name: s for s in stages}, {}
+  for stage in stages:
+    covered = set(stage.sections)
+    for upstream in stage.after:
+      covered |= out.get(upstream, set(by_name[upstream].sections))
+    out[stage.name] = covered
+  return out
+
+
+def check_reads(stages: Sequence[Stage], reads: Mapping[str, set[str]], *,
+                strict: bool = True) -> dict[str, list[str]]:
+  """The sections each stage read beyond what its declaration covers (`allowed_sections`);
+  raises UndeclaredReadError (strict) or logs an error when there are any."""
+  allowed = allowed_sections(stages)
+  bad = {name: sorted(set(read) - allowed[name]) for name, read in reads.items()
+         if set(read) - allowed[name]}
+  if bad:
+    message = "; ".join(
+        f"stage {name!r} read config section(s) {sections} that neither it nor a stage it runs "
+        f"after declares (its stamp would not change with them: add them to its sections)"
+        for name, sections in bad.items())
+    if strict:
+      raise UndeclaredReadError(message)
+    logging.error("%s", message)
+  return bad
+
+
+@dataclasses.dataclass
+class Run:
+  """What a stage body sees: the config (a RecordingConfig), the workdir, the model variants the
+  run is restricted to (--only; None for all), the results and wall times of the stages before
+  it, and `once` for values shared by several stages (data, trained models) and built by the
+  first stage that needs them."""
+  config: Any
+  workdir: str
+  variants: tuple[str, ...] | None
+  results: dict
+  timings: dict
+  memo: dict = dataclasses.field(default_factory=dict)
+
+  def once(self, key: str, build: Callable[[], Any]) -> Any:
+    if key not in self.memo:
+      self.memo[key] = build()
+    return self.memo[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """A study: its name, its stages in order (each with its body), and its config check
+  `validate(config, *, variants)` raising schema.ConfigError with every problem."""
+  name: str
+  stages: tuple[Stage, ...]
+  validate: Callable[..., None]
+
+  def stage(self, name: str) -> Stage:
+    for s in self.stages:
+      if s.name == name:
+        return s
+    raise KeyError(f"study {self.name} has no stage {name!r} (its stages: "
+                   f"{[s.name for s in self.stages]})")
+
+
+def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | None = None,
+              strict: bool = True) -> tuple[dict, dict]:
+  """Validates `config` (every problem at once), takes the workdir's lock and runs (or resumes)
+  every stage of `study`, its bodies reading the config through a RecordingConfig.
+
+  Returns:
+    (results, timings): stage name -> result, and -> wall seconds.
+  """
+  variants = tuple(variants) if variants else None
+  study.validate(config, variants=variants)
+  missing = [s.name for s in study.stages if s.body is None]
+  if missing:
+    raise ValueError(f"study {study.name}: stages {missing} have no body")
+  recorder = RecordingConfig(config)
+  with workdir_lib.lock(workdir):
+    memo = {}
+    bodies = {
+        s.name: (lambda r, t, body=s.body: body(Run(recorder, workdir, variants, r, t, memo)))
+        for s in study.stages}
+    return run(config, workdir, list(study.stages), bodies, recorder=recorder, strict=strict)
 
 
 def versions() -> dict:

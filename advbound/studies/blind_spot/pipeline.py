@@ -15,55 +15,66 @@ import os
 
 from advbound.runtime import io, stages
 from advbound.studies import variants as variants_lib
-from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
 from advbound.studies.blind_spot import (attacks, distances, report, score, settings,
                                          split_divergence)
 
-STAGES = {s.name: s for s in (
-    Stage("train", ("data", "model", "models"), (), ("models",)),
-    Stage("distance", ("study", "distance"), ("train",), ("distance",)),
-    Stage("divergence", ("study", "divergence"), ("train",), ("divergence",)),
-    Stage("attacks", ("study", "attack"), ("train",), ("attacks",)),
-    Stage("score", ("figures",), ("distance", "divergence", "attacks"),
-          ("score", "figures")),
+def _loaded(run: stages.Run) -> dict:
+  """{"data": {"train", "test"}, "trained": variant -> model, "stamps": variant -> model stamp},
+  loaded (trained if missing) by the first stage that needs them."""
+
+  def load():
+    config, workdir = run.config, run.workdir
+    data = dict(zip(("train", "test"), variants_lib.load_splits(config.data, ("train", "test"))))
+    trained = {v: variants_lib.train_variant(config, v, data["train"], workdir)
+               for v in config.models}
+    return {"data": data, "trained": trained,
+            "stamps": {v: variants_lib.model_stamp(config, v) for v in config.models}}
+
+  return run.once("loaded", load)
+
+
+def _train(run: stages.Run) -> dict:
+  return _loaded(run)["stamps"]
+
+
+def _distance(run: stages.Run):
+  return distances.run(run.config, run.workdir, **_loaded(run))
+
+
+def _divergence(run: stages.Run):
+  return split_divergence.run(run.config, run.workdir, **_loaded(run))
+
+
+def _attacks(run: stages.Run):
+  return attacks.run(run.config, run.workdir, **_loaded(run))
+
+
+def _score(run: stages.Run):
+  return score.run(run.config, run.workdir, test=_loaded(run)["data"]["test"],
+                   divergence=run.results["divergence"], distance=run.results["distance"])
+
+
+def _report(run: stages.Run):
+  return report.write(run.config, run.workdir, run.results, run.timings)
+
+
+# each stage: the config sections it reads, the stages it runs after, its artifacts, its body
+STUDY = stages.Study("blind_spot", stages=(
+    Stage("train", ("data", "model", "models"), (), ("models",), body=_train),
+    Stage("distance", ("study", "distance"), ("train",), ("distance",), body=_distance),
+    Stage("divergence", ("study", "divergence"), ("train",), ("divergence",), body=_divergence),
+    Stage("attacks", ("study", "attack"), ("train",), ("attacks",), body=_attacks),
+    Stage("score", ("figures",), ("distance", "divergence", "attacks"), ("score", "figures"),
+          body=_score),
     Stage("report", (), ("train", "distance", "divergence", "attacks", "score"),
-          ("report.md", "results.json")),
-)}
+          ("report.md", "results.json"), body=_report),
+), validate=lambda config, variants=None: settings.validate(config))
+STAGES = {s.name: s for s in STUDY.stages}
 
 
-def run(config, workdir: str) -> dict:
-  """Validates the config (settings.ConfigError lists every problem), locks the workdir, runs
-  or resumes every stage, and returns results.json's content."""
-  settings.validate(config)
-  with workdir_lib.lock(workdir):
-    return _run(config, workdir)
-
-
-def _run(config, workdir: str) -> dict:
-  memo = {}
-
-  def loaded():  # data and models, loaded once by the first stage that needs them
-    if "data" not in memo:
-      data = dict(zip(("train", "test"), variants_lib.load_splits(config.data, ("train", "test"))))
-      memo["data"] = data
-      memo["trained"] = {v: variants_lib.train_variant(config, v, data["train"], workdir)
-                         for v in config.models}
-      memo["stamps"] = {v: variants_lib.model_stamp(config, v) for v in config.models}
-    return {"data": memo["data"], "trained": memo["trained"], "stamps": memo["stamps"]}
-
-  def train_all(r, t):
-    del r, t
-    return loaded()["stamps"]
-
-  bodies = {
-      "train": train_all,
-      "distance": lambda r, t: distances.run(config, workdir, **loaded()),
-      "divergence": lambda r, t: split_divergence.run(config, workdir, **loaded()),
-      "attacks": lambda r, t: attacks.run(config, workdir, **loaded()),
-      "score": lambda r, t: score.run(config, workdir, test=loaded()["data"]["test"],
-                                      divergence=r["divergence"], distance=r["distance"]),
-      "report": lambda r, t: report.write(config, workdir, r, t),
-  }
-  stages.run(config, workdir, list(STAGES.values()), bodies)
+def run(config, workdir: str, *, strict: bool = True) -> dict:
+  """Validates the config (every problem at once), locks the workdir, runs or resumes every
+  stage (`stages.run_study`), and returns results.json's content."""
+  stages.run_study(STUDY, config, workdir, strict=strict)
   return io.read_json(os.path.join(workdir, "results.json"))

@@ -24,59 +24,66 @@ from advbound.runtime import io, stages
 
 from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
 from advbound.studies.decision_boundary import settings
-from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
 
-# name -> Stage(config sections it reads, stages it runs after, artifacts), in order
-STAGES = {s.name: s for s in (
-    Stage("train", ("data", "model", "models", "eval"), (), ("models",)),
+def _loaded(run: stages.Run):
+  """(splits, models) of every variant, loaded (trained if missing) by the first stage that
+  needs them."""
+  return run.once("models", lambda: attack_study.load_models(
+      run.config, run.workdir, variants=run.variants, splits=("train", "validation", "test")))
+
+
+def _train(run: stages.Run):
+  return variants_lib.train_and_evaluate(run.config, run.workdir, variants=run.variants)
+
+
+def _attacks(run: stages.Run):
+  return attack_study.run(run.config, run.workdir, loaded=_loaded(run))
+
+
+def _region(run: stages.Run):
+  return region_study.run(run.config, run.workdir, loaded=_loaded(run),
+                          attacked=run.results["attacks"])
+
+
+def _boundary(run: stages.Run):
+  return boundary_study.run(run.config, run.workdir, loaded=_loaded(run),
+                            attacked=run.results["attacks"])
+
+
+def _detect(run: stages.Run):
+  # the test split alone: no need to load the models when they are not loaded yet
+  test = (run.memo["models"][0]["test"] if "models" in run.memo
+          else variants_lib.load_splits(run.config.data, ("test",))[0])
+  return detection(run.config, run.workdir, run.results["attacks"]["indices"],
+                   run.results["region"], variants=run.variants, test=test)
+
+
+def _report(run: stages.Run):
+  return report.write(run.config, run.workdir, run.results, run.timings)
+
+
+# each stage: the config sections it reads, the stages it runs after, its artifacts, its body
+STUDY = stages.Study("decision_boundary", stages=(
+    Stage("train", ("data", "model", "models", "eval"), (), ("models",), body=_train),
     # version 1: rates carry their counts and 95% intervals (advbound.stats)
-    Stage("attacks", ("attack",), ("train",), ("attacks",), version=1),
-    Stage("region", ("region",), ("attacks",), ("region",), version=1),
-    Stage("boundary", ("boundary",), ("attacks",), ("boundary",)),
-    Stage("detect", ("detect",), ("boundary", "region"), ("detect",), version=1),
-    Stage("report", (), ("train", "attacks", "region", "boundary", "detect"),
-          ("report.md", "results.json"), version=1),
-)}
+    Stage("attacks", ("attack",), ("train",), ("attacks",), version=1, body=_attacks),
+    Stage("region", ("region",), ("attacks",), ("region",), version=1, body=_region),
+    Stage("boundary", ("boundary",), ("attacks",), ("boundary",), body=_boundary),
+    Stage("detect", ("detect",), ("boundary", "region"), ("detect",), version=1, body=_detect),
+    Stage("report", ("note",), ("train", "attacks", "region", "boundary", "detect"),
+          ("report.md", "results.json"), version=1, body=_report),
+), validate=settings.validate)
+STAGES = {s.name: s for s in STUDY.stages}
 
 
-def run(config, workdir: str, *, variants=None) -> dict:
+def run(config, workdir: str, *, variants=None, strict: bool = True) -> dict:
   """Runs (or resumes) every stage and returns results.json's content.
 
-  The whole config is validated first (settings.ConfigError lists every problem), and the
-  workdir is locked for the run (workdir.WorkdirBusyError if another run holds it).
+  The whole config is validated first (every problem at once), and the workdir is locked for
+  the run (workdir.WorkdirBusyError if another run holds it); see `stages.run_study`.
   """
-  settings.validate(config, variants=variants)
-  with workdir_lib.lock(workdir):
-    return _run(config, workdir, variants=variants)
-
-
-def _run(config, workdir: str, *, variants=None) -> dict:
-  memo = {}
-
-  def loaded():  # data and models, loaded once by the first stage that runs and needs them
-    if "models" not in memo:
-      memo["models"] = attack_study.load_models(config, workdir, variants=variants,
-                                                splits=("train", "validation", "test"))
-    return memo["models"]
-
-  def test_split():  # detect alone needs only the test split
-    if "models" in memo:
-      return memo["models"][0]["test"]
-    return variants_lib.load_splits(config.data, ("test",))[0]
-
-  bodies = {
-      "train": lambda r, t: variants_lib.train_and_evaluate(config, workdir, variants=variants),
-      "attacks": lambda r, t: attack_study.run(config, workdir, loaded=loaded()),
-      "region": lambda r, t: region_study.run(config, workdir, loaded=loaded(),
-                                              attacked=r["attacks"]),
-      "boundary": lambda r, t: boundary_study.run(config, workdir, loaded=loaded(),
-                                                  attacked=r["attacks"]),
-      "detect": lambda r, t: detection(config, workdir, r["attacks"]["indices"], r["region"],
-                                       variants=variants, test=test_split()),
-      "report": lambda r, t: report.write(config, workdir, r, t),
-  }
-  stages.run(config, workdir, list(STAGES.values()), bodies)
+  stages.run_study(STUDY, config, workdir, variants=variants, strict=strict)
   return io.read_json(os.path.join(workdir, "results.json"))
 
 

@@ -19,78 +19,91 @@ from advbound.runtime import io, stages
 from advbound import models
 from advbound.studies import variants as variants_lib
 from advbound.studies import plots
-from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
 from advbound.studies.region_defense import (adaptive, attacks, figures, region_scores, report,
                                              settings, tables)
 
-STAGES = {s.name: s for s in (
-    Stage("train", ("data", "model", "models"), (), ("models",)),
-    Stage("radius", ("study", "radius", "region"), ("train",), ("radius",)),
-    Stage("attacks", ("study", "evaluation"), ("radius",), ("attacks",)),
-    Stage("region", ("region", "adapted"), ("radius", "attacks"), ("region",)),
-    Stage("adaptive", ("adaptive", "region"), ("radius", "attacks"), ("adaptive",)),
+def _loaded(run: stages.Run) -> dict:
+  """{"data": splits, "fns": classifier name -> logits_fn}, loaded (trained if missing) by the
+  first stage that needs them."""
+
+  def load():
+    config, workdir = run.config, run.workdir
+    data = dict(zip(("train", "validation", "test"),
+                    variants_lib.load_splits(config.data, ("train", "validation", "test"))))
+    fns = {c: models.as_logits_fn(variants_lib.train_variant(config, c, data["train"], workdir))
+           for c in config.study.classifiers}
+    return {"data": data, "fns": fns}
+
+  return run.once("loaded", load)
+
+
+def _train(run: stages.Run) -> dict:
+  _loaded(run)
+  return {c: variants_lib.model_stamp(run.config, c) for c in run.config.study.classifiers}
+
+
+def _radius(run: stages.Run):
+  return region_scores.learn(run.config, run.workdir, **_loaded(run))
+
+
+def _attacks(run: stages.Run):
+  return attacks.run(run.config, run.workdir, **_loaded(run),
+                     radius=run.results["radius"]["radius"])
+
+
+def _region(run: stages.Run):
+  return region_scores.run(run.config, run.workdir, **_loaded(run),
+                           radius=run.results["radius"]["radius"],
+                           attacked=run.results["attacks"])
+
+
+def _adaptive(run: stages.Run):
+  return adaptive.run(run.config, run.workdir, **_loaded(run),
+                      radius=run.results["radius"]["radius"])
+
+
+def _figures(run: stages.Run):
+  return figures.run(run.config, run.workdir, **_loaded(run),
+                     radius=run.results["radius"]["radius"], attacked=run.results["attacks"])
+
+
+def _score(run: stages.Run) -> dict:
+  out = tables.compute(run.config, run.workdir, test=_loaded(run)["data"]["test"],
+                       attacked=run.results["attacks"], region_result=run.results["region"])
+  io.write_json(os.path.join(run.workdir, "score", "tables.json"), out)
+  folder = os.path.join(run.workdir, "figures")
+  for name, series, label in (("figure6", out["figure6"], "kappa"),
+                              ("figure7", out["figure7"], "kappa"),
+                              ("figure8", out["figure8"], "alpha")):
+    if series:
+      plots.save(plots.rate_curves(series, xlabel=label), os.path.join(folder, f"{name}.png"))
+  return out
+
+
+def _report(run: stages.Run):
+  return report.write(run.config, run.workdir, run.results, run.timings)
+
+
+# each stage: the config sections it reads, the stages it runs after, its artifacts, its body
+STUDY = stages.Study("region_defense", stages=(
+    Stage("train", ("data", "model", "models"), (), ("models",), body=_train),
+    Stage("radius", ("study", "radius", "region"), ("train",), ("radius",), body=_radius),
+    Stage("attacks", ("study", "evaluation"), ("radius",), ("attacks",), body=_attacks),
+    Stage("region", ("region", "adapted"), ("radius", "attacks"), ("region",), body=_region),
+    Stage("adaptive", ("adaptive", "region"), ("radius", "attacks"), ("adaptive",),
+          body=_adaptive),
     Stage("figures", ("figures", "region"), ("radius", "attacks", "region"),
-          ("figures/figure2.npz",)),
-    Stage("score", (), ("attacks", "region"), ("score",)),
+          ("figures/figure2.npz",), body=_figures),
+    Stage("score", (), ("attacks", "region"), ("score",), body=_score),
     Stage("report", (), ("train", "radius", "attacks", "region", "adaptive", "figures",
-                         "score"), ("report.md", "results.json")),
-)}
+                         "score"), ("report.md", "results.json"), body=_report),
+), validate=lambda config, variants=None: settings.validate(config))
+STAGES = {s.name: s for s in STUDY.stages}
 
 
-def run(config, workdir: str) -> dict:
-  """Validates the config (settings.ConfigError lists every problem), locks the workdir, runs
-  or resumes every stage, and returns results.json's content."""
-  settings.validate(config)
-  with workdir_lib.lock(workdir):
-    return _run(config, workdir)
-
-
-def _run(config, workdir: str) -> dict:
-  memo = {}
-
-  def loaded():  # data and models, loaded once by the first stage that needs them
-    if "data" not in memo:
-      data = dict(zip(("train", "validation", "test"),
-                      variants_lib.load_splits(config.data, ("train", "validation", "test"))))
-      fns = {}
-      for c in config.study.classifiers:
-        fns[c] = models.as_logits_fn(variants_lib.train_variant(config, c, data["train"], workdir))
-      memo["data"], memo["fns"] = data, fns
-    return {"data": memo["data"], "fns": memo["fns"]}
-
-  def train_all(r, t):
-    del r, t
-    loaded()
-    return {c: variants_lib.model_stamp(config, c) for c in config.study.classifiers}
-
-  def score(r, t):
-    del t
-    out = tables.compute(config, workdir, test=loaded()["data"]["test"], attacked=r["attacks"],
-                         region_result=r["region"])
-    io.write_json(os.path.join(workdir, "score", "tables.json"), out)
-    folder = os.path.join(workdir, "figures")
-    for name, series, label in (("figure6", out["figure6"], "kappa"),
-                                ("figure7", out["figure7"], "kappa"),
-                                ("figure8", out["figure8"], "alpha")):
-      if series:
-        plots.save(plots.rate_curves(series, xlabel=label), os.path.join(folder, f"{name}.png"))
-    return out
-
-  bodies = {
-      "train": train_all,
-      "radius": lambda r, t: region_scores.learn(config, workdir, **loaded()),
-      "attacks": lambda r, t: attacks.run(config, workdir, **loaded(),
-                                          radius=r["radius"]["radius"]),
-      "region": lambda r, t: region_scores.run(config, workdir, **loaded(),
-                                               radius=r["radius"]["radius"],
-                                               attacked=r["attacks"]),
-      "adaptive": lambda r, t: adaptive.run(config, workdir, **loaded(),
-                                            radius=r["radius"]["radius"]),
-      "figures": lambda r, t: figures.run(config, workdir, **loaded(),
-                                          radius=r["radius"]["radius"], attacked=r["attacks"]),
-      "score": score,
-      "report": lambda r, t: report.write(config, workdir, r, t),
-  }
-  stages.run(config, workdir, list(STAGES.values()), bodies)
+def run(config, workdir: str, *, strict: bool = True) -> dict:
+  """Validates the config (every problem at once), locks the workdir, runs or resumes every
+  stage (`stages.run_study`), and returns results.json's content."""
+  stages.run_study(STUDY, config, workdir, strict=strict)
   return io.read_json(os.path.join(workdir, "results.json"))

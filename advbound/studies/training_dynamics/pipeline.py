@@ -20,71 +20,80 @@ import os
 from advbound.runtime import io, stages
 from advbound import training
 from advbound.studies import variants as variants_lib
-from advbound.runtime import workdir as workdir_lib
 from advbound.runtime.stages import Stage
 from advbound.studies.training_dynamics import (destruction, detection, examples, figures,
                                                 profiles, report, settings, sharedness,
                                                 universal)
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
-STAGES = {s.name: s for s in (
-    Stage("train", ("data", "model", "models"), (), ("models",)),
-    Stage("examples", ("study", "destruction"), ("train",), ("examples",)),
-    Stage("profiles", ("study", "profiles"), ("examples",), ("profiles",)),
-    Stage("sharedness", ("study", "sharedness"), ("train",), ("sharedness",)),
-    Stage("universal", ("study", "universal"), ("train",), ("universal",)),
-    Stage("destruction", ("study", "destruction"), ("examples",), ()),
+def _loaded(run: stages.Run) -> dict:
+  """{"data": {"train", "test"}, "stamps": variant -> model stamp, "models": epochs.Models},
+  trained (or loaded) by the first stage that needs them."""
+
+  def load():
+    config, workdir = run.config, run.workdir
+    data = dict(zip(("train", "test"), variants_lib.load_splits(config.data, ("train", "test"))))
+    for v in config.models:
+      variants_lib.train_variant(config, v, data["train"], workdir)
+    return {"data": data,
+            "stamps": {v: variants_lib.model_stamp(config, v) for v in config.models},
+            "models": epochs_lib.Models(config, workdir)}
+
+  return run.once("loaded", load)
+
+
+def _train(run: stages.Run) -> dict:
+  steps = training.snapshot_steps(os.path.join(run.workdir, "models",
+                                               run.config.study.adversarial))
+  return dict(stamps=_loaded(run)["stamps"], snapshot_steps=steps,
+              epochs=epochs_lib.count(run.config))
+
+
+def _with_models(fn, *, stamps: bool = False):
+  """A body calling fn(config, workdir, data=, models=[, stamps=])."""
+
+  def body(run: stages.Run):
+    m = _loaded(run)
+    extra = {"stamps": m["stamps"]} if stamps else {}
+    return fn(run.config, run.workdir, data=m["data"], models=m["models"], **extra)
+
+  return body
+
+
+def _figures(run: stages.Run):
+  return figures.run(run.config, run.workdir, results=run.results)
+
+
+def _report(run: stages.Run):
+  return report.write(run.config, run.workdir, run.results, run.timings)
+
+
+# each stage: the config sections it reads, the stages it runs after, its artifacts, its body
+STUDY = stages.Study("training_dynamics", stages=(
+    Stage("train", ("data", "model", "models"), (), ("models",), body=_train),
+    Stage("examples", ("study", "destruction"), ("train",), ("examples",),
+          body=_with_models(examples.run, stamps=True)),
+    Stage("profiles", ("study", "profiles"), ("examples",), ("profiles",),
+          body=_with_models(profiles.run)),
+    Stage("sharedness", ("study", "sharedness"), ("train",), ("sharedness",),
+          body=_with_models(sharedness.run)),
+    Stage("universal", ("study", "universal"), ("train",), ("universal",),
+          body=_with_models(universal.run, stamps=True)),
+    Stage("destruction", ("study", "destruction"), ("examples",), (),
+          body=_with_models(destruction.run)),
     Stage("detection", ("study", "detect", "universal", "destruction"), ("examples",),
-          ("detection",)),
+          ("detection",), body=_with_models(detection.run, stamps=True)),
     Stage("figures", ("figures",), ("profiles", "sharedness", "universal", "destruction",
-                                    "detection"), ("figures",)),
+                                    "detection"), ("figures",), body=_figures),
     Stage("report", (), ("train", "examples", "profiles", "sharedness", "universal",
-                                "destruction", "detection", "figures"),
-          ("report.md", "results.json")),
-)}
+                         "destruction", "detection", "figures"), ("report.md", "results.json"),
+          body=_report),
+), validate=lambda config, variants=None: settings.validate(config))
+STAGES = {s.name: s for s in STUDY.stages}
 
 
-def run(config, workdir: str) -> dict:
-  """Validates the config (settings.ConfigError lists every problem), locks the workdir, runs
-  or resumes every stage, and returns results.json's content."""
-  settings.validate(config)
-  with workdir_lib.lock(workdir):
-    return _run(config, workdir)
-
-
-def _run(config, workdir: str) -> dict:
-  memo = {}
-
-  def loaded():  # data and models, loaded (trained) once by the first stage that needs them
-    if "data" not in memo:
-      data = dict(zip(("train", "test"), variants_lib.load_splits(config.data, ("train", "test"))))
-      memo["data"] = data
-      for v in config.models:
-        variants_lib.train_variant(config, v, data["train"], workdir)
-      memo["stamps"] = {v: variants_lib.model_stamp(config, v) for v in config.models}
-      memo["models"] = epochs_lib.Models(config, workdir)
-    return memo
-
-  def train_all(r, t):
-    del r, t
-    steps = training.snapshot_steps(os.path.join(workdir, "models", config.study.adversarial))
-    return dict(stamps=loaded()["stamps"], snapshot_steps=steps,
-                epochs=epochs_lib.count(config))
-
-  def with_models(fn, **extra):
-    m = loaded()
-    return fn(config, workdir, data=m["data"], models=m["models"], **extra)
-
-  bodies = {
-      "train": train_all,
-      "examples": lambda r, t: with_models(examples.run, stamps=loaded()["stamps"]),
-      "profiles": lambda r, t: with_models(profiles.run),
-      "sharedness": lambda r, t: with_models(sharedness.run),
-      "universal": lambda r, t: with_models(universal.run, stamps=loaded()["stamps"]),
-      "destruction": lambda r, t: with_models(destruction.run),
-      "detection": lambda r, t: with_models(detection.run, stamps=loaded()["stamps"]),
-      "figures": lambda r, t: figures.run(config, workdir, results=r),
-      "report": lambda r, t: report.write(config, workdir, r, t),
-  }
-  stages.run(config, workdir, list(STAGES.values()), bodies)
+def run(config, workdir: str, *, strict: bool = True) -> dict:
+  """Validates the config (every problem at once), locks the workdir, runs or resumes every
+  stage (`stages.run_study`), and returns results.json's content."""
+  stages.run_study(STUDY, config, workdir, strict=strict)
   return io.read_json(os.path.join(workdir, "results.json"))
