@@ -5,8 +5,8 @@ The evaluated images are drawn once (`protocol.choose_images`) by the rule `eval
 classifier labels correctly; "all_correct" among those every point classifier and the region
 classifier label correctly. Each classifier's correct count on the drawn images is recorded
 (`benign_correct`): a classifier that misclassifies a drawn image is still attacked and scored
-on it, over the same denominator as every other row. Each targeted attack runs on every (image, other class)
-pair, DeepFool on the images; the high-confidence sweep runs T-CW-L2 at each kappa of
+on it, over the same denominator as every other row. Each targeted attack runs on every (image,
+other class) pair, DeepFool on the images; the high-confidence sweep runs T-CW-L2 at each kappa of
 `evaluation.kappas`. Artifacts: `attacks/<classifier>/<name>.npz` (T-CW-L2 at kappa k:
 `T-CW-L2_k<k>.npz`) with `adversarial` float32 [M, *S] and `label` int32 [M], the point
 classifier's prediction of each example, computed in resumable chunks of
@@ -27,6 +27,7 @@ from advbound.runtime import io
 from advbound.studies import variants as variants_lib
 from advbound.attacks import cao_gong
 from advbound.studies.region_defense import protocol
+from advbound.studies.region_defense.settings import EpsilonGrid, Evaluation
 
 # config.evaluation.overrides key of each base attack
 OVERRIDE_KEYS = {"JSMA": "jsma", "CW-L0": "cw_l0", "FGSM": "fgsm", "IGSM": "igsm",
@@ -56,13 +57,16 @@ def settings(config, attack: str, kappa: float, bounds) -> dict:
   """(overrides, full): the config's overrides of the attack's settings (with the batch size
   and, for the sweep, the confidence), and the whole settings they give on top of the released
   defaults of `cao_gong.settings` (the FGSM / IGSM epsilon grid left out)."""
-  kw = dict(config.evaluation.overrides[OVERRIDE_KEYS[base(attack)]].to_dict())
+  written = getattr(Evaluation.of(config.evaluation).overrides,
+                    OVERRIDE_KEYS[base(attack)]) or {}
+  # FGSM / IGSM: the grid k / 256 of the range, every grid_stride-th point up to max_epsilon
+  grid = EpsilonGrid.of(written)
+  top, stride = grid.max_epsilon, grid.grid_stride
+  kw = {k: v for k, v in written.items() if k not in ("max_epsilon", "grid_stride")}
   kw["batch_size"] = int(config.evaluation.batch_size)
   if kappa:
     kw["confidence"] = float(kappa)
   defaults = cao_gong.settings(attack, bounds)
-  top = kw.pop("max_epsilon", None)  # FGSM / IGSM: the grid k / 256 of the range, up to this
-  stride = kw.pop("grid_stride", None)  # FGSM / IGSM: every stride-th point of the grid
   unknown = set(kw) - cao_gong.accepted(attack)
   if unknown:
     raise ValueError(f"evaluation.overrides.{OVERRIDE_KEYS[base(attack)]}: {attack} has no "

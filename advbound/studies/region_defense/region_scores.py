@@ -31,12 +31,13 @@ from advbound.studies import variants as variants_lib
 from advbound.attacks import compose
 from advbound.studies.region_defense import attacks as attacks_lib
 from advbound.studies.region_defense import protocol
+from advbound.studies.region_defense.settings import Radius
 
 
 def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
   """Algorithm 1 on the validation split, then Table 3's test accuracies (point, and region at
   each of its noise draws: "test_region" is a `protocol.rates` cell pooled over them)."""
-  rcfg = config.radius
+  rcfg = Radius.of(config.radius)
   point = config.study.point
   val, test = data["validation"], data["test"]
   n = len(val) if rcfg.validation_images is None else min(int(rcfg.validation_images), len(val))
@@ -46,7 +47,7 @@ def learn(config, workdir: str, *, data: dict, fns: dict) -> dict:
       step=float(rcfg.step) * (high - low), initial=float(rcfg.initial) * (high - low),
       max_radius=None if rcfg.max_radius is None else float(rcfg.max_radius) * (high - low),
       bounds=test.bounds, num_samples=int(rcfg.num_samples), batch_size=config.region.batch_size,
-      return_history=True, tolerance=float(rcfg.get("tolerance", 0.0)))
+      return_history=True, tolerance=float(rcfg.tolerance))
   accuracy = {c: evaluate.accuracy(fns[c], test.images, test.labels,
                                    batch_size=config.study.batch_size)
               for c in config.study.classifiers}

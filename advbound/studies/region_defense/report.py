@@ -39,6 +39,7 @@ from advbound.runtime import io, stages
 from advbound import stats
 from advbound.studies.region_defense import claims as claims_lib
 from advbound.studies.region_defense import paper, tables
+from advbound.studies.region_defense.settings import Config
 
 
 def _success(cell: dict | None) -> str:
@@ -177,7 +178,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
         "inside / outside our interval. Targeted rates count image-target pairs: the "
         f"{out['pairs'] // max(images, 1)} pairs of an image share it, and "
         "the intervals treat pairs as independent, so with few images they are optimistic. "
-        + (config.get("note", "") or ""), "",
+        + (Config.of(config).note or ""), "",
         "## Table 3: clean test accuracy", "",
         "| classifier | ours [95% CI] (k/n) | paper (our CI) |", "|---|---|---|"]
   for row, acc in table3.items():
