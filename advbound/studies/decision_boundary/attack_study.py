@@ -23,6 +23,7 @@ from advbound import models
 from advbound.studies import variants as variants_lib
 from advbound import stats
 from advbound.attacks import presets
+from advbound.studies.decision_boundary.settings import Attack
 
 # He et al., Table 1: success rate and mean RMS distortion of successful examples.
 PAPER_TABLE1 = {
@@ -93,7 +94,7 @@ def run(config, workdir: str, *, variants=None, loaded=None) -> dict:
   names = list(fns)
   acfg = config.attack
   idx = select_images(list(fns.values()), test, acfg.num_images, acfg.seed,
-                      pool=acfg.get("pool"))
+                      pool=Attack.of(acfg).pool)
   x, y = test.images[idx], test.labels[idx]
   n_table = table_images(config, len(idx))
   settings = {name: _attack_settings(config, name, test.name) for name in acfg.names}
@@ -153,7 +154,7 @@ def table_images(config, num_images: int) -> int:
   """How many of the attacked images (the first ones) Tables 1 and 2 report on:
   `config.attack.table_images`, or all `num_images` when it is None. The paper reports Tables
   1-2 on 100 images and trains and tests the boundary classifier (Table 3) on more."""
-  n = config.attack.get("table_images")
+  n = Attack.of(config.attack).table_images
   return num_images if n is None else checks.check_count(n, "attack.table_images (or None)",
                                                          num_images)
 

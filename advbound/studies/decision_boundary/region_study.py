@@ -24,6 +24,7 @@ from advbound.studies import variants as variants_lib
 from advbound.studies.decision_boundary import attack_study
 from advbound import stats
 from advbound.attacks import carlini_wagner_l2, presets
+from advbound.studies.decision_boundary.settings import Region
 
 # He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).
 PAPER_TABLE2 = {
@@ -60,7 +61,7 @@ def learned_radius(fn, key, val, rcfg, path: str, model_stamp: dict) -> dict:
   x, y = val.images[:rcfg.validation_images], val.labels[:rcfg.validation_images]
   r, history, point = region.learn_radius(fn, key, x, y, step=rcfg.step, bounds=val.bounds,
                                           num_samples=rcfg.num_samples, initial=rcfg.initial,
-                                          max_radius=rcfg.get("max_radius"),
+                                          max_radius=Region.of(rcfg).max_radius,
                                           return_history=True)
   out = {"settings": stamp, "radius": r, "history": history, "point_accuracy": point}
   io.write_json(path, out)
