@@ -1,8 +1,9 @@
 """The training-dynamics study (advbound.studies.training_dynamics) and the pieces it adds: the
 log-log Pearson r against scipy, transfer rates and destruction rates against direct
 computation, the epoch length against the trainer's permutations, nested draws, the two new
-models, the config checks, and one tiny end-to-end run checked against the epochs' models
-(predictions recomputed outside the study's code paths), then resumed."""
+models, and one tiny end-to-end run checked against the epochs' models (predictions recomputed
+outside the study's code paths), then resumed. The config checks are in
+training_dynamics_settings_test.py."""
 
 import os
 
@@ -18,11 +19,9 @@ from advbound.runtime import io, stages
 from advbound import models, stats, training
 from advbound.studies import variants as variants_lib
 from advbound.attacks.pgd import pgd
-from advbound.config.schema import ConfigError
-from advbound.studies.training_dynamics import (epochs, examples, pipeline, profiles,
-                                                settings, sharedness)
+from advbound.studies.training_dynamics import epochs, examples, pipeline, profiles, sharedness
 from advbound.studies.training_dynamics import universal as universal_stage
-from configs import training_dynamics, training_dynamics_quickstart, training_dynamics_smoke
+from configs import training_dynamics_smoke
 
 
 def _linear(W, z):
@@ -169,91 +168,6 @@ def test_plain_cnn_dropout_only_in_train_mode():
   np.testing.assert_array_equal(model(x), model(x))
   model.train()
   assert not np.allclose(model(x), model(x))
-
-
-# --- the config checks ---------------------------------------------------------------------
-
-_SIZES = dict(train=3500, validation=500, test=1000)
-
-
-@pytest.mark.parametrize("path,value,expected", [
-    ("models.adversarial.snapshot_every", None, "must be the steps of one epoch"),
-    ("models.adversarial.num_steps", 100, "whole number of epochs"),
-    ("models.adversarial.init_from", None, "must name the naturally trained variant"),
-    ("study.epochs", (1, 2), "must include epoch 0"),
-    ("universal.fixed_epochs", (0, 12), "beyond the last one (8)"),
-    ("universal.sources", ("test",), "universal.sources"),
-    ("detect.features", (16, 32), "three convolution widths"),
-    ("sharedness.ratio_perturbations", 300, "sharedness.ratio_inputs - 1"),
-    ("destruction.noise", (0.1, -0.1), "levels must be > 0"),
-    ("study.test_images", 5000, "at most 1000 (the test split)"),
-    ("models.adversarial.snapshot_every", 55, "one epoch of the train split is 54 steps"),
-    ("study.partial_epoch_steps", 54, "must be an int in [1, 54)"),
-    ("study.eval_images", 100, "at most 100 (study.eval_images"),
-    ("detect.train_images", 100, "must be >= study.train_images (200)"),
-])
-def test_bad_settings_are_named(path, value, expected):
-  config = training_dynamics_quickstart.get_config()
-  section, key = path.rsplit(".", 1)
-  node = config
-  for part in section.split("."):
-    node = node[part]
-  with node.ignore_type():
-    node[key] = value
-  with pytest.raises(ConfigError) as e:
-    settings.validate(config, sizes=_SIZES)
-  assert any(expected in p for p in e.value.problems), e.value.problems
-
-
-def test_epochs_outside_the_measured_ones_are_named():
-  config = training_dynamics_quickstart.get_config()
-  config.study.epochs = (0, 1, 2, -1)
-  with pytest.raises(ConfigError) as e:
-    settings.validate(config, sizes=_SIZES)
-  assert any(p.startswith("destruction.epochs: names epochs [4]") for p in e.value.problems)
-
-
-def test_configs_validate_and_variant_argument():
-  settings.validate(training_dynamics_quickstart.get_config(), sizes=_SIZES)
-  settings.validate(training_dynamics_quickstart.get_config("fashion_mnist"),
-                    sizes=dict(train=55000, validation=5000, test=10000))
-  for variant in training_dynamics.VARIANTS:
-    n = 55000 if variant == "fashion_mnist" else 45000
-    settings.validate(training_dynamics.get_config(variant),
-                      sizes=dict(train=n, validation=5000, test=10000))
-  c = training_dynamics.get_config()
-  assert epochs.count(c) == 250 and c.models.adversarial.attack.labels == "predicted"
-  assert c.universal.iterations == 200 and c.detect.features == (96, 192, 192)
-  # the paper's sizes: Figures 3/5/6/8/16 on the whole test split, detectors on the whole
-  # training split, the profiles on 256
-  assert c.study.eval_images is None and c.detect.train_images is None
-  assert (c.study.test_images, c.study.train_images) == (256, 256)
-
-
-def test_epoch_length_follows_the_split():
-  """The defect of issue 25: 352 / 391 steps were hard-coded, the trainer's epoch is
-  len(train) // 128. Each config's epoch is the split's, and a split of another size (an .npz
-  path) is refused with both numbers named."""
-  for variant, n, steps in (("cifar", 45000, 351), ("cifar_reduced", 45000, 351),
-                            ("fashion_mnist", 55000, 429)):
-    c = training_dynamics.get_config(variant)
-    assert c.models.adversarial.snapshot_every == steps, variant
-    assert c.models.adversarial.num_steps % steps == 0
-  assert training_dynamics_quickstart.get_config().models.adversarial.snapshot_every == 54
-  with pytest.raises(ConfigError) as e:
-    settings.validate(training_dynamics.get_config(),
-                      sizes=dict(train=50000, validation=5000, test=10000))
-  problem = next(p for p in e.value.problems if "snapshot_every" in p)
-  assert "351" in problem and "390" in problem, problem
-
-
-def test_gtsrb_substitutes_label_their_epsilons():
-  for variant in ("cifar_convnet", "fashion_mnist"):
-    note = training_dynamics.get_config(variant).note
-    assert "GTSRB" in note and " 8 " in note and " 20 " in note
-  assert training_dynamics.get_config("cifar").get("note") is None
-  with pytest.raises(ValueError, match="'gtsrb'"):
-    training_dynamics.get_config("gtsrb")
 
 
 # --- one tiny run, end to end --------------------------------------------------------------
