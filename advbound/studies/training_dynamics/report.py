@@ -54,6 +54,7 @@ from advbound.runtime import io, stages
 from advbound import stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
 from advbound.studies.training_dynamics import paper, sharedness
+from advbound.training import settings as shared
 
 COMPARE = "-"  # a comparison of numbers, no direction to judge
 
@@ -329,7 +330,8 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       bi=dict(epsilon=float(s.epsilon), step_size=float(s.step_size),
               num_steps=int(s.num_steps), epsilon_paper_units=float(s.epsilon) / unit,
               paper_unit=unit,
-              labels=dict(attack="true", training_attack=str(adv.attack.get("labels", "true")),
+              labels=dict(attack="true",
+                          training_attack=str(shared.TrainAttack.of(adv.attack).labels),
                           training_loss="true")),
       learning=dict(epochs=results["profiles"]["epochs"], **results["profiles"]["curves"]),
       transfer=results["profiles"]["transfer"],
