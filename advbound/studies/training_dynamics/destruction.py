@@ -3,7 +3,8 @@
 additive brightness, multiplicative contrast, Gaussian blur and additive Gaussian noise, at the
 epochs of `destruction.epochs`, on the eval draw (the whole test split at the paper's
 settings). Each rate cell is transforms.destruction_rate's {rate, destroyed, effective} plus a
-`stats.proportion` cell "interval" (destroyed of effective, 95% Wilson). The levels are settings on the data's scale; each noise level draws one fixed noise per input (the same at
+`stats.proportion` cell "interval" (destroyed of effective, 95% Wilson). The levels are
+settings on the data's scale; each noise level draws one fixed noise per input (the same at
 every epoch and for every attack, so epochs are compared on equal draws). Brightness and noise
 levels are reported in `study.paper_unit`s, the data's stand-in for one step of the paper's
 0-255 CIFAR-10 scale.

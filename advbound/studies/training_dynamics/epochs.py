@@ -23,6 +23,7 @@ import numpy as np
 
 from advbound import models, training
 from advbound.studies import variants as variants_lib
+from advbound.studies.training_dynamics import settings
 
 # the trainer's epoch length, the one definition (re-exported for the study's settings)
 steps_per_epoch = training.steps_per_epoch
@@ -96,10 +97,10 @@ TEST, TRAIN, SHARED_TEST, SHARED_TRAIN, RATIO = range(5)
 def sizes(config, data: dict) -> dict:
   """The draws' sizes, None settings resolved to the whole split: {"eval", "test", "train",
   "detect"}."""
-  s, d = config.study, config.detect
+  s, d = settings.Study.of(config.study), settings.Detect.of(config.detect)
   n_test, n_train = len(data["test"]), len(data["train"])
-  ev = n_test if s.get("eval_images") is None else int(s.eval_images)
-  dt = n_train if d.get("train_images") is None else int(d.train_images)
+  ev = n_test if s.eval_images is None else int(s.eval_images)
+  dt = n_train if d.train_images is None else int(d.train_images)
   return dict(eval=ev, test=int(s.test_images), train=int(s.train_images), detect=dt)
 
 

@@ -33,6 +33,7 @@ from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm
 from advbound.attacks.pgd import pgd
 from advbound.studies.training_dynamics import epochs as epochs_lib
+from advbound.studies.training_dynamics import settings
 
 FIELDS = ("bi_eval", "fgsm_eval", "bi_test", "bi_train")
 
@@ -58,11 +59,13 @@ def fgsm_examples(fn, x, y, study, bounds, batch: int) -> np.ndarray:
                          for i in range(0, len(x), batch)]).astype(np.float32)
 
 
-def deepfool_examples(fn, x, y, settings, bounds, batch: int) -> np.ndarray:
-  """DeepFool examples of x [N, ...] (true labels y [N]) with destruction.deepfool settings."""
+def deepfool_examples(fn, x, y, deepfool_cfg, bounds, batch: int) -> np.ndarray:
+  """DeepFool examples of x [N, ...] (true labels y [N]) with the destruction.deepfool
+  section `deepfool_cfg`."""
+  df = settings.DeepFool.of(deepfool_cfg)
   return np.asarray(deepfool(
-      fn, x, y, bounds=bounds, norm=settings.norm, overshoot=float(settings.overshoot),
-      max_iterations=int(settings.max_iterations), candidates=settings.get("candidates"),
+      fn, x, y, bounds=bounds, norm=df.norm, overshoot=float(df.overshoot),
+      max_iterations=int(df.max_iterations), candidates=df.candidates,
       batch_size=batch).adversarial, np.float32)
 
 

@@ -53,7 +53,7 @@ import numpy as np
 from advbound.runtime import io, stages
 from advbound import stats
 from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import paper, sharedness
+from advbound.studies.training_dynamics import paper, settings, sharedness
 from advbound.training import settings as shared
 
 COMPARE = "-"  # a comparison of numbers, no direction to judge
@@ -325,8 +325,8 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       train_images=int(s.train_images), eval_images=det["test_inputs"],
       detect_train_images=det["train_inputs"],
       epoch_steps=dict(snapshot_every=int(adv.snapshot_every), batch_size=int(adv.batch_size),
-                       partial=s.get("partial_epoch_steps") is not None),
-      note=config.get("note"),
+                       partial=settings.Study.of(s).partial_epoch_steps is not None),
+      note=settings.Config.of(config).note,
       bi=dict(epsilon=float(s.epsilon), step_size=float(s.step_size),
               num_steps=int(s.num_steps), epsilon_paper_units=float(s.epsilon) / unit,
               paper_unit=unit,
