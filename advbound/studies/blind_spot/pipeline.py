@@ -67,7 +67,7 @@ STUDY = stages.Study("blind_spot", stages=(
     Stage("attacks", ("study", "attack"), ("train",), ("attacks",), body=_attacks),
     Stage("score", ("figures",), ("distance", "divergence", "attacks"), ("score", "figures"),
           body=_score),
-    Stage("report", (), ("train", "distance", "divergence", "attacks", "score"),
+    Stage("report", ("note",), ("train", "distance", "divergence", "attacks", "score"),
           ("report.md", "results.json"), body=_report),
 ), validate=lambda config, variants=None: settings.validate(config))
 STAGES = {s.name: s for s in STUDY.stages}

@@ -96,7 +96,7 @@ STUDY = stages.Study("region_defense", stages=(
     Stage("figures", ("figures", "region"), ("radius", "attacks", "region"),
           ("figures/figure2.npz",), body=_figures),
     Stage("score", (), ("attacks", "region"), ("score",), body=_score),
-    Stage("report", (), ("train", "radius", "attacks", "region", "adaptive", "figures",
+    Stage("report", ("note",), ("train", "radius", "attacks", "region", "adaptive", "figures",
                          "score"), ("report.md", "results.json"), body=_report),
 ), validate=lambda config, variants=None: settings.validate(config))
 STAGES = {s.name: s for s in STUDY.stages}

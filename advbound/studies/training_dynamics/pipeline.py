@@ -85,7 +85,7 @@ STUDY = stages.Study("training_dynamics", stages=(
           ("detection",), body=_with_models(detection.run, stamps=True)),
     Stage("figures", ("figures",), ("profiles", "sharedness", "universal", "destruction",
                                     "detection"), ("figures",), body=_figures),
-    Stage("report", (), ("train", "examples", "profiles", "sharedness", "universal",
+    Stage("report", ("note",), ("train", "examples", "profiles", "sharedness", "universal",
                          "destruction", "detection", "figures"), ("report.md", "results.json"),
           body=_report),
 ), validate=lambda config, variants=None: settings.validate(config))
