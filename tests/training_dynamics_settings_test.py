@@ -177,8 +177,8 @@ def test_a_config_without_the_optional_keys_reads_their_defaults():
   del bare.destruction.deepfool["candidates"]
   settings.validate(bare, sizes=_SIZES)
   data = {"train": np.zeros(3500), "test": np.zeros(1000)}
-  assert epochs.sizes(bare, data) == epochs.sizes(written, data) == dict(
-      eval=1000, test=40, train=40, detect=3500)
+  assert (epochs.sizes(bare, data, detect=True) == epochs.sizes(written, data, detect=True)
+          == dict(eval=1000, test=40, train=40, detect=3500))
   assert settings.DeepFool.of(bare.destruction.deepfool).candidates is None
   assert settings.Study.of(bare.study).partial_epoch_steps == 5
   assert settings.Config.of(bare).note is None

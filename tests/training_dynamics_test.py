@@ -198,7 +198,7 @@ def test_epoch_models_and_examples(smoke):
   m = epochs.Models(config, workdir)
   natural = models.as_logits_fn(training.load_model(config.model, config.models.natural,
                                                     os.path.join(workdir, "models", "natural")))
-  fixed = epochs.inputs(config, data)
+  fixed = epochs.inputs(config, data, detect=True)
   xe, ye = fixed["eval"]
   xt, yt = fixed["test"]
   np.testing.assert_allclose(evaluate.logits(m(0), xe), evaluate.logits(natural, xe),

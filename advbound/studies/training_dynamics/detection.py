@@ -79,7 +79,7 @@ def _make(config, attack, fn, x, y, bounds, batch):
 
 def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Models) -> dict:
   d, u, study = config.detect, config.universal, config.study
-  fixed_inputs = epochs_lib.inputs(config, data)
+  fixed_inputs = epochs_lib.inputs(config, data, detect=True)
   (xe, _), (xd, yd) = fixed_inputs["eval"], fixed_inputs["detect"]
   bounds, batch = data["test"].bounds, int(study.batch_size)
   ep = epochs_lib.measured(config)

@@ -94,37 +94,44 @@ def nested(n: int, k: int, seed: int, stream: int) -> np.ndarray:
 TEST, TRAIN, SHARED_TEST, SHARED_TRAIN, RATIO = range(5)
 
 
-def sizes(config, data: dict) -> dict:
-  """The draws' sizes, None settings resolved to the whole split: {"eval", "test", "train",
-  "detect"}."""
-  s, d = settings.Study.of(config.study), settings.Detect.of(config.detect)
-  n_test, n_train = len(data["test"]), len(data["train"])
+def sizes(config, data: dict, *, detect: bool = False) -> dict:
+  """The draws' sizes, None settings resolved to the whole split: {"eval", "test", "train"}
+  and, with `detect`, "detect" (the detectors' training draw: only the detection stage reads
+  the detect section)."""
+  s = settings.Study.of(config.study)
+  n_test = len(data["test"])
   ev = n_test if s.eval_images is None else int(s.eval_images)
-  dt = n_train if d.train_images is None else int(d.train_images)
-  return dict(eval=ev, test=int(s.test_images), train=int(s.train_images), detect=dt)
+  out = dict(eval=ev, test=int(s.test_images), train=int(s.train_images))
+  if detect:
+    d = settings.Detect.of(config.detect)
+    out["detect"] = len(data["train"]) if d.train_images is None else int(d.train_images)
+  return out
 
 
-def inputs(config, data: dict) -> dict:
+def inputs(config, data: dict, *, detect: bool = False) -> dict:
   """The study's fixed inputs, seeded nested draws (a class-sorted split is sampled evenly in
-  expectation): {"eval", "test", "train", "detect": (x, y)} and their indices
-  "<draw>_index" into the split; "test_in_eval" [N] and "train_in_detect" [M] locate the
-  smaller draws inside the larger ones."""
+  expectation): {"eval", "test", "train": (x, y)}, with `detect` also "detect", and their
+  indices "<draw>_index" into the split; "test_in_eval" [N] (and, with `detect`,
+  "train_in_detect" [M]) locate the smaller draws inside the larger ones. Each draw is the
+  first k of its stream's permutation, so it does not depend on the sizes of the others."""
   s = config.study
   test, tr = data["test"], data["train"]
-  k = sizes(config, data)
-  if k["test"] > k["eval"] or k["train"] > k["detect"]:
+  k = sizes(config, data, detect=detect)
+  if k["test"] > k["eval"] or (detect and k["train"] > k["detect"]):
     raise ValueError(f"study.test_images ({k['test']}) must be <= the eval draw ({k['eval']})"
                      f" and study.train_images ({k['train']}) <= detect.train_images "
-                     f"({k['detect']})")
+                     f"({k.get('detect')})")
   idx = dict(eval=nested(len(test), k["eval"], int(s.seed), TEST),
              test=nested(len(test), k["test"], int(s.seed), TEST),
-             detect=nested(len(tr), k["detect"], int(s.seed), TRAIN),
              train=nested(len(tr), k["train"], int(s.seed), TRAIN))
+  if detect:
+    idx["detect"] = nested(len(tr), k["detect"], int(s.seed), TRAIN)
   out = {}
   for name, i in idx.items():
     split = test if name in ("eval", "test") else tr
     out[name] = (split.images[i], split.labels[i])
     out[f"{name}_index"] = i
   out["test_in_eval"] = np.searchsorted(idx["eval"], idx["test"])
-  out["train_in_detect"] = np.searchsorted(idx["detect"], idx["train"])
+  if detect:
+    out["train_in_detect"] = np.searchsorted(idx["detect"], idx["train"])
   return out
