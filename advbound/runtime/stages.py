@@ -68,7 +68,8 @@ def sha256(path: str) -> str:
 
 
 def stamp(config, stage: Stage, stamps: Mapping[str, str]) -> str:
-  """Hash of the stage's config sections (those present) and of the stamps of the stages it runs after."""
+  """Hash of the stage's config sections (those present) and of the stamps of the stages it
+  runs after."""
   payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
              for s in stage.sections if s in config}  # an optional section may be absent
   payload["after"] = {d: stamps[d] for d in stage.after}

@@ -110,10 +110,9 @@ def detection(config, workdir: str, indices, region_result: dict, *, variants=No
       with np.load(os.path.join(workdir, "boundary", v, f"{kind}.npz")) as f:
         info = {k: f[k] for k in ("center", "distance", "adjacent", "success")}
       valid = (info["center"] == labels) if kind == "benign" else info["success"]
-      feats[kind] = boundary_classifier.features(info["distance"], info["adjacent"], valid,
-                                    num_classes=test.num_classes,
-                                    none_value=float(test.bounds[1]), offset=dcfg.offset,
-                                    scale=dcfg.scale)
+      feats[kind] = boundary_classifier.features(
+          info["distance"], info["adjacent"], valid, num_classes=test.num_classes,
+          none_value=float(test.bounds[1]), offset=dcfg.offset, scale=dcfg.scale)
     n = len(feats["benign"].valid)
     cut = int(round(dcfg.train_fraction * n))
     tr, te = np.arange(cut), np.arange(cut, n)
@@ -147,12 +146,15 @@ def _train_and_test(key, feats, attack, tr, te, dcfg) -> dict:
     return {"false_positive": None, "false_negative": {}, "worst_case_accuracy": None,
             "skipped": reason}
   model = boundary_classifier.train(key, benign.take(tr), adv.take(tr), steps=dcfg.steps,
-                       batch_size=dcfg.batch_size, learning_rate=dcfg.learning_rate)
+                                    batch_size=dcfg.batch_size,
+                                    learning_rate=dcfg.learning_rate)
   test = {kind: f.take(te) for kind, f in feats.items()}
   pred = {kind: boundary_classifier.predict(model, f) for kind, f in test.items()}
-  fp, _ = boundary_classifier.rates(pred["benign"], test["benign"].valid, pred[attack], test[attack].valid)
+  fp, _ = boundary_classifier.rates(pred["benign"], test["benign"].valid, pred[attack],
+                                    test[attack].valid)
   fns = {other: boundary_classifier.rates(pred["benign"], test["benign"].valid, pred[other],
-                             test[other].valid)[1] for other in test if other != "benign"}
+                                          test[other].valid)[1]
+         for other in test if other != "benign"}
   flagged = lambda kind, as_: stats.of(pred[kind][np.asarray(test[kind].valid, bool)] == as_)
   fp_cell = flagged("benign", 1)
   fn_cells = {other: flagged(other, 0) for other in test if other != "benign"}

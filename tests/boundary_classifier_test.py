@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from advbound.analysis import boundary_classifier
+from advbound.analysis import boundary_classifier as bc
 from advbound.models.boundary_net import BoundaryNet
 
 
@@ -22,7 +22,7 @@ def test_shapes_follow_the_number_of_directions(m, flat):
 
 def test_features_sort_replace_none_and_normalize():
   inf = np.inf
-  f = boundary_classifier.features(np.array([[30.0, inf, 2.0, 16.0]]), np.array([[1, -1, 1, 2]]), [True],
+  f = bc.features(np.array([[30.0, inf, 2.0, 16.0]]), np.array([[1, -1, 1, 2]]), [True],
                       num_classes=3, none_value=255.0, offset=16.0, scale=127.5)
   np.testing.assert_allclose(f.distances, [[(2 - 16) / 127.5, 0.0, (30 - 16) / 127.5,
                                             (255 - 16) / 127.5]], rtol=1e-6)
@@ -34,12 +34,12 @@ def test_rates_and_worst_case_by_hand():
   valid_b = np.array([1, 1, 1, 1, 0], bool)     # the 5th does not count: FP = 1/4
   pred_a = np.array([1, 0, 1, 1, 0, 0])
   valid_a = np.array([1, 1, 1, 1, 1, 0], bool)  # FN = 2/5 (the 6th does not count)
-  fp, fn = boundary_classifier.rates(pred_b, valid_b, pred_a, valid_a)
+  fp, fn = bc.rates(pred_b, valid_b, pred_a, valid_a)
   assert fp == pytest.approx(0.25) and fn == pytest.approx(0.4)
-  assert boundary_classifier.worst_case_accuracy(fp, fn) == pytest.approx(0.6)   # FN higher: all adversarial
-  assert boundary_classifier.worst_case_accuracy(0.3, 0.1) == pytest.approx(0.7)  # FP higher: all benign
-  assert boundary_classifier.rates(pred_b, np.zeros(5, bool), pred_a, valid_a)[0] is None
-  assert boundary_classifier.worst_case_accuracy(None, 0.1) is None
+  assert bc.worst_case_accuracy(fp, fn) == pytest.approx(0.6)   # FN higher: all adversarial
+  assert bc.worst_case_accuracy(0.3, 0.1) == pytest.approx(0.7)  # FP higher: all benign
+  assert bc.rates(pred_b, np.zeros(5, bool), pred_a, valid_a)[0] is None
+  assert bc.worst_case_accuracy(None, 0.1) is None
 
 
 def _separable(n, m, seed, shift):
@@ -58,28 +58,28 @@ def test_learns_a_separable_problem_and_masks_invalid_inputs():
   da = np.concatenate([_separable(100, m, 2, 0.2)[0], _separable(300, m, 3, 0.0)[0]])
   ab = aa = np.zeros((400, m), np.int32)
   valid_b = valid_a = np.arange(400) < 100
-  fb = boundary_classifier.features(db, ab, valid_b, num_classes=10, none_value=1.0)
-  fa = boundary_classifier.features(da, aa, valid_a, num_classes=10, none_value=1.0)
-  model = boundary_classifier.train(jax.random.key(0), fb, fa, steps=300, batch_size=32)
+  fb = bc.features(db, ab, valid_b, num_classes=10, none_value=1.0)
+  fa = bc.features(da, aa, valid_a, num_classes=10, none_value=1.0)
+  model = bc.train(jax.random.key(0), fb, fa, steps=300, batch_size=32)
   tb, _ = _separable(100, m, 5, 0.0)
   ta, _ = _separable(100, m, 6, 0.2)
-  ftb = boundary_classifier.features(tb, np.zeros_like(tb, np.int32), np.ones(100, bool), num_classes=10,
+  ftb = bc.features(tb, np.zeros_like(tb, np.int32), np.ones(100, bool), num_classes=10,
                         none_value=1.0)
-  fta = boundary_classifier.features(ta, np.zeros_like(ta, np.int32), np.ones(100, bool), num_classes=10,
+  fta = bc.features(ta, np.zeros_like(ta, np.int32), np.ones(100, bool), num_classes=10,
                         none_value=1.0)
-  fp, fn = boundary_classifier.rates(boundary_classifier.predict(model, ftb), ftb.valid, boundary_classifier.predict(model, fta),
+  fp, fn = bc.rates(bc.predict(model, ftb), ftb.valid, bc.predict(model, fta),
                         fta.valid)
   assert fp <= 0.05 and fn <= 0.05, (fp, fn)
   # same key, same model
-  again = boundary_classifier.train(jax.random.key(0), fb, fa, steps=300, batch_size=32)
-  np.testing.assert_array_equal(boundary_classifier.predict(model, ftb), boundary_classifier.predict(again, ftb))
+  again = bc.train(jax.random.key(0), fb, fa, steps=300, batch_size=32)
+  np.testing.assert_array_equal(bc.predict(model, ftb), bc.predict(again, ftb))
 
 
 def test_no_valid_inputs_is_an_error():
   d, a = _separable(4, 64, 0, 0.0)
-  f = boundary_classifier.features(d, a, np.zeros(4, bool), num_classes=10, none_value=1.0)
-  g = boundary_classifier.features(d, a, np.ones(4, bool), num_classes=10, none_value=1.0)
+  f = bc.features(d, a, np.zeros(4, bool), num_classes=10, none_value=1.0)
+  g = bc.features(d, a, np.ones(4, bool), num_classes=10, none_value=1.0)
   with pytest.raises(ValueError, match="benign"):
-    boundary_classifier.train(jax.random.key(0), f, g, steps=1)
+    bc.train(jax.random.key(0), f, g, steps=1)
   with pytest.raises(ValueError, match="adversarial"):
-    boundary_classifier.train(jax.random.key(0), g, f, steps=1)
+    bc.train(jax.random.key(0), g, f, steps=1)
