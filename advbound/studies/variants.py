@@ -26,6 +26,7 @@ from advbound.data import Dataset
 from advbound.runtime import io
 from advbound.training import guard as guard_lib
 from advbound.training import loop
+from advbound.training.settings import Data, Eval, Train
 
 
 def variant_names(config, variants=None) -> list[str]:
@@ -102,10 +103,10 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
       init = source
     elif key == "distill_from":
       z = evaluate.logits(fn, data.images)
-      soft = np.asarray(jax.nn.softmax(z / float(vcfg.get("temperature", 1.0)), axis=-1))
+      soft = np.asarray(jax.nn.softmax(z / float(Train.of(vcfg).temperature), axis=-1))
     else:
       upstream["augment_attack"] = dict(_AUGMENT_DEEPFOOL)
-      count = vcfg.get("augment_examples")
+      count = Train.of(vcfg).augment_examples
       if count is not None:
         upstream["augment_examples"] = int(count)
       data = _with_deepfool_examples(fn, data, os.path.join(workdir, "models", variant),
@@ -143,7 +144,7 @@ def load_splits(data_cfg, splits) -> list[Dataset]:
   """The requested splits of the data set that `data_cfg` (name, source, path, seed) selects."""
   out = [data_lib.load(data_cfg.name, source=data_cfg.source, split=split,
                        path=data_cfg.path or None, seed=data_cfg.seed,
-                       data_dir=data_cfg.get("data_dir")) for split in splits]
+                       data_dir=Data.of(data_cfg).data_dir) for split in splits]
   logging.info("data %s (%s): %s, bounds %s", data_cfg.name, data_cfg.source,
                ", ".join(f"{len(d)} {d.split}" for d in out), out[0].bounds)
   return out
@@ -168,7 +169,8 @@ def train_and_evaluate(config, workdir: str, *,
     model = train_variant(config, variant, train_data, workdir)
     train_seconds = time.time() - t0
     ecfg = config.eval
-    logits_fn = models.as_logits_fn(model, ecfg.get("compute_dtype", "float32"))
+    eval_dtype = Eval.of(ecfg).compute_dtype
+    logits_fn = models.as_logits_fn(model, eval_dtype)
     n_pgd = min(ecfg.pgd_examples, len(test_data)) if ecfg.pgd_examples else len(test_data)
     t0 = time.time()
     correct = evaluate.predict(logits_fn, test_data.images, batch_size=ecfg.batch_size,
@@ -188,7 +190,7 @@ def train_and_evaluate(config, workdir: str, *,
         "train_steps": vcfg.num_steps,
         "train_seconds_this_run": train_seconds,
         "eval_seconds": time.time() - t0,
-        "eval_compute_dtype": ecfg.get("compute_dtype", "float32"),
+        "eval_compute_dtype": eval_dtype,
     }
     record = guard_lib.read_record(vdir)
     if record is not None:

@@ -30,6 +30,7 @@ from advbound.data import Dataset
 from advbound.runtime import io, sharding
 from advbound.training import guard as guard_lib
 from advbound.training.optimizers import make_optimizer
+from advbound.training.settings import Train
 from advbound.training.step import TrainState, build_model, init_state, make_train_step
 
 
@@ -193,11 +194,12 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
     return model
   if int(state.step):
     logging.info("resumed %s from step %d", workdir, int(state.step))
-  computing = models.with_compute_dtype(model, cfg.get("compute_dtype", "float32"))
+  tcfg = Train.of(cfg)  # the optional settings' declared defaults filled
+  computing = models.with_compute_dtype(model, tcfg.compute_dtype)
   graphdef = nnx.graphdef(computing)
   step_fn = make_train_step(graphdef, make_optimizer(cfg), cfg, data.bounds)
   guard = None
-  if cfg.get("guard"):
+  if tcfg.guard is not None:
     eval_model = nnx.merge(*nnx.split(computing), copy=True)
     eval_model.eval()
     guard = guard_lib.Guard(cfg.guard, nnx.graphdef(eval_model), data.images, data.labels,
@@ -225,7 +227,7 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   base_key = jax.random.fold_in(jax.random.key(cfg.seed), 1)
 
   start = int(state.step)
-  every = cfg.get("snapshot_every")
+  every = tcfg.snapshot_every
   snapshots = _snapshot_manager(workdir) if every else None
 
   def snapshot(at: int) -> None:  # parameters and batch statistics only, every one kept

@@ -19,6 +19,7 @@ from flax import nnx
 from advbound import models
 from advbound.attacks.pgd import pgd
 from advbound.training.augmentation import augment
+from advbound.training.settings import Train
 
 
 @flax.struct.dataclass
@@ -67,13 +68,14 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
   parameters in bfloat16 (the attack of adversarial training too); the loss is float32.
   metrics: loss and accuracy on the examples trained on (float32 []).
   """
-  attack = cfg.attack
-  temperature = float(cfg.get("temperature", 1.0))
-  smoothing = float(cfg.get("label_smoothing", 0.0))
+  tcfg = Train.of(cfg)  # the optional settings' declared defaults filled
+  attack = tcfg.attack
+  temperature = float(tcfg.temperature)
+  smoothing = float(tcfg.label_smoothing)
 
   def step(state: TrainState, batch, key):
     k_aug, k_attack = jax.random.split(key)
-    x = augment(k_aug, batch["image"], cfg.augment, cfg.get("cutout", 0))
+    x = augment(k_aug, batch["image"], cfg.augment, tcfg.cutout)
     y = batch["label"]
     if cfg.adversarial:
       def attack_logits(z):
@@ -83,7 +85,7 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cf
         ramp = (state.step + 1) / (attack.epsilon_warmup_fraction * cfg.num_steps)
         epsilon = attack.epsilon * jnp.minimum(1.0, ramp.astype(jnp.float32))
       y_attack = y
-      if attack.get("labels", "true") == "predicted":
+      if attack.labels == "predicted":
         y_attack = jnp.argmax(jax.lax.stop_gradient(attack_logits(x)), axis=-1)
       x = jax.lax.stop_gradient(pgd(
           attack_logits, k_attack, x, y_attack, epsilon=epsilon, step_size=attack.step_size,
