@@ -342,7 +342,7 @@ def test_success_recounted_from_the_stored_examples(smoke):
   for a, b in protocol.pairs(config.study.alphas):
     art = attacks.load(workdir, a, b)
     xt = np.asarray(scale_shift.scale_shift(test.images[art["index"]], a, b,
-                                           bounds=test.bounds))
+                                            bounds=test.bounds))
     linf = np.abs(art["adversarial"] - xt).reshape(len(xt), -1).max(1)
     fooled = (_direct(model, art["adversarial"])[0] != test.labels[art["index"]]
               if len(xt) else np.zeros(0, bool))

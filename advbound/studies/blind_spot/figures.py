@@ -83,7 +83,7 @@ def examples(attacked: dict, grid, test, count: int, *, epsilon: float):
     for (a, b), k in zip(grid, keys):
       art = attacked[k]
       top.append(np.asarray(scale_shift.scale_shift(test.images[i:i + 1], a, b,
-                                                   bounds=test.bounds))[0])
+                                                    bounds=test.bounds))[0])
       top_n.append(f"label {int(test.labels[i])}")
       r = row[k].get(i)
       if r is not None and np.isfinite(art["best"][r]):
