@@ -143,16 +143,16 @@ def test_cw_defaults_are_the_attacks_own():
 
 def test_note_defaults_to_empty_and_of_fills_no_config():
   config = blind_spot_smoke.get_config()
-  assert settings.BlindSpot.of(config).note == config.note
+  assert settings.Config.of(config).note == config.note
   del config["note"]
   settings.validate(config, sizes=SIZES)
-  assert settings.BlindSpot.of(config).note == ""
+  assert settings.Config.of(config).note == ""
   assert "note" not in config and "abort_early" not in config.attack.cw  # nothing filled in
 
 
 def test_every_key_is_declared_once_with_a_doc():
   """Every key a shipped config holds is a field, documented, and the table covers it."""
-  rows = "\n".join(settings.BlindSpot.table("config"))
+  rows = "\n".join(settings.Config.table("config"))
   config = blind_spot_quickstart.get_config()
   for name, section in (("study", settings.Study), ("distance", settings.Distance),
                         ("divergence", settings.Divergence), ("attack", settings.Attack),

@@ -77,7 +77,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "mean_distance": dist["mean_distance"],
       "mean_distance_ci": scored["mean_distance"],
       "claims": scored["claims"],
-      "departures": settings.BlindSpot.of(config).note or "",
+      "departures": settings.Config.of(config).note or "",
       "figure1": scored["figure1"],
       "figure5": scored["figure5"],
       "divergence": results["divergence"],

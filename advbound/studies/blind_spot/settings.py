@@ -1,6 +1,6 @@
 """The blind-spot study's settings, each declared once (`advbound.config.schema`): the study's
 sections `Study`, `Distance`, `Divergence`, `Attack` (with `CW`), `Figures`, and the top level
-`BlindSpot` (which sections a config holds, and its free-text `note`).
+`Config` (which sections a config holds, and its free-text `note`).
 
 `validate(config)` checks a config before anything runs and raises one `ConfigError` listing
 every problem by full path: data, model and model variants as the other studies check them
@@ -24,7 +24,7 @@ from advbound.training import settings as shared
 STARTS = ("noise", "grey")  # protocol.start
 INITS = ("random", "pca")  # split_divergence.INITS (kept here: validation imports no sklearn)
 
-__all__ = ["Attack", "BlindSpot", "CW", "ConfigError", "Distance", "Divergence", "Figures",
+__all__ = ["Attack", "Config", "CW", "ConfigError", "Distance", "Divergence", "Figures",
            "Study", "validate"]
 
 
@@ -236,7 +236,7 @@ _TRAINED = "checked as every study's (data, model and model variants: check_trai
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BlindSpot(schema.Section):
+class Config(schema.Section):
   """A blind-spot config's top level: its sections and the note of its departures."""
   data: Any = schema.setting(doc=f"the data set; {_TRAINED}")
   model: Any = schema.setting(doc=f"the architecture; {_TRAINED}")
@@ -255,13 +255,13 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
   """Raises ConfigError listing every problem of a blind-spot config.
 
   Args:
-    config: the study's ConfigDict (top-level keys: the fields of `BlindSpot`).
+    config: the study's ConfigDict (top-level keys: the fields of `Config`).
     sizes: {"train", "validation", "test"} split sizes; default: read from config.data
       (labels only).
   """
   c = schema.Checker()
-  fields = tuple(f.name for f in BlindSpot.fields())
-  top = c.keys("config", config, fields, required=BlindSpot.required())
+  fields = tuple(f.name for f in Config.fields())
+  top = c.keys("config", config, fields, required=Config.required())
   info, sizes, variants = shared.check_trained(c, top, sizes)
   ctx = dict(variants=variants, span=info.get("span"), num_classes=info.get("num_classes"),
              train=sizes.get("train"), test=sizes.get("test"))

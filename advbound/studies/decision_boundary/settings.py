@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Iterable
+from typing import Any, Iterable
 
 from advbound import boundary as boundary_lib
 from advbound.attacks import presets
@@ -22,15 +22,9 @@ from advbound.config import schema
 from advbound.config.schema import Checker, ConfigError, setting
 from advbound.training import settings as shared
 
-__all__ = ["Attack", "Boundary", "ConfigError", "CwOverrides", "Detect", "Region", "SECTIONS",
-           "STAGE_SECTIONS", "TRAIN_SECTIONS", "validate"]
+__all__ = ["Attack", "Boundary", "Config", "ConfigError", "CwOverrides", "Detect", "Region",
+           "SECTIONS", "STAGE_SECTIONS", "TRAIN_SECTIONS", "validate"]
 
-SECTIONS = ("data", "model", "models", "eval", "attack", "boundary", "region", "detect")
-# the sections each stage run alone needs (experiments.train, .attack, .boundary, .region)
-TRAIN_SECTIONS = ("data", "model", "models", "eval")
-STAGE_SECTIONS = {"train": TRAIN_SECTIONS, "attack": TRAIN_SECTIONS + ("attack",),
-                  "boundary": TRAIN_SECTIONS + ("attack", "boundary"),
-                  "region": TRAIN_SECTIONS + ("attack", "region"), "study": SECTIONS}
 
 
 def _attack_names(ctx) -> tuple[str, ...]:
@@ -198,6 +192,32 @@ class Detect(schema.Section):
     if not (c.failed_under(f"{path}.attacks") or c.failed_under(f"{path}.train_attacks")):
       c.names(f"{path}.train_attacks", values.get("train_attacks"),
               tuple(values.get("attacks")), what="attack", among=f"{path}.attacks")
+
+
+_SHARED = "checked as every study checks it (advbound.training.settings)"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(schema.Section):
+  """The top level of He et al.'s config: its sections."""
+  data: Any = setting(doc=f"the data set; {_SHARED}")
+  model: Any = setting(doc=f"the architecture; {_SHARED}")
+  models: Any = setting(doc=f"the model variants (natural, adversarial); {_SHARED}")
+  eval: Any = setting(doc=f"clean and PGD test accuracy of every variant; {_SHARED}")
+  attack: Attack = setting(check=schema.Sub(Attack), doc="Table 1: the attacks and images")
+  boundary: Boundary = setting(check=schema.Sub(Boundary),
+                               doc="boundary distances along random directions (Figures 1-3)")
+  region: Region = setting(check=schema.Sub(Region),
+                           doc="point vs region classification (Table 2), certification")
+  detect: Detect = setting(check=schema.Sub(Detect), doc="the boundary classifier (Tables 3, 4)")
+
+
+SECTIONS = tuple(f.name for f in Config.fields())
+# the sections each stage run alone needs (experiments.train, .attack, .boundary, .region)
+TRAIN_SECTIONS = ("data", "model", "models", "eval")
+STAGE_SECTIONS = {"train": TRAIN_SECTIONS, "attack": TRAIN_SECTIONS + ("attack",),
+                  "boundary": TRAIN_SECTIONS + ("attack", "boundary"),
+                  "region": TRAIN_SECTIONS + ("attack", "region"), "study": SECTIONS}
 
 
 def _passed(c: Checker, path: str, cfg, key: str) -> bool:
