@@ -16,4 +16,4 @@ def main(config, workdir, variants):
 
 
 if __name__ == "__main__":
-  common.run(main, sections=common.TRAIN_SECTIONS + ("attack",))
+  common.run(main, stage="attack")

@@ -19,4 +19,4 @@ def main(config, workdir, variants):
 
 
 if __name__ == "__main__":
-  common.run(main, sections=common.TRAIN_SECTIONS + ("attack", "boundary"))
+  common.run(main, stage="boundary")

@@ -137,32 +137,24 @@ def distributed() -> None:
     fail(f"jax.distributed.initialize failed: {e}")
 
 
-TRAIN_SECTIONS = ("data", "model", "models", "eval")
-
-
-def run(body: Callable[..., None], *, sections=None, validate=None) -> None:
-  """Runs `body(config, workdir, variants)` as an absl program (see the module docstring).
-
-  `sections`: the config sections the entry point needs (default: all of a study's); sections
-  present beyond them are validated too. `validate`: the study's own check, a callable
-  (config, variants) raising advbound.config.schema.ConfigError (default: He et al.'s study's,
-  advbound.studies.decision_boundary.settings.validate)."""
+def run(body: Callable[..., None], *, stage: str) -> None:
+  """Runs `body(config, workdir, variants)`, one piece of He et al.'s study outside its stages
+  (`stage`: "train", "attack", "boundary" or "region"), as an absl program: the sections that
+  piece needs (decision_boundary.settings.STAGE_SECTIONS) must be present, every section present
+  is validated, and the workdir is locked (see the module docstring)."""
 
   def main(argv):
     # Imported here so that --help and flag errors answer before jax loads.
-    from advbound import data
-    from advbound.config import schema
-    from advbound.studies.decision_boundary import settings
+    from advbound import data  # pylint: disable=g-import-not-at-top
+    from advbound.config import schema  # pylint: disable=g-import-not-at-top
     from advbound.runtime import workdir  # pylint: disable=g-import-not-at-top
+    from advbound.studies.decision_boundary import settings  # pylint: disable=g-import-not-at-top
 
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
     distributed()
     try:
-      if validate is not None:
-        validate(config, variants)
-      else:
-        settings.validate(config, variants=variants, required=sections or settings.SECTIONS)
+      settings.validate(config, variants=variants, required=settings.STAGE_SECTIONS[stage])
     except schema.ConfigError as e:
       fail(str(e))
     try:

@@ -17,4 +17,4 @@ def main(config, workdir, variants):
 
 
 if __name__ == "__main__":
-  common.run(main, sections=common.TRAIN_SECTIONS + ("attack", "region"))
+  common.run(main, stage="region")

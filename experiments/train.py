@@ -18,4 +18,4 @@ def main(config, workdir, variants):
 
 
 if __name__ == "__main__":
-  common.run(main, sections=common.TRAIN_SECTIONS)
+  common.run(main, stage="train")
