@@ -87,9 +87,11 @@ def test_end_to_end_resume_and_reuse(tmp_path, monkeypatch, tiny_config):
   assert {s: os.path.getmtime(killed / "stages" / f"{s}.json") for s in pipeline.STAGES} == records
   assert _tables(again) == _tables(out)
 
-  # the same results as an uninterrupted run
+  # the same results as an uninterrupted run, each stage having read only what it declares
   fresh = pipeline.run(config, str(tmp_path / "fresh"))
   assert _tables(fresh) == _tables(out)
+  import study_reads  # pylint: disable=g-import-not-at-top
+  study_reads.assert_declared_reads(pipeline.STUDY, str(tmp_path / "fresh"), config)
 
   # a changed detect setting reruns detect and report only
   config.detect.steps = 25

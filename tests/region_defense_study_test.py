@@ -495,3 +495,9 @@ def test_report_and_resume(tiny_run):
   for name in list(pipeline.STAGES)[:-1]:  # the report's own time is not in the report
     record = io.read_json(os.path.join(workdir, "stages", f"{name}.json"))
     assert record["seconds"] == out["seconds"][name]
+
+
+def test_every_stage_reads_only_the_sections_it_declares(tiny_run):
+  import study_reads  # pylint: disable=g-import-not-at-top
+  config, workdir, _ = tiny_run
+  study_reads.assert_declared_reads(pipeline.STUDY, workdir, config)

@@ -359,3 +359,9 @@ def test_report_figures_and_resume(smoke, caplog):
   after = {s: io.read_json(os.path.join(workdir, "stages", f"{s}.json"))["seconds"]
            for s in pipeline.STAGES}
   assert after == before
+
+
+def test_every_stage_reads_only_the_sections_it_declares(smoke):
+  import study_reads  # pylint: disable=g-import-not-at-top
+  config, workdir, _ = smoke
+  study_reads.assert_declared_reads(pipeline.STUDY, workdir, config)

@@ -2,7 +2,8 @@
 
 A study is an ordered list of `Stage`s. Running a stage records `DIR/stages/<name>.json`: a
 stamp (hash of the config sections the stage reads and of the stamps of the stages it runs
-after), its result (JSON), its wall time, and the sha256 of every artifact it wrote (the files
+after), its result (JSON), its wall time, the config sections it read (under `run_study`), and
+the sha256 of every artifact it wrote (the files
 under its `outputs`, checkpoints and temporary files excepted). A stage is skipped when its
 record is readable, its stamp matches and its artifacts are unchanged; otherwise it runs again
 (reusing whatever of its own artifacts are still current: models resume from checkpoints,
@@ -164,9 +165,11 @@ def run(config, workdir: str, stages: Sequence[Stage],
       recorder.start(None)
       check_reads(stages, {stage.name: recorder.reads.get(stage.name, set())}, strict=strict)
     results[stage.name], timings[stage.name] = result, seconds
-    io.write_json(os.path.join(workdir, "stages", f"{stage.name}.json"),
-                  {"stamp": stamps[stage.name], "result": result, "seconds": seconds,
-                   "artifacts": artifacts(workdir, stage.outputs)})
+    record = {"stamp": stamps[stage.name], "result": result, "seconds": seconds,
+              "artifacts": artifacts(workdir, stage.outputs)}
+    if recorder is not None:  # the sections the body read, for the record and the tests
+      record["reads"] = sorted(recorder.reads.get(stage.name, set()))
+    io.write_json(os.path.join(workdir, "stages", f"{stage.name}.json"), record)
     logging.info("[%d/%d] %s: done in %.0f s", i + 1, len(stages), stage.name, seconds)
   return results, timings
 

@@ -13,6 +13,7 @@ from advbound.studies import variants as variants_lib
 from advbound.runtime.stages import versions
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
+from advbound.studies.decision_boundary import settings
 
 # He et al., Table 3: (false positive, {attack: false negative}); worst case = 1 - max(FP, FN).
 PAPER_TABLE3 = {
@@ -246,7 +247,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   io.write_json(os.path.join(workdir, "results.json"), out)
   md = [f"# He et al. (ICLR 2018) reproduced on {dataset}", "",
         _images_line(out["table_images"], out["num_images"]) + "Settings under \"Settings\" below. "
-        + (config.get("note", "") or ""), "",
+        + settings.Config.of(config).note, "",
         "## Models", "", "| model | architecture | test accuracy | PGD accuracy | paper's "
         "model (Madry et al.): clean / PGD |", "|---|---|---|---|---|"]
   pgd = config.eval.pgd

@@ -210,14 +210,17 @@ class Config(schema.Section):
   region: Region = setting(check=schema.Sub(Region),
                            doc="point vs region classification (Table 2), certification")
   detect: Detect = setting(check=schema.Sub(Detect), doc="the boundary classifier (Tables 3, 4)")
+  note: Any = setting("", check=schema.Str(), doc="free text appended to the report's "
+                      "introduction (e.g. the config's departures from the paper)")
 
 
 SECTIONS = tuple(f.name for f in Config.fields())
+REQUIRED = Config.required()
 # the sections each stage run alone needs (experiments.train, .attack, .boundary, .region)
 TRAIN_SECTIONS = ("data", "model", "models", "eval")
 STAGE_SECTIONS = {"train": TRAIN_SECTIONS, "attack": TRAIN_SECTIONS + ("attack",),
                   "boundary": TRAIN_SECTIONS + ("attack", "boundary"),
-                  "region": TRAIN_SECTIONS + ("attack", "region"), "study": SECTIONS}
+                  "region": TRAIN_SECTIONS + ("attack", "region"), "study": REQUIRED}
 
 
 def _passed(c: Checker, path: str, cfg, key: str) -> bool:
@@ -226,7 +229,7 @@ def _passed(c: Checker, path: str, cfg, key: str) -> bool:
 
 
 def validate(config, *, variants: Iterable[str] | None = None,
-             sizes: dict[str, int] | None = None, required: Iterable[str] = SECTIONS) -> None:
+             sizes: dict[str, int] | None = None, required: Iterable[str] = REQUIRED) -> None:
   """Raises ConfigError listing every problem of `config` (a ConfigDict of He et al.'s study).
 
   Args:
