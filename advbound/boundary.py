@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 METHODS = ("scan", "fast")
 _TRACES = {"probe": 0}  # incremented when the probe kernel is traced (compile-count tests)

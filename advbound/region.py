@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 NOISES = ("uniform", "gaussian")
 

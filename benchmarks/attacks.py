@@ -19,8 +19,8 @@ from absl import app, flags
 
 from advbound import data, metrics, models
 
-from advbound.studies.decision_boundary import attack_study
 from advbound.attacks import carlini_wagner_l2, optmargin
+from advbound.studies.decision_boundary import attack_study
 from configs import quickstart
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir holding models/natural")

@@ -21,8 +21,8 @@ from absl import app, flags
 
 from advbound import boundary, data, models, training
 
-from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal
+from advbound.studies.decision_boundary import attack_study
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir (trained if missing)")
 _VARIANT = flags.DEFINE_string("variant", "natural", "quickstart model variant")

@@ -27,8 +27,8 @@ from absl import app, flags
 
 from advbound import metrics
 
-from advbound.studies.decision_boundary import attack_study
 from advbound.attacks.deepfool import deepfool
+from advbound.studies.decision_boundary import attack_study
 from configs import quickstart
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir holding models/natural")

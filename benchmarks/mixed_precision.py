@@ -39,11 +39,11 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from advbound import boundary, models, region
-from advbound.studies import variants as variants_lib
 from advbound.analysis import evaluate
-from advbound.runtime import io
 from advbound.attacks import presets
 from advbound.directions import random_orthogonal
+from advbound.runtime import io
+from advbound.studies import variants as variants_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "study config")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "workdir of the config's models "

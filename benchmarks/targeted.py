@@ -18,8 +18,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from advbound.studies.decision_boundary import attack_study
 from advbound.attacks import cao_gong
+from advbound.studies.decision_boundary import attack_study
 from configs import quickstart
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/qs", "quickstart workdir holding models/natural")

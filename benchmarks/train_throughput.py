@@ -22,8 +22,7 @@ from absl import app, flags
 from flax import nnx
 from ml_collections import config_flags
 
-from advbound import data as data_lib
-from advbound import models, training
+from advbound import data as data_lib, models, training
 from advbound.studies import variants as variants_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/cifar.py", "config")

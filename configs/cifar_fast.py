@@ -22,15 +22,15 @@ an 8x8 cutout. 30 epochs of our 45,000 training images (5,000 are held out for v
 instead of Page's 24 of 50,000: 10% less data, so a few more epochs. No test-time augmentation
 (the attacks must see the same function as the evaluation).
 
-Robust model: Wong, Rice & Kolter's FGSM with random start ("Fast is better than free", 2020;
-83.8% clean, 46.1% under PGD-50 with 10 restarts, in 15 epochs). PreAct ResNet-18
-(`preact_resnet`, width 64); epsilon 8 on [0, 255], a uniform random start in the epsilon
-ball and one FGSM step of 10 (1.25 epsilon), projected back onto the ball; SGD momentum 0.9,
-batch 128, weight decay 5e-4; cyclic learning rate 0 -> 0.2 at mid-run -> 0; crop and flip;
-15 epochs. Guarded against catastrophic overfitting (`guard`, advbound/training/guard.py): after every
-epoch, PGD (epsilon 8, 5 steps of 2, random start) on 512 fixed training images; a drop of
-more than 20 points below the best check so far stops training and keeps the model of the last
-check that passed (Wong et al.'s early stopping; guard.json records every check).
+Robust model: Wong, Rice & Kolter's FGSM with random start ("Fast is better than free", 2020; 83.8%
+clean, 46.1% under PGD-50 with 10 restarts, in 15 epochs). PreAct ResNet-18 (`preact_resnet`, width
+64); epsilon 8 on [0, 255], a uniform random start in the epsilon ball and one FGSM step of 10 (1.25
+epsilon), projected back onto the ball; SGD momentum 0.9, batch 128, weight decay 5e-4; cyclic
+learning rate 0 -> 0.2 at mid-run -> 0; crop and flip; 15 epochs. Guarded against catastrophic
+overfitting (`guard`, advbound/training/guard.py): after every epoch, PGD (epsilon 8, 5 steps of 2,
+random start) on 512 fixed training images; a drop of more than 20 points below the best check so
+far stops training and keeps the model of the last check that passed (Wong et al.'s early stopping;
+guard.json records every check).
 
 Both models train with bfloat16 compute (float32 parameters and batch statistics,
 `compute_dtype`) and are evaluated, attacked and searched in float32 (see WORKSPACE.md,

@@ -56,8 +56,7 @@ span all 10,000).
 
 from ml_collections import config_dict
 
-from advbound import data as data_lib
-from advbound import training
+from advbound import data as data_lib, training
 from configs import common
 
 _BATCH = 128

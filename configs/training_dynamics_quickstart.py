@@ -36,8 +36,7 @@ Reduced from the paper (configs/training_dynamics.py has its settings), to fit t
 
 from ml_collections import config_dict
 
-from advbound import data as data_lib
-from advbound import training
+from advbound import data as data_lib, training
 from configs import common
 
 _UNIT = 0.025

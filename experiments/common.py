@@ -2,12 +2,12 @@
 
 `run_study(pipeline, summary)` is a study's main: it parses the flags (reporting every unknown
 `--config.*` key with its full path) and hands the config to `advbound.runtime.stages.run_study`,
-which validates the whole config (all problems at once, before anything runs), takes the
-workdir's lock (one run per workdir) and runs or resumes the study's stages; `summary(results,
-workdir, config)` then prints what the run found. `run(body)` does the same for the entry points
-that run one piece of He et al.'s study outside its stages (train, attack, boundary, region).
-Errors a user can fix (a bad setting, data that cannot be obtained, a busy workdir) end with one message
-and exit status 2, not a traceback.
+which validates the whole config (all problems at once, before anything runs), takes the workdir's
+lock (one run per workdir) and runs or resumes the study's stages; `summary(results, workdir,
+config)` then prints what the run found. `run(body)` does the same for the entry points that run one
+piece of He et al.'s study outside its stages (train, attack, boundary, region). Errors a user can
+fix (a bad setting, data that cannot be obtained, a busy workdir) end with one message and exit
+status 2, not a traceback.
 """
 
 from __future__ import annotations

@@ -13,11 +13,10 @@ import pytest
 from scipy.spatial import distance as scipy_distance
 from sklearn import metrics as sk_metrics
 
-from advbound.analysis import divergence
-from advbound.runtime import io, stages
 from advbound import stats, training
+from advbound.analysis import divergence, scale_shift
+from advbound.runtime import io, stages
 from advbound.studies import variants as variants_lib
-from advbound.analysis import scale_shift
 from advbound.studies.blind_spot import (attacks, claims, distances, paper, pipeline, protocol,
                                          split_divergence)
 from configs import blind_spot_quickstart, blind_spot_smoke

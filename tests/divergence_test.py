@@ -1,5 +1,5 @@
-"""advbound.analysis.divergence: the KDE is scipy's with Scott's rule; KL(p || p) = 0, the closed form of
-two Gaussians (with the KDE's variance inflation), and the direction of the divergence."""
+"""advbound.analysis.divergence: the KDE is scipy's with Scott's rule; KL(p || p) = 0, the closed
+form of two Gaussians (with the KDE's variance inflation), and the direction of the divergence."""
 
 import numpy as np
 import pytest

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advbound.runtime import checks
 from advbound.analysis import evaluate
+from advbound.runtime import checks
 
 W = np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32)
 

@@ -13,9 +13,9 @@ from flax import nnx
 from ml_collections import config_dict
 
 from advbound import data, models, training
+from advbound.attacks.pgd import pgd
 from advbound.studies import variants as variants_lib
 from advbound.training import guard
-from advbound.attacks.pgd import pgd
 from configs import cifar_fast, common
 
 MNIST_CNN = config_dict.ConfigDict(dict(name="mnist_cnn"))

@@ -1,5 +1,5 @@
-"""advbound.analysis.knn against scipy's cdist + sort: exact distances, duplicates, several blocks and
-chunks, large norms (where the matrix-product expansion alone loses precision), bad input."""
+"""advbound.analysis.knn against scipy's cdist + sort: exact distances, duplicates, several blocks
+and chunks, large norms (where the matrix-product expansion alone loses precision), bad input."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""advbound.analysis.perturbation_detector: a MetzenDetector learns a perturbation it can see, not one
-that carries no signal, deterministically, and bad input is refused."""
+"""advbound.analysis.perturbation_detector: a MetzenDetector learns a perturbation it can see, not
+one that carries no signal, deterministically, and bad input is refused."""
 
 import jax
 import numpy as np

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from advbound.runtime import io, stages
 from advbound import models, training
-from advbound.studies import variants as variants_lib
 from advbound.config.schema import ConfigError
+from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
 from advbound.studies.region_defense import (attacks, claims, pipeline, protocol, region_scores,
                                              settings, tables)
 from configs import region_defense_cifar, region_defense_mnist, region_defense_quickstart

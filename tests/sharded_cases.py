@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from advbound import attacks, boundary, directions, models, region
-from advbound.runtime import batching, sharding
+from advbound import attacks, boundary, directions, models, region, training
 from advbound.analysis import evaluate
-from advbound.training import guard
-from advbound import training
 from advbound.data import load
+from advbound.runtime import batching, sharding
+from advbound.training import guard
 from ml_collections import config_dict
 
 from configs import common

@@ -1,5 +1,5 @@
-"""Tests of advbound/runtime/sharding.py: the one-device identities here, and the sharded kernels on 8
-fake CPU devices in a subprocess (tests/sharded_cases.py) compared with one device's results."""
+"""Tests of advbound/runtime/sharding.py: the one-device identities here, and the sharded kernels on
+8 fake CPU devices in a subprocess (tests/sharded_cases.py) compared with one device's results."""
 
 import os
 import subprocess

@@ -1,5 +1,5 @@
-"""advbound.analysis.stability: MaxMin / MinMax on hand-made profiles and the minimax inequality; the
-true-class probability, cost change and sharedness against direct computation."""
+"""advbound.analysis.stability: MaxMin / MinMax on hand-made profiles and the minimax inequality;
+the true-class probability, cost change and sharedness against direct computation."""
 
 import jax
 import numpy as np

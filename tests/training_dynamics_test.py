@@ -14,13 +14,13 @@ import pytest
 from flax import nnx
 import scipy.stats
 
-from advbound.analysis import evaluate, stability, transforms
-from advbound.runtime import io, stages
 from advbound import models, stats, training
-from advbound.studies import variants as variants_lib
+from advbound.analysis import evaluate, stability, transforms
 from advbound.attacks.pgd import pgd
-from advbound.studies.training_dynamics import epochs, examples, pipeline, profiles, sharedness
-from advbound.studies.training_dynamics import universal as universal_stage
+from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
+from advbound.studies.training_dynamics import (epochs, examples, pipeline, profiles, sharedness,
+                                                universal as universal_stage)
 from configs import training_dynamics_smoke
 
 

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import batching, checks, sharding
 from advbound.attacks.pgd import pgd
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 
 @jax.jit

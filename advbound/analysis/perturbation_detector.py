@@ -18,9 +18,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from advbound.runtime import checks
 from advbound.analysis import evaluate
 from advbound.models.metzen_detector import MetzenDetector
+from advbound.runtime import checks
 
 
 def _scaled(x, low, high):

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from advbound.runtime import checks
 from advbound.analysis import evaluate
+from advbound.runtime import checks
 
 
 def maxmin(profile):

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import checks
 from advbound.analysis import evaluate
+from advbound.runtime import checks
 
 KINDS = ("brightness", "contrast", "blur", "noise")
 

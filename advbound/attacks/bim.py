@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from advbound.runtime import batching, checks
 from advbound.attacks.fgsm import check_epsilon_grid, search_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks
 
 
 def kurakin_num_steps(epsilon, step_size) -> int:

@@ -29,7 +29,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from advbound.runtime import checks
 from advbound.attacks import compose
 from advbound.attacks.bim import bim_epsilon_search
 from advbound.attacks.cw import carlini_wagner_l2
@@ -39,6 +38,7 @@ from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm_epsilon_search
 from advbound.attacks.jsma import jsma
 from advbound.attacks.result import AttackResult
+from advbound.runtime import checks
 
 BASE = ("FGSM", "IGSM", "JSMA", "CW-L0", "CW-L2", "CW-Linf")
 TARGETED = tuple(f"T-{b}" for b in BASE)

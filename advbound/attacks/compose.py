@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import checks
 from advbound import metrics
 from advbound.attacks.result import AttackResult, make_result
+from advbound.runtime import checks
 
 NORMS = ("l0", "l2", "linf", "rms")
 

@@ -20,9 +20,9 @@ import numpy as np
 import optax
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 _BIG = 1e10  # "no upper bound on c yet", as in the reference implementation
 

@@ -47,10 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.attacks.cw import _margins
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 # Fixed numbers of the released code (in its [-0.5, 0.5] coordinates).
 _OFFSET = 0.01        # the hinge is max(margin + 0.01, 0): success never rests on a tie

@@ -32,10 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.attacks.cw import _margins
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 _ITERATIONS_PER_CALL = 1000  # compiled iterations between two progress reports
 _BETA1, _BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8  # tf.train.AdamOptimizer's defaults

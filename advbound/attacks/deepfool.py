@@ -36,9 +36,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from advbound.runtime import batching, checks, sharding
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks, sharding
 
 _STEP_EPS = 1e-4  # added to the step length (the authors' code and Foolbox)
 _NORM_EPS = 1e-8  # added to gradient norms before dividing (Foolbox)

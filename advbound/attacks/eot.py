@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import batching, checks
 from advbound import region
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks
 
 
 @functools.partial(jax.jit, static_argnums=(8, 9, 10, 11, 12))

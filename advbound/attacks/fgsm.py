@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import batching, checks
 from advbound.attacks.pgd import ce_gradient
 from advbound.attacks.result import make_result
 from advbound.models import as_pytree_fn
+from advbound.runtime import batching, checks
 
 
 def _loss_sign(logits_fn, x, y, targeted):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from advbound.runtime import checks
 from advbound.attacks.cw import carlini_wagner_l2
 from advbound.attacks.result import AttackResult
 from advbound.directions import random_orthogonal
+from advbound.runtime import checks
 
 
 def ensemble_perturbations(key, shape, *, epsilon, num_models=20):

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advbound.runtime import checks
 from advbound import metrics
 from advbound.models import as_pytree_fn
+from advbound.runtime import checks
 
 
 def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_start=True,

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advbound.runtime import checks
 from advbound.attacks.pgd import ce_gradient
 from advbound.models import as_pytree_fn
+from advbound.runtime import checks
 
 
 def universal_perturbation(logits_fn, key, x, y, *, epsilon, step_size, bounds,

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from advbound.runtime import sharding
 from advbound.models.cw_mnist import CarliniWagnerMnist
 from advbound.models.metzen_detector import MetzenDetector
 from advbound.models.mnist_cnn import MnistCNN
@@ -19,6 +18,7 @@ from advbound.models.resnet9 import ResNet9
 from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
+from advbound.runtime import sharding
 
 LogitsFn = Callable[[jax.Array], jax.Array]
 

@@ -33,8 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import jax
 from absl import logging
 
-from advbound.runtime import io
-from advbound.runtime import workdir as workdir_lib
+from advbound.runtime import io, workdir as workdir_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,13 +19,11 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from advbound import data as data_lib
-from advbound import models
+from advbound import data as data_lib, models
 from advbound.analysis import evaluate
 from advbound.data import Dataset
 from advbound.runtime import io
-from advbound.training import guard as guard_lib
-from advbound.training import loop
+from advbound.training import guard as guard_lib, loop
 from advbound.training.settings import Data, Eval, Train
 
 

@@ -15,8 +15,8 @@ Which variants a study trains and how they depend on each other is study-level o
 """
 
 from advbound.training.augmentation import augment
-from advbound.training.loop import (batch_indices, hms, load_model, load_snapshot,
-                                    snapshot_steps, steps_per_epoch, train)
+from advbound.training.loop import (batch_indices, hms, load_model, load_snapshot, snapshot_steps,
+                                    steps_per_epoch, train)
 from advbound.training.optimizers import make_optimizer, make_schedule
 from advbound.training.step import TrainState, build_model, init_state, make_train_step
 

@@ -25,8 +25,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import nnx
 
-from advbound.runtime import io, sharding
 from advbound.attacks.pgd import pgd
+from advbound.runtime import io, sharding
 from advbound.training import settings
 
 

@@ -23,8 +23,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from advbound import data as data_lib
-from advbound import models as models_lib
+from advbound import data as data_lib, models as models_lib
 from advbound.config import schema
 from advbound.config.schema import setting
 

@@ -24,11 +24,10 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound.analysis import evaluate
-from advbound.runtime import io
 from advbound import models
-from advbound.analysis import scale_shift
+from advbound.analysis import evaluate, scale_shift
 from advbound.attacks import cw_linf
+from advbound.runtime import io
 from advbound.studies.blind_spot import distances, paper, protocol, settings
 
 

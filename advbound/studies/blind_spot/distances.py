@@ -12,10 +12,9 @@ import os
 import numpy as np
 from absl import logging
 
-from advbound.analysis import evaluate, knn
-from advbound.runtime import io
 from advbound import models, stats
-from advbound.analysis import scale_shift
+from advbound.analysis import evaluate, knn, scale_shift
+from advbound.runtime import io
 from advbound.studies.blind_spot import paper, protocol
 
 PATH = os.path.join("distance", "distances.npz")

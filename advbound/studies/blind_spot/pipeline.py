@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 
 from advbound.runtime import io, stages
-from advbound.studies import variants as variants_lib
 from advbound.runtime.stages import Stage
+from advbound.studies import variants as variants_lib
 from advbound.studies.blind_spot import (attacks, distances, report, score, settings,
                                          split_divergence)
 

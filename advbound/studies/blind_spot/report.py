@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import os
 
-from advbound.runtime import io, stages
 from advbound import stats
+from advbound.runtime import io, stages
 from advbound.studies.blind_spot import claims, paper, protocol, settings
 
 

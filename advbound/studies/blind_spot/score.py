@@ -9,11 +9,10 @@ import os
 
 import numpy as np
 
+from advbound import stats
 from advbound.runtime import io
 from advbound.studies import plots
-from advbound import stats
-from advbound.studies.blind_spot import (attacks, claims, distances, figures, paper,
-                                         protocol)
+from advbound.studies.blind_spot import attacks, claims, distances, figures, paper, protocol
 
 BOOTSTRAP_SEED = 0
 RESAMPLES = 1000

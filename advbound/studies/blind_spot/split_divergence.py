@@ -37,9 +37,9 @@ import numpy as np
 from absl import logging
 from sklearn import manifold
 
+from advbound import stats
 from advbound.analysis import divergence
 from advbound.runtime import io
-from advbound import stats
 from advbound.studies.blind_spot import distances
 
 INITS = ("random", "pca")

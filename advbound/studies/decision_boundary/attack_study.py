@@ -15,14 +15,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.runtime import checks
-from advbound import data as data_lib
+from advbound import data as data_lib, models, stats
 from advbound.analysis import evaluate
-from advbound.runtime import io
-from advbound import models
-from advbound.studies import variants as variants_lib
-from advbound import stats
 from advbound.attacks import presets
+from advbound.runtime import checks, io
+from advbound.studies import variants as variants_lib
 from advbound.studies.decision_boundary.settings import Attack
 
 # He et al., Table 1: success rate and mean RMS distortion of successful examples.

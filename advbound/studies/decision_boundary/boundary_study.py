@@ -22,12 +22,11 @@ import jax
 import numpy as np
 
 from advbound import boundary
-from advbound.studies import variants as variants_lib
 from advbound.runtime import io
-from advbound.studies import plots
+from advbound.studies import plots, variants as variants_lib
 
-from advbound.studies.decision_boundary import attack_study
 from advbound.directions import random_orthogonal
+from advbound.studies.decision_boundary import attack_study
 
 _FIELDS = ("center", "distance", "adjacent", "evaluations")
 

@@ -18,13 +18,13 @@ import numpy as np
 from absl import logging
 
 from advbound import stats
-from advbound.studies import variants as variants_lib
 from advbound.analysis import boundary_classifier
 from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
 
-from advbound.studies.decision_boundary import attack_study, boundary_study, region_study, report
-from advbound.studies.decision_boundary import settings
 from advbound.runtime.stages import Stage
+from advbound.studies.decision_boundary import (attack_study, boundary_study, region_study, report,
+                                                settings)
 
 def _loaded(run: stages.Run):
   """(splits, models) of every variant, loaded (trained if missing) by the first stage that

@@ -15,15 +15,14 @@ import os
 import jax
 import numpy as np
 
+from advbound import region
 from advbound.analysis import evaluate
 from advbound.runtime import io
-from advbound.studies import plots
-from advbound import region
-from advbound.studies import variants as variants_lib
+from advbound.studies import plots, variants as variants_lib
 
-from advbound.studies.decision_boundary import attack_study
 from advbound import stats
 from advbound.attacks import carlini_wagner_l2, presets
+from advbound.studies.decision_boundary import attack_study
 from advbound.studies.decision_boundary.settings import Region
 
 # He et al., Table 2: accuracy (fraction of the 100 examples classified as their true class).

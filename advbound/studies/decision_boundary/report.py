@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 
-from advbound.runtime import io
-from advbound.runtime import stages
 from advbound import stats
-from advbound.studies import variants as variants_lib
+from advbound.runtime import io, stages
 from advbound.runtime.stages import versions
+from advbound.studies import variants as variants_lib
+from advbound.studies.decision_boundary import settings
 from advbound.studies.decision_boundary.attack_study import PAPER_TABLE1, format_table1
 from advbound.studies.decision_boundary.region_study import PAPER_TABLE2, format_table2
-from advbound.studies.decision_boundary import settings
 
 # He et al., Table 3: (false positive, {attack: false negative}); worst case = 1 - max(FP, FN).
 PAPER_TABLE3 = {

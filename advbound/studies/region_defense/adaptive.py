@@ -18,11 +18,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from advbound.attacks import eot_pgd
 from advbound.runtime import io
 from advbound.studies import variants as variants_lib
-from advbound.attacks import eot_pgd
-from advbound.studies.region_defense import attacks as attacks_lib
-from advbound.studies.region_defense import protocol
+from advbound.studies.region_defense import attacks as attacks_lib, protocol
 
 
 def run(config, workdir: str, *, data: dict, fns: dict, radius: float) -> dict:

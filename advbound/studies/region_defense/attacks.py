@@ -23,9 +23,9 @@ import numpy as np
 from absl import logging
 
 from advbound.analysis import evaluate
+from advbound.attacks import cao_gong
 from advbound.runtime import io
 from advbound.studies import variants as variants_lib
-from advbound.attacks import cao_gong
 from advbound.studies.region_defense import protocol
 from advbound.studies.region_defense.settings import EpsilonGrid, Evaluation
 

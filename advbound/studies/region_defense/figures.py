@@ -17,12 +17,11 @@ import os
 import jax
 import numpy as np
 
-from advbound.runtime import io
-from advbound.studies import plots
 from advbound import region
 from advbound.attacks import compose
-from advbound.studies.region_defense import attacks as attacks_lib
-from advbound.studies.region_defense import protocol, region_scores
+from advbound.runtime import io
+from advbound.studies import plots
+from advbound.studies.region_defense import attacks as attacks_lib, protocol, region_scores
 
 
 def _one_per_class(labels, num_classes):

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 
-from advbound.runtime import io, stages
 from advbound import models
-from advbound.studies import variants as variants_lib
-from advbound.studies import plots
+from advbound.runtime import io, stages
 from advbound.runtime.stages import Stage
+from advbound.studies import plots, variants as variants_lib
 from advbound.studies.region_defense import (adaptive, attacks, figures, region_scores, report,
                                              settings, tables)
 

@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from advbound.runtime import checks
 from advbound import metrics, region, stats
+from advbound.runtime import checks
 
 NORMS = ("l0", "l2", "linf")
 # evaluation.draw: "standard" draws among the images the standard point classifier (study.point)

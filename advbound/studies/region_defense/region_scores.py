@@ -23,14 +23,12 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.analysis import evaluate
-from advbound.runtime import io
-from advbound.studies import plots
 from advbound import region
-from advbound.studies import variants as variants_lib
+from advbound.analysis import evaluate
 from advbound.attacks import compose
-from advbound.studies.region_defense import attacks as attacks_lib
-from advbound.studies.region_defense import protocol
+from advbound.runtime import io
+from advbound.studies import plots, variants as variants_lib
+from advbound.studies.region_defense import attacks as attacks_lib, protocol
 from advbound.studies.region_defense.settings import Radius
 
 

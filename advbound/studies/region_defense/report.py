@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import os
 
-from advbound.runtime import io, stages
 from advbound import stats
-from advbound.studies.region_defense import claims as claims_lib
-from advbound.studies.region_defense import paper, tables
+from advbound.runtime import io, stages
+from advbound.studies.region_defense import claims as claims_lib, paper, tables
 from advbound.studies.region_defense.settings import Config
 
 

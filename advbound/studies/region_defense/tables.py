@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from advbound.attacks import cao_gong, compose
-from advbound.studies.region_defense import attacks as attacks_lib
-from advbound.studies.region_defense import protocol, region_scores
+from advbound.studies.region_defense import attacks as attacks_lib, protocol, region_scores
 
 # results.json row key of each point classifier, and the region classifier's
 ROWS = {"natural": "point", "adversarial": "adversarial_training",

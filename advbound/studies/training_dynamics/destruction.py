@@ -17,8 +17,7 @@ import numpy as np
 
 from advbound import stats
 from advbound.analysis import transforms
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import examples
+from advbound.studies.training_dynamics import epochs as epochs_lib, examples
 
 ATTACK_FIELDS = {"bi": "bi_eval", "fgsm": "fgsm_eval", "deepfool": "deepfool_eval"}
 

@@ -34,12 +34,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.analysis import evaluate, perturbation_detector
-from advbound.runtime import io
 from advbound import stats
+from advbound.analysis import evaluate, perturbation_detector
 from advbound.attacks.universal import universal_perturbation
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import examples
+from advbound.runtime import io
+from advbound.studies.training_dynamics import epochs as epochs_lib, examples
 
 # attack -> (the stored eval field, the stream folded into the detector's key)
 ATTACKS = {"bi": ("bi_eval", 0), "fgsm": ("fgsm_eval", 1), "deepfool": ("deepfool_eval", 2)}

@@ -28,12 +28,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.runtime import io
 from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm
 from advbound.attacks.pgd import pgd
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import settings
+from advbound.runtime import io
+from advbound.studies.training_dynamics import epochs as epochs_lib, settings
 
 FIELDS = ("bi_eval", "fgsm_eval", "bi_test", "bi_train")
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 
-from advbound.runtime import io, stages
 from advbound import training
-from advbound.studies import variants as variants_lib
+from advbound.runtime import io, stages
 from advbound.runtime.stages import Stage
-from advbound.studies.training_dynamics import (destruction, detection, examples, figures,
-                                                profiles, report, settings, sharedness,
-                                                universal)
-from advbound.studies.training_dynamics import epochs as epochs_lib
+from advbound.studies import variants as variants_lib
+from advbound.studies.training_dynamics import (destruction, detection, epochs as epochs_lib,
+                                                examples, figures, profiles, report, settings,
+                                                sharedness, universal)
 
 def _loaded(run: stages.Run) -> dict:
   """{"data": {"train", "test"}, "stamps": variant -> model stamp, "models": epochs.Models},

@@ -21,11 +21,10 @@ import os
 import jax
 import numpy as np
 
+from advbound import stats
 from advbound.analysis import evaluate, stability
 from advbound.runtime import io
-from advbound import stats
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import examples
+from advbound.studies.training_dynamics import epochs as epochs_lib, examples
 
 
 def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:

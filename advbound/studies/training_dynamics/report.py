@@ -50,10 +50,9 @@ import os
 
 import numpy as np
 
-from advbound.runtime import io, stages
 from advbound import stats
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import paper, settings, sharedness
+from advbound.runtime import io, stages
+from advbound.studies.training_dynamics import epochs as epochs_lib, paper, settings, sharedness
 from advbound.training import settings as shared
 
 COMPARE = "-"  # a comparison of numbers, no direction to judge

@@ -30,11 +30,10 @@ import numpy as np
 import optax
 import jax.numpy as jnp
 
+from advbound import stats
 from advbound.analysis import evaluate, stability
 from advbound.runtime import io
-from advbound import stats
-from advbound.studies.training_dynamics import epochs as epochs_lib
-from advbound.studies.training_dynamics import examples
+from advbound.studies.training_dynamics import epochs as epochs_lib, examples
 
 
 def _losses(fn, x, y, batch):

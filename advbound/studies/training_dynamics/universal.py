@@ -18,10 +18,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.analysis import evaluate
-from advbound.runtime import io
 from advbound import stats
+from advbound.analysis import evaluate
 from advbound.attacks.universal import accuracy_under, universal_perturbation
+from advbound.runtime import io
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
 
