@@ -43,6 +43,8 @@ CONTRACT = {
     "attacks.amplify": ["x", "adversarial", "alpha", "bounds"],
     "metrics.rms": ["delta"], "metrics.l2": ["delta"], "metrics.linf": ["delta"],
     "metrics.l0": ["delta"],
+    "stats.proportion": ["successes", "n", "confidence", "method"],
+    "stats.judge": ["low", "high", "above", "below"],
 }
 
 
