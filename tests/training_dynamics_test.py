@@ -104,7 +104,7 @@ def test_bi_is_pgd_without_random_start_closed_form_on_a_linear_model():
 def test_steps_per_epoch_is_the_trainers_epoch(n, batch):
   """steps_per_epoch(n, b) steps of the trainer's batches see each example at most once (one
   pass), and the next step starts a new pass (it repeats examples already seen)."""
-  s = epochs.steps_per_epoch(n, batch)
+  s = training.steps_per_epoch(n, batch)
   seen = np.concatenate([training.batch_indices(3, k, batch, n) for k in range(s)])
   assert len(np.unique(seen)) == s * batch              # one pass, no example twice
   assert n - s * batch < batch                          # only the remainder is dropped
@@ -114,12 +114,12 @@ def test_steps_per_epoch_is_the_trainers_epoch(n, batch):
 
 def test_epoch_lengths_of_the_papers_splits():
   """The issue's arithmetic: 45,000 / 128, 55,000 / 128, 3,500 / 64, remainders dropped."""
-  assert epochs.steps_per_epoch(45000, 128) == 351
-  assert epochs.steps_per_epoch(55000, 128) == 429
-  assert epochs.steps_per_epoch(3500, 64) == 54
+  assert training.steps_per_epoch(45000, 128) == 351
+  assert training.steps_per_epoch(55000, 128) == 429
+  assert training.steps_per_epoch(3500, 64) == 54
   for bad in ((0, 64), (100, 0), (10, 64), (100.5, 8)):
     with pytest.raises(ValueError):
-      epochs.steps_per_epoch(*bad)
+      training.steps_per_epoch(*bad)
 
 
 def test_nested_draws_are_subsets_and_spread():

@@ -7,21 +7,11 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, models, training
+from advbound import models, training
 from advbound.analysis import evaluate
 from advbound.training import loop
 from configs import common
-
-
-def _tiny_data(name="mnist", n=64, seed=0):
-  info = data.INFO[name]
-  rng = np.random.default_rng(seed)
-  x = rng.integers(0, 256, (n,) + info.image_shape, dtype=np.uint8)
-  return data._to_dataset(x, np.arange(n) % 10, info, "train")
-
-
-def _params(model):
-  return jax.tree.map(np.asarray, nnx.state(model))
+from tiny_training import params as _params, tiny_data as _tiny_data  # tests/tiny_training.py
 
 
 def test_batch_indices_cover_each_epoch_once():

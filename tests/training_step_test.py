@@ -9,15 +9,9 @@ import pytest
 from flax import nnx
 from ml_collections import config_dict
 
-from advbound import data, models, training
+from advbound import models, training
 from configs import common
-
-
-def _tiny_data(name="mnist", n=64, seed=0):
-  info = data.INFO[name]
-  rng = np.random.default_rng(seed)
-  x = rng.integers(0, 256, (n,) + info.image_shape, dtype=np.uint8)
-  return data._to_dataset(x, np.arange(n) % 10, info, "train")
+from tiny_training import tiny_data as _tiny_data  # tests/tiny_training.py
 
 
 def test_bad_optimizer_settings():

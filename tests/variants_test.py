@@ -17,19 +17,9 @@ from advbound import data, models, training
 from advbound.runtime import io
 from advbound.studies import variants as variants_lib
 from configs import common
+from tiny_training import params as _params, tiny_data as _tiny_data  # tests/tiny_training.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tiny_data(name="mnist", n=64, seed=0):
-  info = data.INFO[name]
-  rng = np.random.default_rng(seed)
-  x = rng.integers(0, 256, (n,) + info.image_shape, dtype=np.uint8)
-  return data._to_dataset(x, np.arange(n) % 10, info, "train")
-
-
-def _params(model):
-  return jax.tree.map(np.asarray, nnx.state(model))
 
 
 _TINY_CONFIG = '''

@@ -298,6 +298,15 @@ class Eval(schema.Section):
 MODELS = schema.Each(Train, what="model variant")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Trained(schema.Section):
+  """The top-level sections every study's config holds, checked together by `check_trained`;
+  each study's top-level `Config` derives from it and adds its own sections."""
+  data: Any = setting(doc="the data set (`data` above)")
+  model: Any = setting(doc="the architecture (`model` above)")
+  models: Any = setting(doc="the model variants, each a `models.<variant>` section (above)")
+
+
 def data_ctx(info: Mapping[str, Any], sizes: Mapping[str, int]) -> dict[str, Any]:
   """The data context the sections are checked against: `info` (name, image_shape,
   num_classes, span), pixels, and the split sizes."""

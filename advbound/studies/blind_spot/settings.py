@@ -232,15 +232,9 @@ class Figures(schema.Section):
              f"got {tuple(pair)}")
 
 
-_TRAINED = "checked as every study's (data, model and model variants: check_trained)"
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(schema.Section):
+class Config(shared.Trained):
   """A blind-spot config's top level: its sections and the note of its departures."""
-  data: Any = schema.setting(doc=f"the data set; {_TRAINED}")
-  model: Any = schema.setting(doc=f"the architecture; {_TRAINED}")
-  models: Any = schema.setting(doc=f"the naturally and the PGD-trained variants; {_TRAINED}")
   study: Study = schema.setting(check=schema.Sub(Study), doc="the study's models, budget, grid")
   distance: Distance = schema.setting(check=schema.Sub(Distance),
                                       doc="distances to the training set")

@@ -26,7 +26,6 @@ __all__ = ["Attack", "Boundary", "Config", "ConfigError", "CwOverrides", "Detect
            "SECTIONS", "STAGE_SECTIONS", "TRAIN_SECTIONS", "validate"]
 
 
-
 def _attack_names(ctx) -> tuple[str, ...]:
   """The attacks of attack.names when they passed (else every preset)."""
   return ctx.get("attacks") or presets.NAMES
@@ -194,16 +193,10 @@ class Detect(schema.Section):
               tuple(values.get("attacks")), what="attack", among=f"{path}.attacks")
 
 
-_SHARED = "checked as every study checks it (advbound.training.settings)"
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(schema.Section):
+class Config(shared.Trained):
   """The top level of He et al.'s config: its sections."""
-  data: Any = setting(doc=f"the data set; {_SHARED}")
-  model: Any = setting(doc=f"the architecture; {_SHARED}")
-  models: Any = setting(doc=f"the model variants (natural, adversarial); {_SHARED}")
-  eval: Any = setting(doc=f"clean and PGD test accuracy of every variant; {_SHARED}")
+  eval: Any = setting(doc="clean and PGD test accuracy of every variant (`eval` above)")
   attack: Attack = setting(check=schema.Sub(Attack), doc="Table 1: the attacks and images")
   boundary: Boundary = setting(check=schema.Sub(Boundary),
                                doc="boundary distances along random directions (Figures 1-3)")

@@ -244,15 +244,9 @@ class Figures(schema.Section):
   grid_alpha: float = setting(check=schema.Real(lo=0), doc="alpha of the -A grid (Figure 9)")
 
 
-_SHARED = "checked as every study checks it (advbound.training.settings.check_trained)"
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(schema.Section):
+class Config(shared.Trained):
   """The top level of a region-defense config."""
-  data: Any = setting(check=schema.Anything(), doc=f"the data set; {_SHARED}")
-  model: Any = setting(check=schema.Anything(), doc=f"the architecture; {_SHARED}")
-  models: Any = setting(check=schema.Anything(), doc=f"the model variants; {_SHARED}")
   study: Study = setting(check=schema.Sub(Study), doc="the compared classifiers")
   radius: Radius = setting(check=schema.Sub(Radius), doc="Algorithm 1")
   region: Region = setting(check=schema.Sub(Region), doc="the region classifier")

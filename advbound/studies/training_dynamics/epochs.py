@@ -25,8 +25,6 @@ from advbound import models, training
 from advbound.studies import variants as variants_lib
 from advbound.studies.training_dynamics import settings
 
-# the trainer's epoch length, the one definition (re-exported for the study's settings)
-steps_per_epoch = training.steps_per_epoch
 
 
 def count(config) -> int:

@@ -374,17 +374,9 @@ class Figures(schema.Section):
                                   doc="the factor drawn perturbations are magnified by")
 
 
-# data, model and models: checked by advbound.training.settings.check_trained (shared sections)
-_SHARED = schema.Anything()
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(schema.Section):
+class Config(shared.Trained):
   """A training-dynamics config: its top-level sections."""
-  data: Any = schema.setting(check=_SHARED, doc="the data set (shared with the other studies)")
-  model: Any = schema.setting(check=_SHARED, doc="the classifier's architecture")
-  models: Any = schema.setting(check=_SHARED,
-                               doc="the variants trained: natural, then adversarial from it")
   study: Study = schema.setting(check=schema.Sub(Study), doc="the study's own settings")
   profiles: Profiles = schema.setting(check=schema.Sub(Profiles), doc="Figures 1, 9, 10")
   sharedness: Sharedness = schema.setting(check=schema.Sub(Sharedness), doc="Figures 2, 11")
