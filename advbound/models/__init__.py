@@ -18,6 +18,8 @@ from advbound.models.resnet9 import ResNet9
 from advbound.models.resnet_cifar import ResNetCifar
 from advbound.models.small_cifar import SmallCifarCNN
 from advbound.models.wide_resnet import WideResNet
+from advbound.models import imported
+from advbound.models.imported import Imported
 from advbound.runtime import sharding
 
 LogitsFn = Callable[[jax.Array], jax.Array]
@@ -73,25 +75,46 @@ def with_compute_dtype(model: nnx.Module, compute_dtype: str | None) -> nnx.Modu
   return copy
 
 
-def as_logits_fn(model: nnx.Module, compute_dtype: str | None = None) -> LogitsFn:
+def as_logits_fn(model: nnx.Module | Imported, compute_dtype: str | None = None, *,
+                 input_bounds: tuple[float, float] | None = None) -> LogitsFn:
   """Returns a pure `logits_fn(x [N, *image_shape]) -> logits [N, K]` of `model` in eval mode.
 
   The function closes over a snapshot of the model's current state (batch norm uses its running
   averages, dropout is off), never updates it, and can be used inside jit, vmap and grad. The
   caller's model is not modified. `compute_dtype` "bfloat16" computes the layers in bfloat16
   (`with_compute_dtype`); the logits are returned as float32 either way.
+
+  An `Imported` model (`from_torch`, `from_keras`, `from_flax`, `from_robustbench`) gives the
+  same kind of function; `input_bounds` (low, high) then says in which units `x` comes (the
+  data's), mapped linearly onto the model's own input range before its normalisation
+  (`advbound.models.imported`); None: `x` is already in the model's range. Our own models are
+  trained in their data's units and take `x` as it comes: `input_bounds` must then be None.
   """
+  if isinstance(model, Imported):
+    return imported.logits_fn(model, compute_dtype, input_bounds=input_bounds)
+  _no_bounds(model, input_bounds)
   return _pure(with_compute_dtype(model, compute_dtype), "__call__")
 
 
-def as_embedding_fn(model: nnx.Module,
-                    compute_dtype: str | None = None) -> Callable[[jax.Array], jax.Array]:
+def as_embedding_fn(model: nnx.Module | Imported, compute_dtype: str | None = None, *,
+                    input_bounds: tuple[float, float] | None = None
+                    ) -> Callable[[jax.Array], jax.Array]:
   """Returns a pure `embed_fn(x [N, *image_shape]) -> features float32 [N, D]`: the model's
   `embed` method (the penultimate representation its logits are computed from; MnistCNN: the
-  first dense layer, WideResNet: the global average pool) in eval mode, as `as_logits_fn`."""
+  first dense layer, WideResNet: the global average pool) in eval mode, as `as_logits_fn`.
+  An `Imported` model's embedding is the hook it was imported with (`embedding=<layer>`)."""
+  if isinstance(model, Imported):
+    return imported.embedding_fn(model, compute_dtype, input_bounds=input_bounds)
+  _no_bounds(model, input_bounds)
   if not callable(getattr(model, "embed", None)):
     raise ValueError(f"{type(model).__name__} has no embed method: no feature extractor")
   return _pure(with_compute_dtype(model, compute_dtype), "embed")
+
+
+def _no_bounds(model, input_bounds) -> None:
+  if input_bounds is not None:
+    raise ValueError(f"input_bounds={input_bounds!r} is for imported models; "
+                     f"{type(model).__name__} takes its training data's units as they are")
 
 
 def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
@@ -125,7 +148,32 @@ def as_pytree_fn(logits_fn: LogitsFn) -> jax.tree_util.Partial:
   return jax.tree_util.Partial(logits_fn)
 
 
-__all__ = ["MnistCNN", "CarliniWagnerMnist", "MetzenDetector", "ResNetCifar", "WideResNet", "SmallCifarCNN",
+def from_torch(module, *, input_shape, **kwargs) -> Imported:
+  """A PyTorch classifier as an `Imported` model (advbound.models.torch_import.from_torch)."""
+  from advbound.models import torch_import  # pylint: disable=g-import-not-at-top
+  return torch_import.from_torch(module, input_shape=input_shape, **kwargs)
+
+
+def from_keras(model, **kwargs) -> Imported:
+  """A Keras 3 model on the JAX backend (advbound.models.keras_import.from_keras)."""
+  from advbound.models import keras_import  # pylint: disable=g-import-not-at-top
+  return keras_import.from_keras(model, **kwargs)
+
+
+def from_flax(model=None, **kwargs) -> Imported:
+  """A Flax NNX module or one of our checkpoints (advbound.models.flax_import.from_flax)."""
+  from advbound.models import flax_import  # pylint: disable=g-import-not-at-top
+  return flax_import.from_flax(model, **kwargs)
+
+
+def from_robustbench(name: str, *, dataset: str, threat_model: str, **kwargs) -> Imported:
+  """A RobustBench zoo model by name (advbound.models.robustbench_import)."""
+  from advbound.models import robustbench_import  # pylint: disable=g-import-not-at-top
+  return robustbench_import.from_robustbench(name, dataset=dataset, threat_model=threat_model,
+                                             **kwargs)
+
+
+__all__ = ["Imported", "from_torch", "from_keras", "from_flax", "from_robustbench", "MnistCNN", "CarliniWagnerMnist", "MetzenDetector", "ResNetCifar", "WideResNet", "SmallCifarCNN",
            "PreActResNet", "PlainCNN", "ResNet9",
            "REGISTRY", "COMPUTE_DTYPES", "build", "with_compute_dtype", "as_logits_fn",
            "as_embedding_fn", "as_pytree_fn", "LogitsFn"]
