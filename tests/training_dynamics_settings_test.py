@@ -148,7 +148,7 @@ def test_gtsrb_substitutes_label_their_epsilons():
 # --- the declared defaults are the consumers' ------------------------------------------------
 
 _OPTIONAL = ("study.eval_images", "study.partial_epoch_steps", "detect.train_images",
-             "destruction.deepfool.candidates", "note")
+             "destruction.deepfool.candidates", "note", "model")
 
 
 def test_optional_keys_and_their_defaults():

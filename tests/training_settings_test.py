@@ -173,7 +173,8 @@ def test_check_trained_returns_the_data_and_the_variants():
   config = _quickstart()
   info, sizes, names = settings.check_trained(c, {k: config[k] for k in config.keys()}, None)
   assert c.problems == []
-  assert info == {"name": "mnist", "image_shape": (28, 28, 1), "num_classes": 10, "span": 1.0}
+  assert info == {"name": "mnist", "image_shape": (28, 28, 1), "num_classes": 10, "span": 1.0,
+                  "bounds": (0.0, 1.0)}
   assert sizes == {"train": 3500, "validation": 500, "test": 1000}
   assert sorted(names) == ["adversarial", "natural"]
 

@@ -30,7 +30,9 @@ def markdown() -> str:
            "...) is a property of the data: the pixel range, a split's size.", "",
            "## Shared by every study (`advbound/training/settings.py`)", ""]
   for path, section in (("data", shared.Data), ("model", shared.Model),
-                        ("models.<variant>", shared.Train), ("eval", shared.Eval)):
+                        ("models.<variant>", shared.Train),
+                        ("models.<variant> (imported)", shared.ImportedVariant),
+                        ("models.<variant>.source", shared.Source), ("eval", shared.Eval)):
     lines += [f"### `{path}`", "", *_HEADER, *section.table(path), ""]
   for name, title in STUDIES:
     config = importlib.import_module(f"advbound.studies.{name}.settings").Config

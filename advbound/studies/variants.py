@@ -23,7 +23,8 @@ from advbound import data as data_lib, models
 from advbound.analysis import evaluate
 from advbound.data import Dataset
 from advbound.runtime import io
-from advbound.training import guard as guard_lib, loop
+from advbound.models import sources
+from advbound.training import guard as guard_lib, loop, settings
 from advbound.training.settings import Data, Eval, Train
 
 
@@ -50,7 +51,11 @@ def variant_model(config, variant: str):
 def model_stamp(config, variant: str) -> dict:
   """What determines a trained variant (data, architecture, training settings, and its
   teacher's when it is distilled), for the stamps of artifacts computed from the model: a
-  retrained model invalidates them."""
+  retrained model invalidates them. An imported variant's: its source and the size and SHA-256
+  of the files it reads (a changed weights file invalidates them)."""
+  if is_imported(config, variant):
+    spec = config.models[variant].source
+    return {"source": loop.plain_dict(spec), "files": sources.digest(spec)}
   out = {"data": loop.plain_dict(config.data),
          "model": loop.plain_dict(variant_model(config, variant)),
          "train": {k: v for k, v in loop.plain_dict(config.models[variant]).items()
@@ -66,9 +71,33 @@ def model_stamp(config, variant: str) -> dict:
 _UPSTREAM = ("distill_from", "augment_from", "init_from")
 
 
+def is_imported(config, variant: str) -> bool:
+  """Whether model variant `variant` is imported (`models.<variant>.source`), not trained."""
+  return settings.is_imported(config.models[variant])
+
+
+_IMPORTED: dict[str, models.Imported] = {}
+
+
+def imported_model(config, variant: str, data: Dataset) -> models.Imported:
+  """The imported model of variant `variant` taking `data`'s units (loaded once per process
+  and source version; `advbound.models.sources.load`)."""
+  spec = config.models[variant].source
+  key = json.dumps([model_stamp(config, variant), data.bounds, data.images.shape[1:]],
+                   sort_keys=True, default=str)
+  if key not in _IMPORTED:
+    t0 = time.time()
+    _IMPORTED[key] = sources.load(spec, image_shape=data.images.shape[1:], bounds=data.bounds)
+    logging.info("%s: imported %s in %.1f s", variant, _IMPORTED[key].describe(),
+                 time.time() - t0)
+  return _IMPORTED[key]
+
+
 def train_variant(config, variant: str, data: Dataset, workdir: str, *,
-                  _students: tuple[str, ...] = ()) -> nnx.Module:
-  """Trains (or loads) model variant `variant` under `workdir/models/<variant>`.
+                  _students: tuple[str, ...] = ()) -> nnx.Module | models.Imported:
+  """Trains (or loads) model variant `variant` under `workdir/models/<variant>`; an imported
+  variant (`models.<variant>.source`) is loaded instead (`imported_model`) and evaluated once
+  (`evaluate_imported`: models/<variant>/metrics.json).
 
   Three settings make a variant depend on another one, which is trained or loaded first:
   - `distill_from: <variant>` (defensive distillation, Papernot et al.): the variant learns from
@@ -84,6 +113,10 @@ def train_variant(config, variant: str, data: Dataset, workdir: str, *,
     statistics (a fresh optimizer), e.g. adversarial training after natural training.
   The checkpoint records the upstream settings, so a changed teacher or source retrains.
   """
+  if is_imported(config, variant):
+    model = imported_model(config, variant, data)
+    evaluate_imported(config, variant, model, workdir)
+    return model
   vcfg = config.models[variant]
   soft, upstream, init = None, {}, None
   for key in _UPSTREAM:
@@ -161,6 +194,10 @@ def train_and_evaluate(config, workdir: str, *,
   train_data, test_data = load_splits(config.data, ("train", "test"))
   results = {}
   for variant in names:
+    if is_imported(config, variant):
+      model = imported_model(config, variant, test_data)
+      results[variant] = evaluate_imported(config, variant, model, workdir, test_data=test_data)
+      continue
     vcfg = config.models[variant]
     vdir = os.path.join(workdir, "models", variant)
     t0 = time.time()
@@ -174,22 +211,12 @@ def train_and_evaluate(config, workdir: str, *,
     correct = evaluate.predict(logits_fn, test_data.images, batch_size=ecfg.batch_size,
                                desc="accuracy") == test_data.labels
     metrics = {
-        "test_accuracy": float(correct.mean()),
-        "test_examples": len(test_data),
-        "pgd_accuracy": evaluate.pgd_accuracy(
-            logits_fn, jax.random.key(ecfg.seed), test_data.images[:n_pgd],
-            test_data.labels[:n_pgd], bounds=test_data.bounds, epsilon=ecfg.pgd.epsilon,
-            step_size=ecfg.pgd.step_size, num_steps=ecfg.pgd.num_steps,
-            random_start=ecfg.pgd.random_start, batch_size=ecfg.batch_size),
-        "pgd_examples": n_pgd,
-        # clean accuracy on the same first pgd_examples images, for a like-for-like comparison
-        "subset_accuracy": float(correct[:n_pgd].mean()),
-        "pgd": loop.plain_dict(ecfg.pgd),
+        **_accuracies(logits_fn, test_data, ecfg, correct),
         "train_steps": vcfg.num_steps,
         "train_seconds_this_run": train_seconds,
-        "eval_seconds": time.time() - t0,
         "eval_compute_dtype": eval_dtype,
     }
+    metrics["eval_seconds"] = time.time() - t0
     record = guard_lib.read_record(vdir)
     if record is not None:
       metrics["guard"] = {k: record[k] for k in ("stopped_at", "kept_step",
@@ -202,3 +229,95 @@ def train_and_evaluate(config, workdir: str, *,
                  ecfg.pgd.num_steps, ecfg.pgd.step_size)
     results[variant] = metrics
   return results
+
+
+def _accuracies(logits_fn, test_data: Dataset, ecfg, correct=None) -> dict:
+  """Clean accuracy on every test image and PGD accuracy (`ecfg.pgd`) on the first
+  `ecfg.pgd_examples`, with the clean accuracy on those same images."""
+  n_pgd = min(ecfg.pgd_examples, len(test_data)) if ecfg.pgd_examples else len(test_data)
+  if correct is None:
+    correct = evaluate.predict(logits_fn, test_data.images, batch_size=ecfg.batch_size,
+                               desc="accuracy") == test_data.labels
+  return {
+      "test_accuracy": float(correct.mean()),
+      "test_examples": len(test_data),
+      "test_correct": int(correct.sum()),
+      "pgd_accuracy": evaluate.pgd_accuracy(
+          logits_fn, jax.random.key(ecfg.seed), test_data.images[:n_pgd],
+          test_data.labels[:n_pgd], bounds=test_data.bounds, epsilon=ecfg.pgd.epsilon,
+          step_size=ecfg.pgd.step_size, num_steps=ecfg.pgd.num_steps,
+          random_start=ecfg.pgd.random_start, batch_size=ecfg.batch_size),
+      "pgd_examples": n_pgd,
+      # clean accuracy on the same first pgd_examples images, for a like-for-like comparison
+      "subset_accuracy": float(correct[:n_pgd].mean()),
+      "pgd": loop.plain_dict(ecfg.pgd),
+  }
+
+
+def evaluate_imported(config, variant: str, model: models.Imported, workdir: str, *,
+                      test_data: Dataset | None = None) -> dict:
+  """The imported variant's clean and PGD test accuracy (`models.<variant>.eval`), computed
+  once per model and evaluation settings into `models/<variant>/metrics.json` (atomic), with
+  its source; returns it."""
+  ecfg = config.models[variant].eval
+  path = os.path.join(workdir, "models", variant, "metrics.json")
+  stamp = json.dumps({"model": model_stamp(config, variant), "eval": loop.plain_dict(ecfg),
+                      "data": loop.plain_dict(config.data)}, sort_keys=True, default=str)
+  if os.path.exists(path):
+    old = io.read_json(path)
+    if old.get("stamp") == stamp:
+      return old
+  if test_data is None:
+    (test_data,) = load_splits(config.data, ("test",))
+  t0 = time.time()
+  logits_fn = models.as_logits_fn(model, Eval.of(ecfg).compute_dtype)
+  metrics = {"source": model.describe(), "imported": True, **_accuracies(logits_fn, test_data,
+                                                                          ecfg),
+             "eval_seconds": time.time() - t0, "stamp": stamp}
+  io.write_json(path, metrics)
+  logging.info("%s (%s): test accuracy %.4f (%d images); on the first %d: clean %.4f, PGD %.4f",
+               variant, model.source, metrics["test_accuracy"], len(test_data),
+               metrics["pgd_examples"], metrics["subset_accuracy"], metrics["pgd_accuracy"])
+  return metrics
+
+
+def describe(config, variant: str) -> str:
+  """The variant's architecture name, or its imported model's source."""
+  if is_imported(config, variant):
+    spec = config.models[variant].source
+    return f"imported ({spec.kind}: {spec.get('path') or spec.get('factory') or spec.get('name')})"
+  return variant_model(config, variant).name
+
+
+def imported_metrics(config, workdir: str) -> dict[str, dict]:
+  """{variant: models/<variant>/metrics.json} of the imported variants (evaluated ones)."""
+  out = {}
+  for v in variant_names(config):
+    path = os.path.join(workdir, "models", v, "metrics.json")
+    if is_imported(config, v) and os.path.exists(path):
+      out[v] = {k: x for k, x in io.read_json(path).items() if k != "stamp"}
+  return out
+
+
+def source_lines(config, workdir: str) -> list[str]:
+  """Markdown lines naming each imported variant's source with its clean and PGD test accuracy
+  (rates with their 95% Wilson intervals and counts); none when no variant is imported."""
+  from advbound import stats  # pylint: disable=g-import-not-at-top
+  names = [v for v in variant_names(config) if is_imported(config, v)]
+  if not names:
+    return []
+  lines = ["## Imported models", "",
+           "| variant | source | clean accuracy (test) | PGD accuracy | PGD |", "|---|---|---|---|---|"]
+  for v in names:
+    path = os.path.join(workdir, "models", v, "metrics.json")
+    if not os.path.exists(path):
+      lines.append(f"| {v} | {config.models[v].source.kind} | not evaluated | | |")
+      continue
+    m = io.read_json(path)
+    clean = stats.proportion(int(round(m["test_accuracy"] * m["test_examples"])), m["test_examples"])
+    pgd = stats.proportion(int(round(m["pgd_accuracy"] * m["pgd_examples"])), m["pgd_examples"])
+    p = m["pgd"]
+    lines.append(f"| {v} | {m['source']} | {stats.format_rate(clean)} | "
+                 f"{stats.format_rate(pgd)} | eps {p['epsilon']:g}, {p['num_steps']} steps of "
+                 f"{p['step_size']:g} |")
+  return lines + [""]

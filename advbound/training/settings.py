@@ -15,8 +15,10 @@ validation and test (each absent when the data section failed).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import numbers
+import os
 from typing import Any, Mapping
 
 import jax
@@ -27,8 +29,8 @@ from advbound import data as data_lib, models as models_lib
 from advbound.config import schema
 from advbound.config.schema import setting
 
-__all__ = ["Data", "Eval", "Guard", "Model", "Pgd", "Train", "TrainAttack", "check_trained",
-           "data_ctx"]
+__all__ = ["Data", "Eval", "Guard", "ImportedVariant", "Model", "Pgd", "Source", "Train",
+           "TrainAttack", "check_trained", "data_ctx", "is_imported"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -72,7 +74,7 @@ class Data(schema.Section):
       return
     info = data_lib.INFO[name]
     found.update(name=name, image_shape=info.image_shape, num_classes=info.num_classes,
-                 span=info.bounds[1] - info.bounds[0])
+                 span=info.bounds[1] - info.bounds[0], bounds=info.bounds)
     sizes = ctx.get("sizes")
     if sizes is None:
       try:
@@ -280,6 +282,144 @@ class Train(schema.Section):
       if isinstance(other, str) and (other not in names or other == v):
         c.fail(f"{path}.{key}", f"must name another model variant "
                f"({sorted(k for k in names if k != v)}), got {other!r}")
+    if isinstance(init, str) and init in names and is_imported(models_cfg[init]):
+      c.fail(f"{path}.init_from", f"{init!r} is an imported model (models.{init}.source): a "
+             "run can start only from weights of our own architectures")
+    if (not values.get("model") and ctx.get("model_missing")):
+      c.fail(path, "trains on the config's model, but the config has no `model` section (set "
+             f"model, or models.{v}.model, or give models.{v} a source)")
+
+
+SOURCE_KINDS = ("torch", "keras", "flax", "robustbench")
+ROBUSTBENCH_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet": "imagenet"}
+
+
+def _file_check(c, path, where, what) -> None:
+  if where and not os.path.exists(os.path.expanduser(where)):
+    c.fail(path, f"{what} {where!r} does not exist")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Source(schema.Section):
+  """Where an imported model comes from (advbound.models.sources.load) and what it takes: its
+  input range and normalisation. Checked against the data without loading the model: the
+  files exist, the factory's module can be found, and the model's input range equals the
+  data's bounds unless `rescale` maps one onto the other."""
+  kind: str = setting(check=schema.Choice(SOURCE_KINDS),
+                      doc="torch, keras, flax (a Flax NNX module or one of our workdirs) or "
+                      "robustbench")
+  path: str = setting("", check=schema.Str(optional=True),
+                      doc="torch: a torch.export .pt2 file; keras: a .keras file; flax: a "
+                      "study workdir holding models/<variant>")
+  factory: str = setting("", check=schema.Str(optional=True),
+                         doc="'package.module:callable' building the network (torch "
+                         "nn.Module, keras.Model or nnx.Module), instead of a path")
+  kwargs: dict | None = setting(None, check=schema.Anything(),
+                                doc="the factory's keyword arguments")
+  weights: str = setting("", check=schema.Str(optional=True),
+                         doc="a weights file loaded into the factory's network (torch: a "
+                         "state_dict; keras: .weights.h5)")
+  variant: str = setting("natural", check=schema.Str(),
+                         doc="flax with a workdir path: the variant under models/")
+  name: str = setting("", check=schema.Str(optional=True), doc="robustbench: the model's name")
+  dataset: str = setting("", check=schema.Str(optional=True),
+                         doc="robustbench: cifar10, cifar100 or imagenet")
+  threat_model: str = setting("Linf", check=schema.Choice(("Linf", "L2", "corruptions")),
+                              doc="robustbench: the threat model of the leaderboard")
+  model_dir: str = setting("models", check=schema.Str(),
+                           doc="robustbench: the local models folder (.pt2 exports, checkpoints)")
+  input_shape: tuple | None = setting(
+      None, check=schema.Anything(),
+      doc="torch: the module's per-example input shape (None: the data's, in `layout`)")
+  layout: str = setting("NCHW", check=schema.Choice(("NCHW", "NHWC")),
+                        doc="torch: the layout the module takes")
+  input_range: tuple | None = setting(
+      None, check=schema.Anything(),
+      doc="the model's own pixel range (None: [0, 1]; flax workdirs: their data's bounds)")
+  mean: tuple | None = setting(None, check=schema.Anything(),
+                               doc="per-channel normalisation before the network (None: none)")
+  std: tuple | None = setting(None, check=schema.Anything(), doc="with mean")
+  rescale: bool = setting(False, check=schema.Flag(),
+                          doc="map the data's bounds linearly onto input_range (the study's "
+                          "units stay the data's)")
+  embedding: str | None = setting(None, check=schema.Str(optional=True),
+                                  doc="the layer whose input is the embedding (blind-spot study)")
+
+  @classmethod
+  def validate(cls, c, path, values, ctx):
+    kind = values.get("kind")
+    if kind not in SOURCE_KINDS:
+      return
+    where, factory = values.get("path") or "", values.get("factory") or ""
+    if kind == "robustbench":
+      for key in ("name", "dataset"):
+        if not values.get(key):
+          c.fail(f"{path}.{key}", "required by kind 'robustbench'")
+      dataset = values.get("dataset")
+      if dataset and dataset not in ROBUSTBENCH_DATASETS:
+        c.fail(f"{path}.dataset", f"must be one of {sorted(ROBUSTBENCH_DATASETS)}, got "
+               f"{dataset!r}")
+      elif dataset and ctx.get("name") and ctx["name"] != dataset:
+        c.fail(f"{path}.dataset", f"the model is for {dataset!r} but data.name is "
+               f"{ctx['name']!r}")
+    elif bool(where) == bool(factory):
+      c.fail(path, f"kind {kind!r} needs exactly one of path and factory")
+    if isinstance(where, str):
+      _file_check(c, f"{path}.path", where, "path")
+    if isinstance(values.get("weights"), str):
+      _file_check(c, f"{path}.weights", values.get("weights"), "weights file")
+    if isinstance(factory, str) and factory:
+      module, _, attr = factory.partition(":")
+      if not module or not attr:
+        c.fail(f"{path}.factory", f"must be 'package.module:callable', got {factory!r}")
+      else:
+        try:
+          found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+          found = None
+        if found is None:
+          c.fail(f"{path}.factory", f"module {module!r} cannot be found (is it installed, or "
+                 "on PYTHONPATH?)")
+    for key in ("input_range", "mean", "std"):
+      value = values.get(key)
+      if value is not None and not (isinstance(value, (tuple, list)) and all(
+          isinstance(v, numbers.Real) for v in value)):
+        c.fail(f"{path}.{key}", f"must be a list of numbers or None, got {value!r}")
+    if (values.get("mean") is None) != (values.get("std") is None):
+      c.fail(path, "give both mean and std, or neither")
+    shape = values.get("input_shape")
+    if shape is not None and not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(
+        isinstance(v, numbers.Integral) and v > 0 for v in shape)):
+      c.fail(f"{path}.input_shape", f"must be 3 positive sizes or None, got {shape!r}")
+    bounds = ctx.get("bounds")
+    given = values.get("input_range")
+    if kind == "flax" and where and given is None:
+      return  # a workdir's model takes its own data's units; checked when loaded
+    model_range = tuple(float(v) for v in given) if given is not None else (0.0, 1.0)
+    if len(model_range) != 2 or not model_range[0] < model_range[1]:
+      c.fail(f"{path}.input_range", f"must be (lo, hi) with lo < hi, got {given!r}")
+    elif (bounds is not None and tuple(map(float, bounds)) != model_range
+          and values.get("rescale") is not True):
+      c.fail(f"{path}.input_range", f"the model takes inputs in [{model_range[0]:g}, "
+             f"{model_range[1]:g}] but {ctx.get('name')} data is in [{bounds[0]:g}, "
+             f"{bounds[1]:g}]: set {path}.rescale=True to map the data's range onto the "
+             "model's (attacks, radii and distances stay in the data's units), or "
+             f"{path}.input_range to the range the model really takes")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImportedVariant(schema.Section):
+  """A model variant imported instead of trained (models.<variant> with a `source`): the model,
+  and the evaluation the report gives beside it (clean and PGD accuracy on the study's test
+  data)."""
+  source: Source = setting(check=schema.Sub(Source), doc="where the model comes from")
+  eval: Any = setting(check=schema.Anything(),
+                      doc="its clean and PGD accuracy on the test split (an `eval` section)")
+
+  @classmethod
+  def validate(cls, c, path, values, ctx):
+    if values.get("eval") is not None:
+      Eval.check(c, f"{path}.eval", values["eval"], ctx)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -295,7 +435,31 @@ class Eval(schema.Section):
                                doc="dtype the model computes in while evaluated")
 
 
-MODELS = schema.Each(Train, what="model variant")
+def is_imported(entry) -> bool:
+  """Whether a models.<variant> entry imports its model (has a `source`) instead of training."""
+  return hasattr(entry, "keys") and "source" in entry.keys()
+
+
+@dataclasses.dataclass(frozen=True)
+class Variants(schema.Each):
+  """The models section: each entry a `Train` run, or an `ImportedVariant` (it has a `source`)."""
+
+  def __call__(self, c, path, value, ctx):
+    if not hasattr(value, "keys"):
+      return c.fail(path, f"must be a section (ConfigDict), got {value!r}")
+    if self.nonempty and not list(value.keys()):
+      return c.fail(path, f"must hold at least one {self.what}")
+    before = len(c.problems)
+    for name in value.keys():
+      section = ImportedVariant if is_imported(value[name]) else Train
+      section.check(c, f"{path}.{name}", value[name], {**ctx, "entry": name})
+    return len(c.problems) == before
+
+  def describe(self):
+    return "named model variants, each a section Train, or ImportedVariant (with a source)"
+
+
+MODELS = Variants(Train, what="model variant")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -303,7 +467,8 @@ class Trained(schema.Section):
   """The top-level sections every study's config holds, checked together by `check_trained`;
   each study's top-level `Config` derives from it and adds its own sections."""
   data: Any = setting(doc="the data set (`data` above)")
-  model: Any = setting(doc="the architecture (`model` above)")
+  model: Any = setting(None, doc="the architecture (`model` above); None when every variant "
+                       "has its own or is imported")
   models: Any = setting(doc="the model variants, each a `models.<variant>` section (above)")
 
 
@@ -330,7 +495,8 @@ def check_trained(c: schema.Checker, top: dict, sizes, variants=None) -> tuple[d
     Model.check(c, "model", top["model"], ctx)
   models = top.get("models")
   if models is not None:
-    MODELS(c, "models", models, {**ctx, "models": models})
+    MODELS(c, "models", models, {**ctx, "models": models,
+                                 "model_missing": top.get("model") is None})
     names = list(models.keys()) if hasattr(models, "keys") else []
     for v in (variants or ()) if names else ():
       if v not in names:

@@ -54,6 +54,7 @@ import os
 
 from advbound import stats
 from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
 from advbound.studies.blind_spot import claims, paper, protocol, settings
 
 
@@ -78,6 +79,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "mean_distance_ci": scored["mean_distance"],
       "claims": scored["claims"],
       "departures": settings.Config.of(config).note or "",
+      "imported": variants_lib.imported_metrics(config, workdir),
       "figure1": scored["figure1"],
       "figure5": scored["figure5"],
       "divergence": results["divergence"],
@@ -103,8 +105,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   outside = ref1.get("success_rate") is not None and not regime["in_regime"]
   boot, seeds, perm = t1["kl"]["bootstrap"], t1["kl"]["seeds"], t1["kl"]["permutation"]
   md = [f"# The blind-spot study reproduced on {ds}", "",
-        f"Models: {config.model.name}, naturally trained and PGD-trained (attacked: "
-        f"{config.study.attacked}). {out['test_images']} test images, {out['train_images']} "
+        "Models: " + ", ".join(f"{v} ({variants_lib.describe(config, v)})"
+                               for v in variants_lib.variant_names(config))
+        + f" (attacked: {config.study.attacked}). {out['test_images']} test images, {out['train_images']} "
         f"training images; C&W L-inf on {out['attacked_images']} of the test images (a seeded "
         f"draw) from the starts {tuple(config.attack.starts)}, epsilon {eps:g} on the data's "
         "scale.", "",
@@ -117,6 +120,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   if out["departures"]:
     md += ["Departures from the paper's protocol (the config's docstring): "
            + out["departures"], ""]
+  md += variants_lib.source_lines(config, workdir)
   md += ["## Table 1: train/test divergence, success rate and accuracy", "",
          "| | ours | paper |", "|---|---|---|",
          f"| average KL(train \\|\\| test) ({t1['divergence_model']} embeddings, t-SNE + KDE; "

@@ -266,5 +266,13 @@ def validate(config, *, sizes: dict[str, int] | None = None) -> None:
                         ("figures", Figures)):
     if name in top:
       section.check(c, name, top[name], ctx)
+  models = top.get("models")
+  for v in (models.keys() if hasattr(models, "keys") else ()):
+    entry = models[v]
+    if shared.is_imported(entry) and hasattr(entry.source, "get") and not entry.source.get(
+        "embedding"):
+      c.fail(f"models.{v}.source.embedding", "the study measures distances between "
+             "embeddings: name the layer whose input is the model's embedding (e.g. its last "
+             "linear layer)")
   if c.problems:
     raise ConfigError(c.problems)

@@ -254,12 +254,16 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
     stop = m.get("guard", {}).get("stopped_at")
     note = f"; stopped by the overfitting guard at step {stop}" if stop is not None else ""
     cells = out["model_cells"][v]
-    md.append(f"| {v} | {variants_lib.variant_model(config, v).name}{note} | "
+    arch = m["source"] if m.get("imported") else variants_lib.variant_model(config, v).name
+    md.append(f"| {v} | {arch}{note} | "
               f"{stats.format_rate(cells['test_accuracy'])} | "
               f"{stats.format_rate(cells['pgd_accuracy'])} | "
               f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")
   md += ["", f"PGD: epsilon {pgd.epsilon:g}, {pgd.num_steps} steps of {pgd.step_size:g}"
-         f"{', random start' if pgd.random_start else ''}."]
+         f"{', random start' if pgd.random_start else ''}"
+         + ("; imported models: their own models.<variant>.eval (below)."
+            if any(variants_lib.is_imported(config, v) for v in results["train"]) else ".")]
+  md += [""] + variants_lib.source_lines(config, workdir)
   md += ["", "## Table 1: attacks", "", format_table1(attacks),
          "## Table 2: point and region classification", "", format_table2(region),
          "## Table 3: boundary classifier (false positive / negative rates)", "",

@@ -37,6 +37,7 @@ import os
 
 from advbound import stats
 from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
 from advbound.studies.region_defense import claims as claims_lib, paper, tables
 from advbound.studies.region_defense.settings import Config
 
@@ -126,6 +127,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   checked = claims_lib.check(ds, table3, scored)
   out = {
       "dataset": ds,
+      "imported": variants_lib.imported_metrics(config, workdir),
       "table3": {ds: table3},
       "table4": {ds: scored["table4"]}, "table5": {ds: scored["table5"]},
       "table6": {ds: scored["table6"]},
@@ -177,7 +179,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
         "inside / outside our interval. Targeted rates count image-target pairs: the "
         f"{out['pairs'] // max(images, 1)} pairs of an image share it, and "
         "the intervals treat pairs as independent, so with few images they are optimistic. "
-        + (Config.of(config).note or ""), "",
+        + (Config.of(config).note or ""), ""] + variants_lib.source_lines(config, workdir) + [
         "## Table 3: clean test accuracy", "",
         "| classifier | ours [95% CI] (k/n) | paper (our CI) |", "|---|---|---|"]
   for row, acc in table3.items():

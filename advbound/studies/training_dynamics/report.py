@@ -52,6 +52,7 @@ import numpy as np
 
 from advbound import stats
 from advbound.runtime import io, stages
+from advbound.studies import variants as variants_lib
 from advbound.studies.training_dynamics import epochs as epochs_lib, paper, settings, sharedness
 from advbound.training import settings as shared
 
@@ -319,7 +320,10 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   adv = config.models[s.adversarial]
   det = results["detection"]
   r = dict(
-      dataset=config.data.name, model=config.model.to_dict(), epochs=epochs_lib.count(config),
+      dataset=config.data.name,
+      model=variants_lib.variant_model(config, s.adversarial).to_dict(),
+      imported=variants_lib.imported_metrics(config, workdir),
+      epochs=epochs_lib.count(config),
       measured_epochs=results["profiles"]["epochs"], test_images=int(s.test_images),
       train_images=int(s.train_images), eval_images=det["test_inputs"],
       detect_train_images=det["train_inputs"],
@@ -350,12 +354,13 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   r["settings"] = config.to_dict()
   r["versions"] = stages.versions()
   io.write_json(os.path.join(workdir, "results.json"), r)
-  stages.write_report(workdir, _markdown(config, r), timings=timings, versions=r["versions"],
+  stages.write_report(workdir, _markdown(config, r, workdir), timings=timings,
+                      versions=r["versions"],
                       settings=r["settings"])
   return r
 
 
-def _markdown(config, r: dict) -> list[str]:
+def _markdown(config, r: dict, workdir: str = "") -> list[str]:
   ep = r["measured_epochs"]
   fr = stats.format_rate
   es = r["epoch_steps"]
@@ -380,6 +385,7 @@ def _markdown(config, r: dict) -> list[str]:
         "Pearson's r carry a 95% percentile bootstrap interval.", ""]
   if r.get("note"):
     md += [f"**Note.** {r['note']}", ""]
+  md += variants_lib.source_lines(config, workdir) if workdir else []
   md += ["## The paper's claims beside ours", "",
          "The paper's numbers are for CIFAR-10, a pre-activation ResNet-18, 200 natural and 250 "
          "adversarial epochs. 'paper vs ours' says whether the paper's number lies inside our "

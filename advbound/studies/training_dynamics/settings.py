@@ -169,6 +169,10 @@ class Study(schema.Section):
 def _check_adversarial(c, name, v, study, ctx) -> None:
   """models.<adversarial>: a snapshot per epoch (one pass over the train split, or
   study.partial_epoch_steps), a whole number of epochs, init_from, adversarial."""
+  if shared.is_imported(v):
+    c.fail(f"models.{name}.source", "the study follows this variant's adversarial training "
+           "epoch by epoch: it must be trained here, not imported (the other variants may be)")
+    return
   every, steps = v.get("snapshot_every"), v.get("num_steps")
   every_ok = isinstance(every, int) and not isinstance(every, bool) and every >= 1
   if not every_ok:
