@@ -24,6 +24,7 @@ E2E_FILES = (
   "boundary_study_test.py",  # the boundary stage of the smoke pipeline, figures and resume
   "distributed_test.py",  # two jax.distributed processes against one (subprocesses)
   "experiments_test.py",  # the entry points in subprocesses
+  "imported_study_test.py",  # two studies on imported PyTorch and Keras models
   "notebook_test.py",  # notebooks/colab_tpu.ipynb executed with the smoke config
   "pipeline_test.py",  # the decision-boundary pipeline end to end, resumed and reused
   "region_study_test.py",  # the region stage of the smoke pipeline
