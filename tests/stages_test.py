@@ -149,6 +149,22 @@ def test_an_absent_optional_section_leaves_the_stamp_as_without_it():
   assert stages.stamp(config, with_note, {}) != stages.stamp(config, without, {})
 
 
+def test_inputs_beyond_the_config_enter_the_stamp(tmp_path):
+  """A stage's `inputs` (e.g. the digest of an imported model's weights file) change its stamp
+  when they change, and leave it as without them when they are empty."""
+  weights = tmp_path / "w.bin"
+  weights.write_bytes(b"one")
+  config = _toy_config()
+  fingerprint = lambda cfg: {"w": stages.sha256(str(weights))}
+  reading = Stage("r", ("x",), (), (), inputs=fingerprint)
+  first = stages.stamp(config, reading, {})
+  assert first == stages.stamp(config, reading, {})
+  weights.write_bytes(b"two")
+  assert stages.stamp(config, reading, {}) != first
+  assert (stages.stamp(config, Stage("r", ("x",), (), (), inputs=lambda cfg: {}), {})
+          == stages.stamp(config, Stage("r", ("x",), (), ()), {}))
+
+
 def test_allowed_sections_follow_after_transitively():
   chain = [Stage("a", ("x",)), Stage("b", ("y",), ("a",)), Stage("c", (), ("b",))]
   assert stages.allowed_sections(chain)["c"] == {"x", "y"}

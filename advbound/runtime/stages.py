@@ -49,6 +49,8 @@ class Stage:
     stamp as it was before versions existed).
   body: body(run: Run) -> the stage's JSON-able result (used by `run_study`; `run` takes the
     bodies separately).
+  inputs: inputs(config) -> a JSON-able fingerprint of what the stage reads besides the config
+    (e.g. the digests of an imported model's weights files), entering its stamp; None: none.
   """
   name: str
   sections: tuple[str, ...] = ()
@@ -57,6 +59,8 @@ class Stage:
   version: int = 0
   body: Callable[["Run"], Any] | None = dataclasses.field(default=None, compare=False,
                                                          repr=False)
+  inputs: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False,
+                                                          repr=False)
 
 
 def sha256(path: str) -> str:
@@ -73,6 +77,10 @@ def stamp(config, stage: Stage, stamps: Mapping[str, str]) -> str:
   payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
              for s in stage.sections if s in config}  # an optional section may be absent
   payload["after"] = {d: stamps[d] for d in stage.after}
+  if stage.inputs is not None:
+    fingerprint = stage.inputs(config)
+    if fingerprint:  # nothing beyond the config: the stamp as it was before inputs existed
+      payload["inputs"] = fingerprint
   if stage.version:
     payload["version"] = stage.version
   return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

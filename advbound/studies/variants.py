@@ -71,6 +71,15 @@ def model_stamp(config, variant: str) -> dict:
 _UPSTREAM = ("distill_from", "augment_from", "init_from")
 
 
+def imported_files(config) -> dict[str, dict[str, str]]:
+  """{variant: {file: size and SHA-256}} of the files the imported variants read (a train
+  stage's `inputs`: a changed weights file under the same name reruns it); {} when none."""
+  if "models" not in config:
+    return {}
+  return {v: sources.digest(config.models[v].source) for v in config.models
+          if is_imported(config, v)}
+
+
 def is_imported(config, variant: str) -> bool:
   """Whether model variant `variant` is imported (`models.<variant>.source`), not trained."""
   return settings.is_imported(config.models[variant])

@@ -61,7 +61,8 @@ def _report(run: stages.Run):
 
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("blind_spot", stages=(
-    Stage("train", ("data", "model", "models"), (), ("models",), body=_train),
+    Stage("train", ("data", "model", "models"), (), ("models",), body=_train,
+          inputs=variants_lib.imported_files),
     Stage("distance", ("study", "distance"), ("train",), ("distance",), body=_distance),
     Stage("divergence", ("study", "divergence"), ("train",), ("divergence",), body=_divergence),
     Stage("attacks", ("study", "attack"), ("train",), ("attacks",), body=_attacks),

@@ -65,7 +65,8 @@ def _report(run: stages.Run):
 
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("decision_boundary", stages=(
-    Stage("train", ("data", "model", "models", "eval"), (), ("models",), body=_train),
+    Stage("train", ("data", "model", "models", "eval"), (), ("models",), body=_train,
+          inputs=variants_lib.imported_files),
     # version 1: rates carry their counts and 95% intervals (advbound.stats)
     Stage("attacks", ("attack",), ("train",), ("attacks",), version=1, body=_attacks),
     Stage("region", ("region",), ("attacks",), ("region",), version=1, body=_region),

@@ -87,7 +87,8 @@ def _report(run: stages.Run):
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("region_defense", stages=(
     # train reads study.classifiers (the variants it trains)
-    Stage("train", ("data", "model", "models", "study"), (), ("models",), body=_train),
+    Stage("train", ("data", "model", "models", "study"), (), ("models",), body=_train,
+          inputs=variants_lib.imported_files),
     Stage("radius", ("study", "radius", "region"), ("train",), ("radius",), body=_radius),
     Stage("attacks", ("study", "evaluation"), ("radius",), ("attacks",), body=_attacks),
     Stage("region", ("region", "adapted"), ("radius", "attacks"), ("region",), body=_region),

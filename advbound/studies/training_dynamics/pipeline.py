@@ -70,7 +70,8 @@ def _report(run: stages.Run):
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("training_dynamics", stages=(
     # train reads study.adversarial (the variant whose snapshots are the epochs)
-    Stage("train", ("data", "model", "models", "study"), (), ("models",), body=_train),
+    Stage("train", ("data", "model", "models", "study"), (), ("models",), body=_train,
+          inputs=variants_lib.imported_files),
     Stage("examples", ("study", "destruction"), ("train",), ("examples",),
           body=_with_models(examples.run, stamps=True)),
     Stage("profiles", ("study", "profiles"), ("examples",), ("profiles",),
