@@ -32,7 +32,7 @@ def markdown() -> str:
   for path, section in (("data", shared.Data), ("model", shared.Model),
                         ("models.<variant>", shared.Train),
                         ("models.<variant> (imported)", shared.ImportedVariant),
-                        ("models.<variant>.source", shared.Source), ("eval", shared.Eval)):
+                        ("eval", shared.Eval)):
     lines += [f"### `{path}`", "", *_HEADER, *section.table(path), ""]
   for name, title in STUDIES:
     config = importlib.import_module(f"advbound.studies.{name}.settings").Config
