@@ -123,13 +123,13 @@ def from_keras(model, *, input_range: Sequence[float] = (0.0, 1.0),
   head = _output_layer(keras, outputs) if strip_softmax else None
   if head is not None and isinstance(head, keras.layers.Softmax):
     # the logits are the input of a final Softmax layer: run the sub-model that ends there
-    apply = _Stateless(keras.Model(model.inputs, head.input), variables, first, channel_order)
+    apply = _Stateless(keras.Model(inputs, head.input), variables, first, channel_order)
   else:
     linear = head if head is not None and _is_softmax(getattr(head, "activation", None)) else None
     apply = _Stateless(model, variables, first, channel_order, linear=linear)
   embed = None
   if embedding is not None:
-    embed = _Stateless(_embedding_model(keras, model, embedding), variables, first,
+    embed = _Stateless(_embedding_model(keras, model, inputs, embedding), variables, first,
                        channel_order, flatten=True)
   if source is None:
     source = f"keras {model.name}" + (f" ({path})" if path else "")
@@ -236,8 +236,8 @@ def _output_layer(keras, output):
   return None
 
 
-def _embedding_model(keras, model, name: str):
-  """keras.Model(model.inputs, <layer name>.input), sharing `model`'s variables."""
+def _embedding_model(keras, model, inputs, name: str):
+  """keras.Model(inputs, <layer name>.input), sharing `model`'s variables."""
   names = [layer.name for layer in model.layers]
   if name not in names:
     raise ValueError(f"from_keras: {model.name} has no layer {name!r} (embedding= names the "
@@ -251,7 +251,7 @@ def _embedding_model(keras, model, name: str):
   if isinstance(features, (list, tuple, dict)):
     raise ValueError(f"from_keras: layer {name!r} of {model.name} has several inputs; name a "
                      f"layer with one")
-  return keras.Model(model.inputs, features, name=f"{model.name}_embedding")
+  return keras.Model(inputs, features, name=f"{model.name}_embedding")
 
 
 def _applications(keras) -> dict[str, Any]:
