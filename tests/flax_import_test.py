@@ -112,7 +112,8 @@ def test_workdir_variant_equals_the_trained_model(tmp_path):
   init = training.build_model(model_cfg, train_cfg.seed)
   assert np.abs(np.asarray(models.as_logits_fn(init)(x)) - expected).max() > 1e-4
 
-  with pytest.raises(FileNotFoundError, match=r"no trained model in .*models/robust.*\['natural'\]"):
+  with pytest.raises(FileNotFoundError,
+                     match=r"no trained model in .*models/robust.*\['natural'\]"):
     models.from_flax(workdir=str(tmp_path), variant="robust")
   with pytest.raises(FileNotFoundError, match=r"no trained model in .*empty.*none"):
     models.from_flax(workdir=str(tmp_path / "empty"))

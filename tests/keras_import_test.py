@@ -152,6 +152,36 @@ def test_channels_first_model_takes_channels_last_images():
                              atol=1e-5)
 
 
+class _Subclassed(keras.Model):
+  """A model without a layer graph: a convolution, batch norm and a dense head in call()."""
+
+  def __init__(self):
+    super().__init__()
+    self.conv = keras.layers.Conv2D(4, 3, padding="same")
+    self.bn = keras.layers.BatchNormalization()
+    self.head = keras.layers.Dense(3)
+
+  def call(self, x, training=False):
+    h = keras.ops.tanh(self.bn(self.conv(x), training=training))
+    return self.head(keras.ops.mean(h, axis=(1, 2)))
+
+
+def test_subclassed_model_with_input_shape():
+  keras.utils.set_random_seed(0)
+  model = _Subclassed()
+  x = _images()
+  with pytest.raises(ValueError, match="not built"):
+    models.from_keras(model, input_shape=(8, 8, 3))
+  model(x)  # builds it
+  model.bn.moving_mean.assign(np.full(4, 0.3, np.float32))
+  with pytest.raises(ValueError, match=r"no input graph; pass input_shape=\(H, W, C\)"):
+    models.from_keras(model)
+  imported = models.from_keras(model, input_shape=(8, 8, 3))
+  assert imported.num_classes == 3
+  np.testing.assert_allclose(np.asarray(models.as_logits_fn(imported)(x)),
+                             np.asarray(model(x, training=False)), atol=1e-5)
+
+
 def test_non_image_models_are_refused():
   inputs = keras.Input((10,))
   mlp = keras.Model(inputs, keras.layers.Dense(3)(inputs))

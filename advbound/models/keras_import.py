@@ -70,12 +70,13 @@ def from_keras(model, *, input_range: Sequence[float] = (0.0, 1.0),
                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                embedding: str | None = None, source: str | None = None,
                data_format: str | None = None, channel_order: str = "rgb",
-               strip_softmax: bool = True) -> Imported:
+               strip_softmax: bool = True,
+               input_shape: Sequence[int] | None = None) -> Imported:
   """A Keras 3 image classifier as an `Imported` model.
 
   Args:
-    model: a `keras.Model` (functional or sequential, built on one image input), or the path of
-      a `.keras` file (`keras.saving.load_model`).
+    model: a `keras.Model` (functional or sequential, built on one image input; a subclassed
+      model with `input_shape`), or the path of a `.keras` file (`keras.saving.load_model`).
     input_range, mean, std: the model's input range and per-channel normalisation (module
       docstring; `preprocessing(name)` gives those of Keras applications).
     embedding: the name of a layer (`model.get_layer`) whose *input* is the embedding, e.g. the
@@ -85,7 +86,10 @@ def from_keras(model, *, input_range: Sequence[float] = (0.0, 1.0),
     data_format: "channels_last" or "channels_first" (default: what the model's layers say,
       else `keras.config.image_data_format()`). Inputs are (N, H, W, C) either way.
     channel_order: "rgb", or "bgr" to reverse the channels inside `apply` (caffe-mode models).
-    strip_softmax: return the pre-softmax values of an output layer that applies a softmax.
+    strip_softmax: return the pre-softmax values of an output layer that applies a softmax
+      (functional and sequential models; a subclassed model's output is taken as it is).
+    input_shape: (H, W, C), required for a model without an input graph (subclassed; K then
+      comes from an abstract evaluation at that shape); else checked against the graph's.
 
   Returns:
     `Imported` with params {"trainable": [...], "non_trainable": [...]} (jnp copies of the
@@ -104,29 +108,51 @@ def from_keras(model, *, input_range: Sequence[float] = (0.0, 1.0),
                     f"{type(model).__name__}")
   if channel_order not in ("rgb", "bgr"):
     raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
-  inputs = _single(_graph_tensors(model, "inputs"), model, "input")
-  outputs = _single(_graph_tensors(model, "outputs"), model, "output")
   first = _data_format(keras, model, data_format) == "channels_first"
-  shape = tuple(inputs.shape)
-  if len(shape) != 4 or any(s is None for s in shape[1:]):
-    raise ValueError(f"from_keras: {model.name} takes inputs of shape {shape}, not a batch of "
-                     f"images of a fixed size (N, H, W, C); build it on keras.Input((H, W, C))")
-  input_shape = (shape[2], shape[3], shape[1]) if first else shape[1:]
-  out_shape = tuple(outputs.shape)
-  if len(out_shape) != 2 or out_shape[1] is None:
-    raise ValueError(f"from_keras: {model.name}'s output has shape {out_shape}; expected logits "
-                     f"(N, K)")
-
   variables = list(model.trainable_variables) + list(model.non_trainable_variables)
   params = {"trainable": [jnp.array(v.value) for v in model.trainable_variables],
             "non_trainable": [jnp.array(v.value) for v in model.non_trainable_variables]}
-  head = _output_layer(keras, outputs) if strip_softmax else None
-  if head is not None and isinstance(head, keras.layers.Softmax):
-    # the logits are the input of a final Softmax layer: run the sub-model that ends there
-    apply = _Stateless(keras.Model(inputs, head.input), variables, first, channel_order)
+  inputs = _graph_input(model)
+  if inputs is None:  # a subclassed model: no layer graph
+    if input_shape is None:
+      raise ValueError(f"from_keras: {model.name} ({type(model).__name__}) has no input graph; "
+                       f"pass input_shape=(H, W, C) or build it on keras.Input((H, W, C))")
+    if embedding is not None:
+      raise ValueError(f"from_keras: embedding= needs a functional or sequential model; "
+                       f"{model.name} has no layer graph")
+    input_shape = tuple(int(s) for s in input_shape)
+    if len(input_shape) != 3:
+      raise ValueError(f"input_shape must be (H, W, C), got {input_shape!r}")
+    if not model.built or not variables:
+      raise ValueError(f"from_keras: {model.name} is not built (it has no weights yet): call it "
+                       f"once on a batch of images first")
+    apply = _Stateless(model, variables, first, channel_order)
+    out = jax.eval_shape(apply, params, jax.ShapeDtypeStruct((1,) + input_shape, jnp.float32))
+    out_shape = tuple(out.shape)
   else:
-    linear = head if head is not None and _is_softmax(getattr(head, "activation", None)) else None
-    apply = _Stateless(model, variables, first, channel_order, linear=linear)
+    shape = tuple(inputs.shape)
+    if len(shape) != 4 or any(s is None for s in shape[1:]):
+      raise ValueError(f"from_keras: {model.name} takes inputs of shape {shape}, not a batch of "
+                       f"images of a fixed size (N, H, W, C); build it on keras.Input((H, W, C)) "
+                       f"or pass input_shape=")
+    graph_shape = (shape[2], shape[3], shape[1]) if first else shape[1:]
+    if input_shape is not None and tuple(input_shape) != graph_shape:
+      raise ValueError(f"from_keras: input_shape {tuple(input_shape)} differs from the (H, W, C) "
+                       f"{graph_shape} {model.name} is built on")
+    input_shape = graph_shape
+    outputs = _single(_graph_tensors(model, "outputs"), model, "output")
+    out_shape = tuple(outputs.shape)
+    head = _output_layer(keras, outputs) if strip_softmax else None
+    if head is not None and isinstance(head, keras.layers.Softmax):
+      # the logits are the input of a final Softmax layer: run the sub-model that ends there
+      apply = _Stateless(keras.Model(inputs, head.input), variables, first, channel_order)
+    else:
+      softmax = head is not None and _is_softmax(getattr(head, "activation", None))
+      apply = _Stateless(model, variables, first, channel_order,
+                         linear=head if softmax else None)
+  if len(out_shape) != 2 or out_shape[1] is None:
+    raise ValueError(f"from_keras: {model.name}'s output has shape {out_shape}; expected logits "
+                     f"(N, K)")
   embed = None
   if embedding is not None:
     embed = _Stateless(_embedding_model(keras, model, inputs, embedding), variables, first,
@@ -183,6 +209,17 @@ class _Stateless:
 
 def _identity(x):
   return x
+
+
+def _graph_input(model):
+  """The model's single input KerasTensor, or None when it has no graph (subclassed)."""
+  try:
+    tensors = model.inputs
+  except (AttributeError, ValueError):
+    return None
+  if tensors is None:
+    return None
+  return _single(tensors, model, "input")
 
 
 def _graph_tensors(model, what: str):
