@@ -409,8 +409,9 @@ def _max_pool(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
     _, extra = _pool_geometry(x.shape[a], kernel[i], stride[i], padding[i], dilation[i],
                               ceil_mode)
     pads.append((padding[i], padding[i] + extra))
-  init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype).min
-  return lax.reduce_window(x, jnp.asarray(init, x.dtype), lax.max, _window(x, axes, kernel, 1),
+  init = -np.inf if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.iinfo(x.dtype).min
+  # a concrete identity init makes this JAX's differentiable reduce_window_max
+  return lax.reduce_window(x, np.array(init, x.dtype), lax.max, _window(x, axes, kernel, 1),
                            _window(x, axes, stride, 1), _window(x, axes, pads, (0, 0)),
                            window_dilation=_window(x, axes, dilation, 1))
 
@@ -441,7 +442,7 @@ def _avg_pool(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_inclu
     if not count_include_pad:  # torch's divisor: the window inside the (padded) input
       start, end = np.maximum(start, 0), np.minimum(end, size)
     divisor = divisor * (end - start).astype(np.float32).reshape(_window(x, [a], [out], 1))
-  total = lax.reduce_window(x, jnp.asarray(0, x.dtype), lax.add, _window(x, axes, kernel, 1),
+  total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, _window(x, axes, kernel, 1),
                             _window(x, axes, stride, 1), _window(x, axes, pads, (0, 0)))
   if divisor_override:
     return total / divisor_override
