@@ -122,7 +122,8 @@ def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
   snapshot = nnx.merge(graphdef, state, copy=True)
   snapshot.eval()
   graphdef, state = nnx.split(snapshot)
-  state = sharding.replicate(state)  # a copy on every device of the mesh (several devices)
+  # jax arrays: numpy arrays held by a user's module would be shared by the merged copies
+  state = sharding.replicate(jax.tree.map(jnp.asarray, state))  # a copy on every device of the mesh (several devices)
   # A Partial is a pytree whose leaves are the model's arrays: passed as an argument to a jitted
   # function, the weights stay device buffers instead of being baked into the program.
   return jax.tree_util.Partial(functools.partial(_apply, graphdef, method), state)
