@@ -16,7 +16,7 @@ variants (`--config=configs/imagenet.py:<variant>`):
   and the study is millions of forward passes (up to 49 per direction, 1,000 directions, 4
   kinds of input, 450 images in the boundary search alone; `--config.boundary.method=fast`
   evaluates fewer).
-- toy: the same sections at toy size (2 attacked images, 4 directions, CW 1 x 2 iterations,
+- toy: the same sections at toy size (2 attacked images, 36 directions, CW 1 x 2 iterations,
   a few region samples) with the model's random weights: it checks that the study runs on
   Inception-ResNet-v2; its numbers mean nothing. On fake data (a small test file whose labels
   are the random model's own predictions, so that images are classified correctly), measured
@@ -104,8 +104,9 @@ def get_config(variant: str = "paper") -> config_dict.ConfigDict:
   if toy:
     config.attack = common.attack(num_images=2, batch_size=2, binary_search_steps=1,
                                   max_iterations=2)
-    config.boundary = common.boundary(num_directions=4, both_signs=False, step=0.1,
-                                      max_distance=0.2, region_radius=0.02, batch_size=8,
+    # 36 directions: the fewest the boundary classifier's two convolutions take
+    config.boundary = common.boundary(num_directions=36, both_signs=False, step=0.1,
+                                      max_distance=0.2, region_radius=0.02, batch_size=36,
                                       chunk_images=2)
     config.region = common.region(radius=0.02, step=0.02, validation_images=2,
                                   certify_sigma=0.25, num_samples=4, measurement_samples=4,

@@ -1,6 +1,6 @@
 """The pipeline's report: `DIR/results.json` (stable keys for other tools) and `DIR/report.md`
-(Tables 1-4 in the paper's layout with the paper's numbers beside ours, figures, settings,
-timings per stage, software versions)."""
+(Tables 1-4 in the paper's layout with the paper's numbers beside ours, on ImageNet also the
+Appendix's Table 5, figures, settings, timings per stage, software versions)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,27 @@ PAPER_TABLE3 = {
 }
 # He et al., Table 4 (normal training): FGSM, (false positive, false negative).
 PAPER_TABLE4 = {"mnist": (0.070, 0.128), "cifar10": (0.200, 0.329)}
+# He et al., Appendix D, Table 5 (ImageNet, Inception-ResNet-v2, 450 validation images): mean
+# RMS distortion of successful examples; top-1 accuracy of point and region classification
+# (hypercube radius 0.02 on [0, 1]); false positive / negative rates of a boundary classifier
+# trained on the same attack (350 images train, 100 test). None: N/A in the paper.
+PAPER_TABLE5 = {
+    "benign": {"distortion": None, "point": 0.65, "region": 0.66, "false_positive": None,
+               "false_negative": None},
+    "optbrittle": {"distortion": 0.000526, "point": 0.0, "region": 0.64, "false_positive": 0.01,
+                   "false_negative": 0.0},
+    "optmargin": {"distortion": 0.00101, "point": 0.0, "region": 0.16, "false_positive": 0.04,
+                  "false_negative": 0.03},
+    "fgsm": {"distortion": 0.0308, "point": 0.22, "region": 0.22, "false_positive": 0.39,
+             "false_negative": 0.41},
+}
+TABLE5_DATASET = "imagenet"
 # The models the paper attacked: Madry et al.'s released CIFAR-10 WRN-32-10s (their paper's
 # Table: natural 95.2%; adversarial 87.3% clean, 45.8% under PGD-20 at epsilon 8).
-PAPER_MODELS = {"cifar10": {"natural": "95.2% / -", "adversarial": "87.3% / 45.8% (PGD-20)"}}
+PAPER_MODELS = {"cifar10": {"natural": "95.2% / -", "adversarial": "87.3% / 45.8% (PGD-20)"},
+                # Appendix D: TF-slim's Inception-ResNet-v2, top-1 on its 450 images (Table 5)
+                "imagenet": {"natural": "65% / -"}}
+_PAPER_MODEL_NAMES = {"imagenet": "TF-slim Inception-ResNet-v2"}
 
 
 def _pct(v) -> str:
@@ -53,7 +71,7 @@ def _wc(cell) -> str:
 def format_table3(detect_result: dict, dataset: str) -> str:
   """Table 3 with each FP / FN rate's 95% Wilson interval and count, the worst-case accuracy's
   95% interval, and the paper's numbers marked inside / outside our interval."""
-  paper = PAPER_TABLE3.get(dataset, {})
+  paper = paper_table3(dataset)
   attacks = []
   for rows in detect_result["table3"].values():
     for r in rows.values():
@@ -86,7 +104,7 @@ def format_table3(detect_result: dict, dataset: str) -> str:
 
 
 def format_table4(detect_result: dict, dataset: str) -> str:
-  p = PAPER_TABLE4.get(dataset)
+  p = paper_table4(dataset)
   lines = ["| model | FP: ours | paper | FN: ours | paper |", "|---" * 5 + "|"]
   for v, r in detect_result["table4"].items():
     cells_r = r.get("cells", {})
@@ -112,7 +130,7 @@ def claims(results: dict, dataset: str) -> list[dict]:
   """
   out = []
   t2 = results["region"].get("table2_cells", {})
-  p2 = PAPER_TABLE2.get(dataset, {})
+  p2 = paper_table2(dataset)
   for v, cells in t2.items():
     region = cells["region"]
     paper = p2.get(v, {}).get("region", {})
@@ -178,7 +196,7 @@ def claims(results: dict, dataset: str) -> list[dict]:
           # the two intervals must not overlap (a conservative test: each is 95%)
           verdict = (stats.HOLDS if wc["low"] > rc["high"] else
                      stats.CONTRADICTED if wc["high"] < rc["low"] else stats.INCONCLUSIVE)
-          paper_t3 = PAPER_TABLE3.get(dataset, {}).get(v, {}).get("optmargin")
+          paper_t3 = paper_table3(dataset).get(v, {}).get("optmargin")
           paper_text = "-" if paper_t3 is None or "region" not in p2.get(v, {}) else (
               f"{_pct(1 - max(paper_t3[0], paper_t3[1]['optmargin']))} vs "
               f"{_pct(p2[v]['region']['optmargin'])}")
@@ -189,6 +207,148 @@ def claims(results: dict, dataset: str) -> list[dict]:
                       "ours": f"{_wc(wc)} vs {stats.format_rate(rc)}", "paper": paper_text,
                       "verdict": verdict})
   return out
+
+
+def paper_table2(dataset: str) -> dict:
+  """The paper's Table 2 numbers for `dataset` ({variant: {"point" | "region": {kind: rate}}});
+  on ImageNet those of Table 5 (the natural model only)."""
+  if dataset == TABLE5_DATASET:
+    return {"natural": {c: {k: r[c] for k, r in PAPER_TABLE5.items()}
+                        for c in ("point", "region")}}
+  return PAPER_TABLE2.get(dataset, {})
+
+
+def paper_table3(dataset: str) -> dict:
+  """The paper's Table 3 numbers for `dataset` ({variant: {training attack: (FP, {attack:
+  FN})}}); on ImageNet Table 5's (each classifier tested on its own attack only)."""
+  if dataset == TABLE5_DATASET:
+    return {"natural": {a: (PAPER_TABLE5[a]["false_positive"],
+                            {a: PAPER_TABLE5[a]["false_negative"]})
+                        for a in ("optbrittle", "optmargin")}}
+  return PAPER_TABLE3.get(dataset, {})
+
+
+def paper_table4(dataset: str) -> tuple | None:
+  """The paper's Table 4 (FGSM: FP, FN) for `dataset`; on ImageNet Table 5's FGSM row."""
+  if dataset == TABLE5_DATASET:
+    return PAPER_TABLE5["fgsm"]["false_positive"], PAPER_TABLE5["fgsm"]["false_negative"]
+  return PAPER_TABLE4.get(dataset)
+
+
+def table5(results: dict) -> dict:
+  """He et al.'s Table 5 from this run's Tables 1-4, per model variant: {variant: {"rows":
+  {kind: {"distortion", "point", "region", "false_positive", "false_negative"}},
+  "top1_all": ...}}.
+
+  Each rate is a `stats.proportion` cell (rate, successes, n, 95% Wilson interval) and the
+  distortion a `stats.bootstrap` cell (mean RMS of the successful examples): point and region
+  accuracy over the attacked images (Table 2's; a failed attack keeps its input), FP / FN of
+  the boundary classifier trained on the same attack, on the test images' valid inputs (Table
+  3's, FGSM's from Table 4). "top1_all": the model's top-1 accuracy on every test image (its
+  evaluation), the unfiltered sample the paper's benign row measured. None where the stage
+  made no such number (a skipped classifier, no successful example)."""
+  attacks, region, det = results["attacks"], results["region"], results["detect"]
+  out = {}
+  for v, rows in attacks["table1"].items():
+    cells = region.get("table2_cells", {}).get(v, {})
+    table = {}
+    for kind in ("benign",) + tuple(k for k in PAPER_TABLE5 if k != "benign"):
+      if kind != "benign" and kind not in rows:
+        continue
+      row = {"distortion": None if kind == "benign" else rows[kind].get("rms_interval"),
+             "point": cells.get("point", {}).get(kind),
+             "region": cells.get("region", {}).get(kind),
+             "false_positive": None, "false_negative": None, "skipped": None}
+      detector = (det["table4"].get(v) if kind == "fgsm"
+                  else det["table3"].get(v, {}).get(kind)) if kind != "benign" else None
+      if detector is not None:
+        found = detector.get("cells") or {}
+        row["false_positive"] = found.get("false_positive")
+        row["false_negative"] = (found.get("false_negative") or {}).get(kind)
+        row["skipped"] = detector.get("skipped")
+      table[kind] = row
+    m = results["train"].get(v, {})
+    top1 = _fraction(m.get("test_accuracy"), m.get("test_examples"))
+    out[v] = {"rows": table, "top1_all": top1}
+  return out
+
+
+def format_table5(t5: dict, *, attacked: int, table: int, detect_split: dict) -> str:
+  """Table 5 in the paper's layout, ours beside the paper's: every rate with its 95% Wilson
+  interval and count, the distortion with its 95% bootstrap interval, the paper's numbers
+  marked inside / outside our interval."""
+  head = ["examples", "distortion (RMS): ours", "paper", "point cls. top-1: ours", "paper",
+          "region cls. top-1: ours", "paper", "boundary cls. FP: ours", "paper",
+          "boundary cls. FN: ours", "paper"]
+  lines = []
+  for v, t in t5.items():
+    lines += [f"Model: {v}.", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for kind, r in t["rows"].items():
+      p = PAPER_TABLE5.get(kind, {})
+      d = r["distortion"] or {}
+      dist = ("N/A" if kind == "benign" else "-" if d.get("estimate") is None
+              else stats.format_estimate(d, ".3g"))
+      pd = p.get("distortion")
+      paper_d = ("N/A" if pd is None else
+                 f"{pd:.3g} ({stats.paper_mark(pd, d.get('low'), d.get('high'))})")
+      cells = [kind + (" (attacked images)" if kind == "benign" else ""), dist, paper_d]
+      for c in ("point", "region"):
+        if kind == "benign":  # 100% point accuracy by construction: not the paper's sample
+          cells += [stats.format_rate(r[c]), f"{100 * p[c]:.0f}% (not comparable)"]
+        else:
+          cells += [stats.format_rate(r[c]), stats.beside_paper(r[c], p.get(c))]
+      for c in ("false_positive", "false_negative"):
+        if kind == "benign":
+          cells += ["N/A", "N/A"]
+        elif r.get("skipped"):
+          cells += [f"skipped: {r['skipped']}", stats.beside_paper(None, p.get(c))]
+        else:
+          cells += [stats.format_rate(r[c]), stats.beside_paper(r[c], p.get(c))]
+      lines.append("| " + " | ".join(cells) + " |")
+    top1 = t["top1_all"]
+    paper_top1 = stats.beside_paper(top1, PAPER_TABLE5["benign"]["point"])
+    lines.append(f"| benign (every test image, unfiltered) | N/A | N/A | "
+                 f"{stats.format_rate(top1)} | {paper_top1} | not measured | 66% | N/A | N/A "
+                 "| N/A | N/A |")
+    lines.append("")
+  lines += [
+      f"Point and region top-1 accuracy over the {table} attacked images "
+      f"(of {attacked}; a failed attack keeps its input), [95% Wilson interval] "
+      "(correct/images); distortion: mean RMS of the successful examples [95% bootstrap "
+      "interval] (n = successful examples); FP / FN: the boundary classifier trained on the "
+      f"same attack's examples of the first {detect_split['train']} attacked images and "
+      f"tested on the other {detect_split['test']} (rates over the correctly classified benign "
+      "and the successful adversarial test inputs). The paper's numbers (450 validation images, "
+      "350 + 100 for the classifier) are marked inside / outside our interval. The attacked "
+      "images are drawn among those the model classifies correctly, so our benign row is not "
+      "the paper's: the last row is the model's top-1 accuracy on every test image, the "
+      "unfiltered sample the paper's 65% measured (its 66% region accuracy is not measured "
+      "here)."]
+  return "\n".join(lines) + "\n"
+
+
+# He et al.'s Appendix D names the boundary figures of ImageNet Figures 8 (one image and its
+# adversarial examples; the paper's also shows the images) and 9 (distances and purity).
+_IMAGENET_FIGURES = {
+    "figure1": "Figure 8: decision boundary distances around one validation image and its "
+               "adversarial examples",
+    "figure2": "Figure 9 (left, middle): minimum and median boundary distances",
+    "figure3": "Figure 9 (right): average purity of the adjacent classes",
+}
+
+
+def figure_caption(path: str, dataset: str) -> str:
+  """The caption of a figure of the report (its path; on ImageNet the Appendix's numbering)."""
+  name = os.path.splitext(os.path.basename(path))[0]
+  kind = name.split("_")[0]
+  if dataset != TABLE5_DATASET or kind not in _IMAGENET_FIGURES:
+    return path
+  rest = name[len(kind) + 1:]  # <variant>_<metric>
+  variant, _, metric = rest.rpartition("_")
+  if kind == "figure3":  # purity: the same in both metrics
+    return f"{_IMAGENET_FIGURES[kind]} ({variant})"
+  metric = {"rms": "RMS distance", "linf": "L-inf distance"}.get(metric, metric)
+  return f"{_IMAGENET_FIGURES[kind]}, {metric} ({variant})"
 
 
 def format_claims(rows: list[dict]) -> str:
@@ -243,12 +403,16 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
       "settings": config.to_dict(),
       "versions": versions(),
   }
+  if dataset == TABLE5_DATASET:
+    out["table5"] = table5(results)
+    out["paper"]["table5"] = PAPER_TABLE5
   io.write_json(os.path.join(workdir, "results.json"), out)
   md = [f"# He et al. (ICLR 2018) reproduced on {dataset}", "",
         _images_line(out["table_images"], out["num_images"]) + "Settings under \"Settings\" below. "
         + settings.Config.of(config).note, "",
         "## Models", "", "| model | architecture | test accuracy | PGD accuracy | paper's "
-        "model (Madry et al.): clean / PGD |", "|---|---|---|---|---|"]
+        f"model ({_PAPER_MODEL_NAMES.get(dataset, 'Madry et al.')}): clean / PGD |",
+        "|---|---|---|---|---|"]
   pgd = config.eval.pgd
   for v, m in results["train"].items():
     stop = m.get("guard", {}).get("stopped_at")
@@ -264,6 +428,11 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          + ("; imported models: their own models.<variant>.eval (below)."
             if any(variants_lib.is_imported(config, v) for v in results["train"]) else ".")]
   md += [""] + variants_lib.source_lines(config, workdir)
+  if "table5" in out:
+    md += ["", "## Table 5: ImageNet (Appendix D)", "",
+           format_table5(out["table5"], attacked=out["num_images"],
+                         table=out["table_images"], detect_split=out["detect_split"]),
+           "Tables 1-4 below hold the same run's numbers in the main text's layout."]
   md += ["", "## Table 1: attacks", "", format_table1(attacks),
          "## Table 2: point and region classification", "", format_table2(region),
          "## Table 3: boundary classifier (false positive / negative rates)", "",
@@ -275,7 +444,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          "the whole 95% interval lies on one side, else \"inconclusive at this sample size\".",
          "", format_claims(out["claims"]),
          "## Figures", ""]
-  md += [f"![{f}]({f})" for f in out["figures"]] + [""]
+  md += [f"![{figure_caption(f, dataset)}]({f})" for f in out["figures"]] + [""]
   stages.write_report(workdir, md, timings=timings, versions=out["versions"],
                       settings=out["settings"])
   return out
