@@ -389,13 +389,52 @@ def test_mean_std_and_input_range_are_applied_by_as_logits_fn():
   _assert_close(got, want, LOGIT_TOL, "logits")
 
 
-def test_channels_last_inside_equals_the_literal_graph():
-  net = _randomize(Inception(), seed=4).eval()
-  fast = torch_import.from_torch(net, input_shape=(3, 15, 15))
-  literal = torch_import.from_torch(net, input_shape=(3, 15, 15), channels_last=False)
-  x = _images((3, 15, 15))
-  _assert_close(jax.jit(fast.apply)(fast.params, x),
-                jax.jit(literal.apply)(literal.params, x), 1e-5, "logits")
+class OpZoo(nn.Module):
+  """Ops beyond the CNNs above: std, bilinear (both corner modes) and nearest resizing,
+  reflection and replication padding, group norm, PReLU, pixel unshuffle, F.normalize, chunk,
+  stack, flip, roll, hardswish, tanh-GELU, mish, where, layer norm over a permuted slice,
+  logsumexp, amax, (log-)softmax, indexing by a buffer of indices."""
+
+  def __init__(self):
+    super().__init__()
+    self.conv = nn.Conv2d(3, 8, 3)
+    self.gn, self.prelu, self.ln = nn.GroupNorm(2, 8), nn.PReLU(8), nn.LayerNorm(8)
+    self.fc = nn.Linear(8 * 36 + 3, 6)
+    self.register_buffer("pick", torch.tensor([0, 2, 5]))
+
+  def forward(self, x):
+    x = x / x.std(dim=(1, 2, 3), keepdim=True)
+    x = (F.interpolate(x, size=(11, 11), mode="bilinear", align_corners=False)
+         + F.interpolate(x, size=(11, 11), mode="bilinear", align_corners=True))
+    x = F.pad(x, (1, 2, 2, 1), mode="reflect") + F.pad(x, (1, 2, 2, 1), mode="replicate")
+    x = self.prelu(self.gn(self.conv(x)))  # 8 x 12 x 12
+    x = F.normalize(F.pixel_unshuffle(x, 2), dim=1)  # 32 x 6 x 6
+    a, b = x.chunk(2, dim=1)
+    x = torch.roll(torch.stack([a, b.flip(-1)], 1).sum(1), 1, -1)  # 16 x 6 x 6
+    x = (F.hardswish(x) + F.gelu(x, approximate="tanh") + 0.5 * F.mish(x)
+         + torch.where(x > 0, x.abs().sqrt(), x.exp() - 1))
+    x = F.max_pool2d(F.interpolate(x, scale_factor=2, mode="nearest"), 2)
+    x = self.ln(x.permute(0, 2, 3, 1)[..., :8]).permute(0, 3, 1, 2)  # 8 x 6 x 6
+    h = x.flatten(1)
+    extra = torch.stack([h.logsumexp(-1), h.amax(-1),
+                         h.log_softmax(-1)[:, self.pick].sum(-1)], 1)
+    return self.fc(torch.cat([h.softmax(-1) * 10, extra], 1))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_more_ops_equal_torch_in_either_internal_layout(channels_last):
+  """The op zoo's logits and input gradients, with the graph run channels last inside (the
+  default) and literally in torch's NCHW."""
+  net = _randomize(OpZoo(), seed=6)
+  imported = torch_import.from_torch(net, input_shape=(3, 8, 8), channels_last=channels_last,
+                                     embedding="fc")
+  x = _images((3, 8, 8))
+  y = np.arange(3, dtype=np.int32)
+  want_logits, want_grad, want_embedding = _torch_reference(net, x, y, "NCHW", "fc")
+  logits, grad, _, emb = _everything(imported.apply, imported.embed, imported.params, x, y)
+  _assert_close(logits, want_logits, LOGIT_TOL, "logits")
+  _assert_close(grad, want_grad, GRAD_TOL, "input gradient")
+  _assert_close(emb, want_embedding, LOGIT_TOL, "embedding")
 
 
 def test_unsupported_op_is_named_before_tracing():

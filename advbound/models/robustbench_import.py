@@ -170,7 +170,7 @@ def export(module, path: str, *, input_shape: Sequence[int]) -> str:
   the caller's training flags are kept. Returns the path."""
   import torch  # pylint: disable=g-import-not-at-top
   from advbound.models import torch_import  # pylint: disable=g-import-not-at-top
-  program = torch_import._export(torch, module, tuple(int(s) for s in input_shape))  # pylint: disable=protected-access
+  program = torch_import.export(module, input_shape)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp"
   torch.export.save(program, tmp)

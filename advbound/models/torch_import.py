@@ -35,7 +35,7 @@ from jax import lax
 
 from advbound.models.imported import Imported
 
-__all__ = ["from_torch", "Graph", "supported_ops"]
+__all__ = ["from_torch", "export", "Graph", "supported_ops"]
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -674,7 +674,8 @@ def _var_mean(x, dim=None, correction=None, keepdim=False):
 
 
 @_op("linalg_vector_norm.default")
-def _vector_norm(x, ord=2.0, dim=None, keepdim=False, dtype=None):  # pylint: disable=redefined-builtin
+def _vector_norm(x, ord=2.0, dim=None, keepdim=False,  # pylint: disable=redefined-builtin
+                 dtype=None):
   x = x if dtype is None else x.astype(dtype)
   axes = _dims(dim, x.ndim)
   if ord == 2:
@@ -1510,8 +1511,12 @@ def _check_shape(input_shape) -> tuple[int, int, int]:
   return shape
 
 
-def _export(torch, module, shape: tuple[int, ...]):
-  """module exported in eval mode with a dynamic batch (the caller's training flags kept)."""
+def export(module, input_shape: Sequence[int]):
+  """`module` as a torch.export.ExportedProgram: exported in eval mode with a dynamic batch
+  dimension (the caller's training flags are restored, its weights untouched). ValueError
+  naming the shape when torch cannot run the module on a batch of `input_shape`."""
+  torch = _torch()
+  shape = tuple(int(s) for s in input_shape)
   flags = [(m, m.training) for m in module.modules()]
   module.eval()
   try:
@@ -1543,7 +1548,7 @@ def _program(torch, module, shape):
   elif isinstance(module, torch.export.ExportedProgram):
     program, source, names = module, "torch.export.ExportedProgram", ()
   elif isinstance(module, torch.nn.Module):
-    program = _export(torch, module, shape)
+    program = export(module, shape)
     source = type(module).__name__
     names = [n for n, _ in module.named_modules() if n]
   else:
