@@ -72,7 +72,7 @@ def test_local_exported_file_is_imported(tmp_path):
   x = ti._images((3, 32, 32), n=4)
   got = jax.jit(imported.apply)(imported.params, x)
   ti._assert_close(got, _logits(net, x), ti.LOGIT_TOL, "logits")
-  assert imported.embed(imported.params, x).shape == (4, 64)
+  assert jax.eval_shape(imported.embed, imported.params, x).shape == (4, 64)
   with pytest.raises(ValueError, match="num_classes=100"):  # CIFAR-100 expects 100 logits
     os.makedirs(tmp_path / "cifar100" / "Linf")
     os.replace(path, tmp_path / "cifar100" / "Linf" / "TinyWRN.pt2")
