@@ -175,6 +175,11 @@ def test_toy_study_on_a_tiny_keras_model_reports_table_5(tmp_path):
   config.data.path = write_npz_pair(str(tmp_path), test=4, train=52, labels=_tiny_labels)
   config.models.natural.source = imagenet.source(
       factory="tests.imagenet_config_test:tiny_keras", kwargs={})
+  # smaller still than the toy's, for a fast test: one grid point, one validation image, two
+  # radii, two targets of the measurement study
+  config.boundary.step = config.boundary.max_distance
+  config.region.update(dict(validation_images=1, max_radius=0.02, certify_estimate=2,
+                            measurement_targets=2))
   workdir = str(tmp_path / "run")
   results = pipeline.run(config, workdir)
   assert_declared_reads(pipeline.STUDY, workdir, config)
