@@ -163,10 +163,12 @@ def files(spec: Mapping[str, Any]) -> list[str]:
     if where and os.path.isfile(where):
       out.append(where)
   if _get(spec, "kind") == "robustbench":
-    for ext in (".pt2", ".pt"):
-      where = os.path.join(os.path.expanduser(_get(spec, "model_dir", "models")),
-                           str(_get(spec, "dataset", "")), str(_get(spec, "threat_model", "Linf")),
-                           f"{_get(spec, 'name', '')}{ext}")
+    from advbound.models import robustbench_import  # pylint: disable=g-import-not-at-top
+    exported = robustbench_import.exported_path(
+        str(_get(spec, "name", "")), dataset=str(_get(spec, "dataset", "")),
+        threat_model=str(_get(spec, "threat_model", "Linf")),
+        model_dir=os.path.expanduser(_get(spec, "model_dir", "models")))
+    for where in (exported, exported[:-len(".pt2")] + ".pt"):
       if os.path.isfile(where):
         out.append(where)
   if _get(spec, "kind") == "flax" and _get(spec, "path"):

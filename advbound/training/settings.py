@@ -324,7 +324,8 @@ class Source(schema.Section):
   name: str = setting("", check=schema.Str(optional=True), doc="robustbench: the model's name")
   dataset: str = setting("", check=schema.Str(optional=True),
                          doc="robustbench: cifar10, cifar100 or imagenet")
-  threat_model: str = setting("Linf", check=schema.Choice(("Linf", "L2", "corruptions")),
+  threat_model: str = setting("Linf", check=schema.Choice(("Linf", "L2", "corruptions",
+                                                          "corruptions_3d")),
                               doc="robustbench: the threat model of the leaderboard")
   model_dir: str = setting("models", check=schema.Str(),
                            doc="robustbench: the local models folder (.pt2 exports, checkpoints)")
