@@ -260,7 +260,26 @@ def _accuracies(logits_fn, test_data: Dataset, ecfg, correct=None) -> dict:
       # clean accuracy on the same first pgd_examples images, for a like-for-like comparison
       "subset_accuracy": float(correct[:n_pgd].mean()),
       "pgd": loop.plain_dict(ecfg.pgd),
+      **_autoattack(logits_fn, test_data, ecfg),
   }
+
+
+def _autoattack(logits_fn, test_data: Dataset, ecfg) -> dict:
+  """{"autoattack": summary} of AutoAttack on the first `eval.autoattack.examples` test images
+  ({} when the eval has no autoattack section), with PGD's accuracy on the same images."""
+  acfg = Eval.of(ecfg).autoattack
+  if acfg is None:
+    return {}
+  from advbound.attacks import autoattack  # pylint: disable=g-import-not-at-top
+  n = min(int(acfg.examples), len(test_data))
+  x, y = test_data.images[:n], test_data.labels[:n]
+  t0 = time.time()
+  result = autoattack.autoattack(logits_fn, jax.random.key(acfg.seed), x, y, norm=acfg.norm,
+                                 epsilon=acfg.epsilon, bounds=test_data.bounds,
+                                 version=acfg.version,
+                                 batch_size=acfg.batch_size or ecfg.batch_size)
+  return {"autoattack": {**result.summary(), "seconds": time.time() - t0,
+                         "settings": loop.plain_dict(ecfg.autoattack)}}
 
 
 def evaluate_imported(config, variant: str, model: models.Imported, workdir: str, *,
@@ -308,6 +327,20 @@ def imported_metrics(config, workdir: str) -> dict[str, dict]:
   return out
 
 
+def autoattack_cell(metrics: dict) -> str:
+  """'41.0% [31.9, 50.8] (41/100), standard L-inf eps 8' for a variant's metrics with an
+  AutoAttack summary ('-' without), with the flags that fired."""
+  from advbound import stats  # pylint: disable=g-import-not-at-top
+  a = metrics.get("autoattack")
+  if not a:
+    return "-"
+  last = list(a["robust_count"])[-1]
+  cell = stats.format_rate(stats.proportion(a["robust_count"][last], a["n"]))
+  norm = {"linf": "L-inf", "l2": "L2"}[a["norm"]]
+  flags = f"; checks: {' '.join(a['flags'])}" if a["flags"] else ""
+  return f"{cell}, {a['version']} {norm} eps {a['epsilon']:g}{flags}"
+
+
 def source_lines(config, workdir: str) -> list[str]:
   """Markdown lines naming each imported variant's source with its clean and PGD test accuracy
   (rates with their 95% Wilson intervals and counts); none when no variant is imported."""
@@ -316,7 +349,8 @@ def source_lines(config, workdir: str) -> list[str]:
   if not names:
     return []
   lines = ["## Imported models", "",
-           "| variant | source | clean accuracy (test) | PGD accuracy | PGD |", "|---|---|---|---|---|"]
+           "| variant | source | clean accuracy (test) | PGD accuracy | PGD | AutoAttack "
+           "accuracy |", "|---|---|---|---|---|---|"]
   for v in names:
     path = os.path.join(workdir, "models", v, "metrics.json")
     if not os.path.exists(path):
@@ -328,5 +362,5 @@ def source_lines(config, workdir: str) -> list[str]:
     p = m["pgd"]
     lines.append(f"| {v} | {m['source']} | {stats.format_rate(clean)} | "
                  f"{stats.format_rate(pgd)} | eps {p['epsilon']:g}, {p['num_steps']} steps of "
-                 f"{p['step_size']:g} |")
+                 f"{p['step_size']:g} | {autoattack_cell(m)} |")
   return lines + [""]

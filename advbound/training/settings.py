@@ -29,7 +29,7 @@ from advbound import data as data_lib, models as models_lib
 from advbound.config import schema
 from advbound.config.schema import setting
 
-__all__ = ["Data", "Eval", "Guard", "ImportedVariant", "Model", "Pgd", "Source", "Train",
+__all__ = ["AutoAttackEval", "Data", "Eval", "Guard", "ImportedVariant", "Model", "Pgd", "Source", "Train",
            "TrainAttack", "check_trained", "data_ctx", "is_imported"]
 
 SPLITS = ("train", "validation", "test")
@@ -424,6 +424,22 @@ class ImportedVariant(schema.Section):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class AutoAttackEval(schema.Section):
+  """AutoAttack's robust accuracy (advbound.attacks.autoattack; Croce & Hein) on the first
+  `examples` test images, with the reference's settings of `version`."""
+  version: str = setting("standard", check=schema.Choice(("standard", "plus")),
+                         doc="standard (APGD-CE, APGD-T, FAB-T, Square) or plus")
+  norm: str = setting("linf", check=schema.Choice(("linf", "l2")), doc="the threat model")
+  epsilon: float = setting(check=schema.Real(lo=0, lo_open=True, hi="span"),
+                           doc="the budget, on the data's scale")
+  examples: int = setting(check=schema.Count(at_most="test"),
+                          doc="attack the first this many test images")
+  batch_size: int | None = setting(None, check=schema.Count(optional=True),
+                                   doc="images per compiled call (None: the eval's batch_size)")
+  seed: int = setting(0, check=schema.Int(lo=0), doc="PRNG seed of the attacks")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Eval(schema.Section):
   """The test-set evaluation of each trained variant: clean accuracy on every test image, PGD
   accuracy on the first pgd_examples."""
@@ -434,6 +450,9 @@ class Eval(schema.Section):
   pgd: Pgd = setting(check=schema.Sub(Pgd), doc="the evaluation's PGD")
   compute_dtype: str = setting("float32", check=schema.Choice(models_lib.COMPUTE_DTYPES),
                                doc="dtype the model computes in while evaluated")
+  autoattack: AutoAttackEval | None = setting(
+      None, check=schema.Sub(AutoAttackEval, optional=True),
+      doc="AutoAttack's robust accuracy beside PGD's (None: not run)")
 
 
 def is_imported(entry) -> bool:

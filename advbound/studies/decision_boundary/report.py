@@ -410,9 +410,9 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
   md = [f"# He et al. (ICLR 2018) reproduced on {dataset}", "",
         _images_line(out["table_images"], out["num_images"]) + "Settings under \"Settings\" below. "
         + settings.Config.of(config).note, "",
-        "## Models", "", "| model | architecture | test accuracy | PGD accuracy | paper's "
-        f"model ({_PAPER_MODEL_NAMES.get(dataset, 'Madry et al.')}): clean / PGD |",
-        "|---|---|---|---|---|"]
+        "## Models", "", "| model | architecture | test accuracy | PGD accuracy | AutoAttack "
+        f"accuracy | paper's model ({_PAPER_MODEL_NAMES.get(dataset, 'Madry et al.')}): "
+        "clean / PGD |", "|---|---|---|---|---|---|"]
   pgd = config.eval.pgd
   for v, m in results["train"].items():
     stop = m.get("guard", {}).get("stopped_at")
@@ -422,6 +422,7 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
     md.append(f"| {v} | {arch}{note} | "
               f"{stats.format_rate(cells['test_accuracy'])} | "
               f"{stats.format_rate(cells['pgd_accuracy'])} | "
+              f"{variants_lib.autoattack_cell(m)} | "
               f"{PAPER_MODELS.get(dataset, {}).get(v, '-')} |")
   md += ["", f"PGD: epsilon {pgd.epsilon:g}, {pgd.num_steps} steps of {pgd.step_size:g}"
          f"{', random start' if pgd.random_start else ''}"
