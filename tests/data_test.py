@@ -285,3 +285,35 @@ def test_split_sizes_npz_reads_labels_only(tmp_path):
   assert sizes == {s: len(data.load("mnist", source="npz", split=s, path=path)) for s in sizes}
   with pytest.raises(FileNotFoundError, match="nothing_here"):
     data.split_sizes("mnist", source="npz", path=str(tmp_path / "nothing_here.npz"))
+
+
+def test_imagenet_npz_pair(tmp_path):
+  """ImageNet from a user's npz pair: 299 x 299 x 3 in [0, 1], 1,000 classes; the test file as
+  given, 50 validation images (stratified) held out of the train file, the rest train."""
+  rng = np.random.default_rng(0)
+  xte = rng.integers(0, 256, (3, 299, 299, 3), dtype=np.uint8)
+  xtr = rng.integers(0, 256, (53, 299, 299, 3), dtype=np.uint8)
+  _write(tmp_path / "imagenet_test.npz", xte, np.array([0, 500, 999]))
+  _write(tmp_path / "imagenet_train.npz", xtr, np.arange(53) * 18)
+  path = str(tmp_path / "imagenet_{split}.npz")
+  splits = {s: data.load("imagenet", source="npz", path=path, split=s) for s in data.SPLITS}
+  np.testing.assert_allclose(splits["test"].images, xte / 255.0, rtol=1e-6)  # in order
+  assert splits["test"].bounds == (0.0, 1.0) and splits["test"].num_classes == 1000
+  np.testing.assert_array_equal(splits["test"].labels, [0, 500, 999])
+  assert {s: len(d) for s, d in splits.items()} == {"train": 3, "validation": 50, "test": 3}
+  assert data.split_sizes("imagenet", source="npz", path=path) == {
+      "train": 3, "validation": 50, "test": 3}
+  # validation and train partition the train file
+  held = _digest(np.round(np.concatenate([splits["validation"].images,
+                                          splits["train"].images]) * 255).astype(np.uint8))
+  assert held == _digest(xtr) and len(held) == 53
+
+
+def test_imagenet_from_tfds_names_the_npz_route():
+  with pytest.raises(data.DataUnavailableError, match=r"--config.data.source=npz"):
+    data.load("imagenet", source="tfds", split="test")
+  with pytest.raises(ValueError, match=r"imagenet_\{split\}\.npz"):
+    data.split_sizes("imagenet", source="tfds")
+  # the other data sets' tfds sizes are unchanged
+  assert data.split_sizes("cifar10", source="tfds") == {"train": 45000, "validation": 5000,
+                                                        "test": 10000}

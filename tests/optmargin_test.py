@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from advbound.attacks import ensemble_perturbations, optmargin, presets
+from advbound.attacks import ensemble_perturbations, fgsm, optmargin, presets
 from advbound.models import as_logits_fn
 
 
@@ -50,6 +50,31 @@ def test_presets():
   fn, x, y = _linear()
   with pytest.raises(ValueError, match="no setting"):
     presets.run("fgsm", fn, jax.random.key(0), x, y, dataset="mnist", bounds=(0, 1), kappa=3)
+
+
+def test_imagenet_presets_are_appendix_d_and_the_released_code():
+  # Appendix D: OPTMARGIN and FGSM epsilon 8/255 on pixels in [0, 1]; CW as the released
+  # ImageNet code (imagenet/attack_v2.py): 4 x 1,000 Adam steps at lr 1e-3 from c0 0.1
+  cw = dict(binary_search_steps=4, max_iterations=1000, learning_rate=1e-3, initial_const=0.1)
+  assert presets.settings("fgsm", "imagenet") == {"epsilon": 8 / 255}
+  assert presets.settings("optbrittle", "imagenet") == cw
+  assert presets.settings("optmargin", "imagenet") == {**cw, "epsilon": 8 / 255}
+  assert presets.settings("optstrong", "imagenet") == {**cw, "confidence": 40.0}
+  # the released ImageNet ensemble attack has the plain L2 term: no 1/255^2 weight
+  assert presets.settings("optmargin_released", "imagenet") == presets.settings(
+      "optmargin", "imagenet")
+  assert presets.settings("optmargin_released", "mnist")["distortion_weight"] == 1 / 255**2
+
+
+def test_imagenet_fgsm_moves_every_pixel_by_8_of_255():
+  """On an affine classifier the gradient's sign is the weight's: FGSM with the ImageNet preset
+  moves each pixel (inside [0.3, 0.7], so never clipped) by exactly 8/255 against the true
+  class."""
+  fn, x, y = _linear()
+  adv = fgsm(fn, x, y, bounds=(0.0, 1.0), **presets.settings("fgsm", "imagenet"))
+  w = 2 * np.asarray(fn(np.eye(16, dtype=np.float32)))[:, 0]  # logit 0 - logit 1 = x @ w
+  away = np.where(y == 0, -1.0, 1.0)[:, None] * np.sign(w)[None]  # lowers the true logit
+  np.testing.assert_allclose(np.asarray(adv) - x, 8 / 255 * away, rtol=1e-4)
 
 
 @pytest.mark.xdist_group(name="quickstart")
