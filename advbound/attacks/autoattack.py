@@ -214,7 +214,7 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
   bs = int(batch_size or n)
-  fn = logits_fn if stochastic else as_pytree_fn(logits_fn)
+  fn = as_pytree_fn(logits_fn)
   predict_key, *attack_keys = jax.random.split(key, len(steps) + 1)
   if judge_fn is not None:
     judge = lambda v, k: np.asarray(judge_fn(v))

@@ -213,7 +213,12 @@ def write(config, workdir: str, results: dict, timings: dict) -> dict:
          "L-inf PGD on the loss averaged over samples of the cube (an attacker who knows the "
          "defence), at each L-inf budget (fraction of the range); success judged by the "
          "deployed region classifier (one vote of m samples per example, inside the attack). "
-         "Compare the region rows of the L-inf attacks above.", ""]
+         "Compare the region rows of the L-inf attacks above."
+         + (" autoattack_rand: AutoAttack's rand version (APGD-CE and APGD-DLR, each "
+            "averaging its gradient over 20 draws of the cube; Croce & Hein), untargeted, "
+            "judged by the same region classifier; success counts every evaluated image the "
+            "region classifier misclassifies after it." if "autoattack_rand" in
+            results["adaptive"] else ""), ""]
   md += _curve({k: v for k, v in results["adaptive"].items()}, "epsilon")
   md += ["## The paper's claims, checked", "",
          "Each claim with its test and verdict: holds / contradicted when the whole 95% "

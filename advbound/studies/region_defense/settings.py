@@ -224,7 +224,8 @@ class Adapted(schema.Section):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Adaptive(schema.Section):
-  """adaptive: EOT-PGD through the region classifier's noise (beyond the paper)."""
+  """adaptive: EOT-PGD through the region classifier's noise (beyond the paper), and
+  AutoAttack's rand version against it."""
   epsilons: tuple = setting(check=Numbers(hi=1.0, what="a tuple of numbers in [0, 1.0)"),
                             doc="L-inf budgets, fractions of the data range")
   step_factor: float = setting(check=schema.Real(lo=0, lo_open=True),
@@ -233,6 +234,9 @@ class Adaptive(schema.Section):
   num_samples: int = setting(check=schema.Count(), doc="noise samples per gradient (EOT)")
   seed: int = setting(check=schema.Int(lo=0), doc="PRNG seed of the attack")
   batch_size: int = setting(check=schema.Count(), doc="attacked inputs per batch")
+  autoattack: bool = setting(False, check=schema.Flag(),
+                             doc="also AutoAttack-rand (APGD-CE, APGD-DLR, EOT over 20 draws of "
+                             "the cube) untargeted at each epsilon")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
