@@ -49,6 +49,9 @@ E2E_TESTS = (
   "perturbation_detector_test.py::test_detects_a_visible_pattern_and_not_a_relabelled_copy",
   # the kernels on 8 fake devices in a subprocess (tests/sharded_cases.py)
   "sharding_test.py::test_sharded_kernels_on_8_devices_equal_one_device",
+  # an imported torch model: predictions, PGD and PGD accuracy on 8 fake devices vs one, in a
+  # subprocess (~11 s)
+  "torch_import_test.py::test_sharded_over_8_devices_equals_one_device",
   # the region-defense entry point in a subprocess
   "region_defense_study_test.py::test_entry_point_reports_a_bad_flag_without_a_traceback",
   # several training runs each (with checkpoints, kills and resumes) compared with each other:
