@@ -133,8 +133,9 @@ def _flags(fn, x, y, accuracy: dict, *, stochastic: bool, version: str, num_clas
   out = []
   sample = x[: min(len(x), 64)]
   if stochastic and version != "rand":
-    out.append("randomised model evaluated with a deterministic version: each prediction is "
-               "one draw; use version='rand' (EOT) for a randomised defence")
+    out.append("randomised model evaluated with a deterministic version: the attacks saw one "
+               "fixed draw of its randomness and each judgement is one draw; use version='rand' "
+               "(EOT) for a randomised defence")
   if not stochastic:
     z = np.asarray(fn(sample))
     if (z.max() < 1 + 1e-5 and z.min() > -1e-5
@@ -159,6 +160,10 @@ def _flags(fn, x, y, accuracy: dict, *, stochastic: bool, version: str, num_clas
                  " after the gradient-based attacks: the evaluation may be unreliable "
                  "(gradient masking); consider more Square queries or restarts")
   return out
+
+
+def _fixed_draw(fn, key, x):
+  return fn(x, key)
 
 
 def _check_budget(adv, x, norm: str, epsilon: float, low: float, high: float, name: str):
@@ -215,7 +220,11 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
   y = np.asarray(y, np.int32)
   bs = int(batch_size or n)
   fn = as_pytree_fn(logits_fn)
-  predict_key, *attack_keys = jax.random.split(key, len(steps) + 1)
+  predict_key, fixed_key, *attack_keys = jax.random.split(key, len(steps) + 2)
+  # a randomised model under a deterministic version: the attacks see one fixed draw of its
+  # randomness (flagged below); the clean and adversarial judgements draw afresh
+  attacked = (jax.tree_util.Partial(_fixed_draw, fn, fixed_key)
+              if stochastic and version != "rand" else fn)
   if judge_fn is not None:
     judge = lambda v, k: np.asarray(judge_fn(v))
   else:
@@ -235,7 +244,7 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
       kwargs = dict(settings)
       if "target_classes" in kwargs:
         kwargs["target_classes"] = min(kwargs["target_classes"], num_classes - 1)
-      result = _attack_fn(name)(fn, attack_key, x[idx], y[idx], epsilon=float(epsilon),
+      result = _attack_fn(name)(attacked, attack_key, x[idx], y[idx], epsilon=float(epsilon),
                                 bounds=(low, high), norm=norm, batch_size=bs, ids=idx,
                                 **kwargs)
       adv = np.asarray(result.adversarial, np.float32)

@@ -270,11 +270,11 @@ def _autoattack(logits_fn, test_data: Dataset, ecfg) -> dict:
   acfg = Eval.of(ecfg).autoattack
   if acfg is None:
     return {}
-  from advbound.attacks import autoattack  # pylint: disable=g-import-not-at-top
+  from advbound.attacks.autoattack import autoattack  # pylint: disable=g-import-not-at-top
   n = min(int(acfg.examples), len(test_data))
   x, y = test_data.images[:n], test_data.labels[:n]
   t0 = time.time()
-  result = autoattack.autoattack(logits_fn, jax.random.key(acfg.seed), x, y, norm=acfg.norm,
+  result = autoattack(logits_fn, jax.random.key(acfg.seed), x, y, norm=acfg.norm,
                                  epsilon=acfg.epsilon, bounds=test_data.bounds,
                                  version=acfg.version,
                                  batch_size=acfg.batch_size or ecfg.batch_size)

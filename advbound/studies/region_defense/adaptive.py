@@ -107,7 +107,7 @@ def _autoattack_rand(config, workdir, test, chosen, point_fn, radius, base, key)
       out[f"{fraction:g}"] = cached["result"]
       continue
     x, y, _ = attacks_lib.evaluated(chosen, test, targeted=False)
-    r = autoattack.autoattack(fn, jax.random.fold_in(key, 1_000 + i), x, y, norm="linf",
+    r = autoattack(fn, jax.random.fold_in(key, 1_000 + i), x, y, norm="linf",
                               epsilon=eps, bounds=test.bounds, version="rand", stochastic=True,
                               judge_fn=judge, batch_size=int(acfg.batch_size))
     d = protocol.noise(x, r.adversarial, "linf") / span
