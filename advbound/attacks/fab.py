@@ -66,10 +66,6 @@ _NONE = 1e10      # the reference's norm of "no adversarial found yet"
 _BIG = 1e12       # the L2 projection's stand-in for an infinite breakpoint
 
 
-def _take(a, idx):
-  return jnp.take_along_axis(a, idx, axis=1)
-
-
 def _segment(num, rows, go):
   """lb int32 [rows] after the reference's ceil(log2(num)) bisection steps on [0, num - 1]."""
   steps = math.ceil(math.log2(num)) if num > 1 else 0
@@ -111,21 +107,18 @@ def project_linf(points, w, b, low=0.0, high=1.0):
   nonzero = w != 0
   d = jnp.where(nonzero, jnp.where(up, high - t, low - t), 0.0)  # all the way to the corner
   p = jnp.where(up, high - t, t - low)         # how far each coordinate can move
-  order = jnp.argsort(p, axis=1)               # ascending
   c = b - jnp.sum(w * t, axis=1)               # the change of <w, .> needed (<= 0)
   b0 = jnp.sum(w * d, axis=1)                  # the change at the corner
-  desc = order[:, ::-1]
-  ws = _take(w, desc)
+  # by decreasing p (the reverse of a stable ascending sort, as the reference's argsort+flip)
+  ps, ws, ds = (a[:, ::-1] for a in jax.lax.sort((p, w, d), dimension=1, num_keys=1, is_stable=True))
   s = jnp.cumsum(jnp.abs(ws), axis=1)
-  sb = jnp.cumsum(-ws * _take(d, desc), axis=1) + b0[:, None]
-  p_min = _take(p, order[:, :1])[:, 0]
-  inside_first = c - (sb[:, -1] - s[:, -1] * p_min) > 0  # before the smallest breakpoint
-  search = (c - b0 > 0) & ~inside_first                 # reachable, past a breakpoint
+  sb = jnp.cumsum(-ws * ds, axis=1) + b0[:, None]
+  inside_first = c - (sb[:, -1] - s[:, -1] * ps[:, -1]) > 0  # before the smallest breakpoint
+  search = (c - b0 > 0) & ~inside_first                     # reachable, past a breakpoint
   rows = jnp.arange(t.shape[0])
 
   def beyond(mid):
-    p_mid = p[rows, order[rows, num - 1 - mid]]
-    return c - (sb[rows, mid] - s[rows, mid] * p_mid) > 0
+    return c - (sb[rows, mid] - s[rows, mid] * ps[rows, mid]) > 0
 
   lb = _segment(num, t.shape[0], beyond)
   lam_first = jnp.maximum((c - sb[:, -1]) / -s[:, -1], 0.0)[:, None]
@@ -164,12 +157,10 @@ def project_l2(points, w, b, low=0.0, high=1.0):
   r = jnp.clip(jnp.maximum((t - low) / w, (t - high) / w), -_BIG, _BIG)  # breakpoints
   r = jnp.where(live, r, _BIG)
   r = jnp.where(r == -_BIG, _BIG, r)
-  order = jnp.argsort(r, axis=1)
-  rs = _take(r, order)
+  rs, w2s = jax.lax.sort((r, w * w), dimension=1, num_keys=1, is_stable=True)
   rs2 = jnp.concatenate([rs[:, 1:], jnp.zeros_like(rs[:, :1])], axis=1)
   rs = jnp.where(rs == _BIG, 0.0, rs)
   rs2 = jnp.where(rs2 == _BIG, 0.0, rs2)
-  w2s = _take(w * w, order)
   total = jnp.sum(w2s, axis=1, keepdims=True)
   ws = total - jnp.cumsum(w2s, axis=1)          # |w|^2 of the coordinates still free
   d = jnp.where(jnp.abs(w) > 1e-8, -(r * w), 0.0)  # every coordinate at its bound
@@ -242,8 +233,9 @@ def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, low, high, no
     closest = jnp.argmin(jnp.abs(df) / (1e-12 + dual), axis=1)
     w = dg[rows, closest]
     b = -df[rows, closest] + jnp.sum(w * x1, axis=1)
-    d1 = project(x1, w, b, low, high)
-    d2 = project(x0, w, b, low, high)
+    both = project(jnp.concatenate([x1, x0]), jnp.concatenate([w, w]), jnp.concatenate([b, b]),
+                   low, high)  # one sort for both, as the reference
+    d1, d2 = both[:n], both[n:]
     a1 = jnp.maximum(_norm(d1, norm), 1e-8)[:, None]
     a2 = jnp.maximum(_norm(d2, norm), 1e-8)[:, None]
     alpha = jnp.minimum(jnp.maximum(a1 / (a1 + a2), 0.0), alpha_max)
@@ -262,8 +254,10 @@ def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, low, high, no
     i, adv, broken = state
     restart = i % restarts
     target = ranked[:, num_classes - 2 - i // restarts]
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(example_keys)
-    x1 = jnp.where(restart > 0, _random_start(keys, x0, epsilon, low, high, norm), x0)
+    x1 = x0
+    if restarts > 1:  # (static: no random numbers compiled for single runs, as FAB-T's)
+      keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(example_keys)
+      x1 = jnp.where(restart > 0, _random_start(keys, x0, epsilon, low, high, norm), x0)
     res0 = jnp.full((n,), _NONE, x0.dtype)
     _, best, res = jax.lax.fori_loop(0, num_steps, functools.partial(step, target=target),
                                      (x1, x0, res0))
