@@ -1,9 +1,10 @@
 """He et al.'s Appendix D (Table 5, Figures 8-9): the study on ImageNet with Inception-ResNet-v2
 (Szegedy et al., 2017), imported from Keras instead of trained.
 
+  WEIGHTS=DIR/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5  # Keras' released file
   KERAS_BACKEND=jax python -m experiments.decision_boundary --config=configs/imagenet.py \
       --workdir=runs/imagenet --config.data.path='DIR/imagenet_{split}.npz' \
-      --config.models.natural.source.weights=DIR/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels.h5
+      --config.models.natural.source.weights=$WEIGHTS
 
 variants (`--config=configs/imagenet.py:<variant>`):
 - paper (default): the paper's sizes. 450 attacked validation images; Table 5's point and region
@@ -18,9 +19,18 @@ variants (`--config=configs/imagenet.py:<variant>`):
   evaluates fewer).
 - toy: the same sections at toy size (2 attacked images, 36 directions, CW 1 x 2 iterations,
   a few region samples) with the model's random weights: it checks that the study runs on
-  Inception-ResNet-v2; its numbers mean nothing. On fake data (a small test file whose labels
-  are the random model's own predictions, so that images are classified correctly), measured
-  in WORKSPACE.md.
+  Inception-ResNet-v2; its numbers mean nothing. Run on fake data: 4 random test images
+  labelled with a random-weight model's own predictions (so that they are classified
+  correctly; its weights saved as a .weights.h5 file and given as source.weights) and 52 random
+  train images:
+    KERAS_BACKEND=jax python -m experiments.decision_boundary --config=configs/imagenet.py:toy \
+        --workdir=/tmp/imagenet_toy --config.data.path='DIR/imagenet_{split}.npz' \
+        --config.models.natural.source.weights=DIR/irv2_random.weights.h5
+  19 min 41 s on 2 CPU cores shared with other jobs (load average 6-8; 9 min of CPU time), the
+  boundary stage the longest (8 min), with Cao & Gong's measurement study on the 9 classes
+  the model ranks highest (region.measurement_targets; on all 999 other classes it does not
+  fit in memory); every attack fails on the random model (it gives one class to every image),
+  so Table 5 has no distortion and the boundary classifiers are skipped.
 
 Data (`advbound.data`, ImageNet is read from .npz files only: tfds cannot download it):
 DIR/imagenet_test.npz holds the validation images the experiment draws its 450 from (the
