@@ -181,23 +181,25 @@ def _single_run(fn, x, y, target, x0, iter_keys, eps, cfg: _Config):
   def direction(g):
     return jnp.sign(g) if cfg.norm == "linf" else g / (_norm(g) + 1e-12)
 
-  def loss_grad(z, i):
-    """(loss [n], logits [n, K], gradient [n, *S]) at z, iteration i (0 = the start)."""
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(iter_keys)
+  def loss_grad(z, s):
+    """(loss [n], logits [n, K], gradient [n, *S]) at z, iteration s - 1 (s = 0: the start)."""
+    def one(j):  # draw j of iteration s (a stochastic model's key: one fold per draw)
+      keys = None
+      if cfg.stochastic:
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, s * cfg.eot_iter + j))(iter_keys)
 
-    def one(k):
       def total(v):
-        logits = _logits(fn, v, k, cfg.stochastic)
+        logits = _logits(fn, v, keys, cfg.stochastic)
         loss = _loss(cfg.loss, logits, y, target)
         return loss.sum(), (loss, logits)
       (_, (loss, logits)), g = jax.value_and_grad(total, has_aux=True)(z)
       return loss, logits, g
 
     if not cfg.stochastic or cfg.eot_iter == 1:
-      return one(jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys))
+      return one(0)
 
     def draw(g_sum, j):  # the gradient summed over draws; loss and logits of the last draw
-      loss, logits, g = one(jax.vmap(lambda k: jax.random.fold_in(k, j))(keys))
+      loss, logits, g = one(j)
       return g_sum + g, (loss, logits)
     g_sum, (losses, logits) = jax.lax.scan(draw, jnp.zeros_like(z), jnp.arange(cfg.eot_iter))
     return losses[-1], logits[-1], g_sum / cfg.eot_iter
@@ -277,10 +279,12 @@ def _apgd_chunk(fn, key, x, y, ids, eps, cfg: _Config):
   adversarial [n, *S], success [n] and the first run's loss and step size [n, T] and start
   [n, *S]."""
   ndim = x.ndim
+  # every key of the chunk in two batched folds (each threefry call costs compile time):
+  # per example, column 0 for the clean prediction, then (start, iterations, judge) per run
   ex_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
-  clean_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(ex_keys)
-  run_base = jax.vmap(lambda k: jax.random.fold_in(k, 1))(ex_keys)
-  clean_logits = _logits(fn, x, clean_keys, cfg.stochastic)
+  grid = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(
+      jnp.arange(1 + 3 * cfg.num_runs)))(ex_keys)  # [n, 1 + 3R]
+  clean_logits = _logits(fn, x, grid[:, 0], cfg.stochastic)
   broken = jnp.argmax(clean_logits, -1) != y
   order = jnp.argsort(clean_logits, axis=-1)  # ascending, as the reference's sort
   k_classes = clean_logits.shape[-1]
@@ -288,9 +292,7 @@ def _apgd_chunk(fn, key, x, y, ids, eps, cfg: _Config):
 
   def run(r, carry):
     adv, broken, trace = carry
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, r))(run_base)
-    start_keys, iter_keys, judge_keys = (
-        jax.vmap(lambda k, j=j: jax.random.fold_in(k, j))(keys) for j in range(3))
+    start_keys, iter_keys, judge_keys = (grid[:, 1 + 3 * r + j] for j in range(3))
     x0 = jnp.clip(jax.vmap(lambda k, xi: _start(k, xi, eps, cfg.norm))(start_keys, x),
                   cfg.low, cfg.high)
     target = order[:, k_classes - 2 - r // cfg.restarts]  # unused by the untargeted losses
