@@ -166,11 +166,15 @@ def _image_norm(v):
 # updates are deterministic functions of these vectors, and the reference fed the same numbers
 # takes the same steps (tests/square_test.py replays them).
 
-def _uniforms(key, ids, restart, step, count):
-  """float32 [n, count] uniforms of examples `ids` at `restart` and `step`."""
-  fold = jax.random.fold_in
-  return jax.vmap(lambda i: jax.random.uniform(
-      fold(fold(fold(key, i), restart), step), (count,), jnp.float32))(ids)
+def _restart_keys(key, ids, restart):
+  """The keys [n] of examples `ids` at `restart`: fold_in(fold_in(key, id), restart)."""
+  return jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(key, i), restart))(ids)
+
+
+def _uniforms(keys, step, count):
+  """float32 [n, count] uniforms at `step` from restart keys [n]."""
+  return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, step), (count,),
+                                               jnp.float32))(keys)
 
 
 def _corner(u, s, size):
@@ -301,11 +305,12 @@ def _l2_propose(draws, x, x_best, s, level, tables, eps, low, high):
   return jnp.clip(x + delta / (1e-12 + _image_norm(delta)) * eps, low, high)
 
 
-@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9, 10, 11, 12))
+@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
 def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init, rescale,
                   restarts, low, high):
   """Square on a chunk: x [n, H, W, C], y int32 [n], ids int32 [n] -> (the best point of the
-  restart that first misclassified it, else x: [n, H, W, C]; misclassified bool [n])."""
+  restart that first misclassified it, else x: [n, H, W, C]; misclassified bool [n]).
+  Shapes, norm, queries and the schedule are static; epsilon, restarts and bounds traced."""
   _, h, w, c = x.shape
   sizes = window_sizes(num_queries, (h, w, c), norm=norm, p_init=p_init, rescale=rescale)
   if norm == "l2":
@@ -316,12 +321,13 @@ def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init,
 
   def restart(r, carry):
     adv, done = carry
+    keys = _restart_keys(key, ids, r)
     if norm == "linf":
-      u = _uniforms(key, ids, r, 0, c * w)
+      u = _uniforms(keys, 0, c * w)
       x_best = _linf_start(_linf_start_draws(u, w, c), x, epsilon, low, high)
     else:
       count = _grid_tables(h, w)[3]
-      u = _uniforms(key, ids, r, 0, count * (1 + c))
+      u = _uniforms(keys, 0, count * (1 + c))
       x_best = _l2_start(_l2_start_draws(u, count, c), x, epsilon, low, high)
     # examples broken by an earlier restart (or misclassified already) are inactive throughout
     best = jnp.where(done, -jnp.inf, _margin(logits_fn(x_best), y))
@@ -333,10 +339,10 @@ def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init,
     def body(state):
       i, x_best, best = state
       if norm == "linf":
-        draws = _linf_draws(_uniforms(key, ids, r, i + 1, 2 + c), sizes[i], h, w)
+        draws = _linf_draws(_uniforms(keys, i + 1, 2 + c), sizes[i], h, w)
         x_new = _linf_propose(draws, x, x_best, sizes[i], epsilon, low, high)
       else:
-        draws = _l2_draws(_uniforms(key, ids, r, i + 1, 5 + c), sizes[i], h, w)
+        draws = _l2_draws(_uniforms(keys, i + 1, 5 + c), sizes[i], h, w)
         x_new = _l2_propose(draws, x, x_best, sizes[i], levels[i], tables, epsilon, low,
                             high)
       margin = _margin(logits_fn(x_new), y)
@@ -400,7 +406,8 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
 
   def chunk(xc, yc, ic):
     return _square_chunk(fn, key, xc, yc, ic, jnp.float32(epsilon), norm, int(num_queries),
-                         float(p_init), bool(rescale_schedule), int(restarts), low, high)
+                         float(p_init), bool(rescale_schedule), jnp.int32(restarts),
+                         jnp.float32(low), jnp.float32(high))
 
   adv, wrong = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
                                    chunk_size=batch_size or n, desc="Square")
