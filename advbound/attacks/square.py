@@ -14,7 +14,7 @@ L-inf (the paper's Algorithm 2):
   propose x_best with the window set to x +- eps per channel (x_best + 2 eps * sign, projected
           on the eps-box around x).
 L2 (Algorithm 3):
-  start   a 5 x 5 grid of windows of side h // 5, each holding the meta pseudo-Gaussian
+  start   a grid of windows of side H // 5 (5 x 5 of them on most sizes), each holding the meta pseudo-Gaussian
           `meta_pseudo_gaussian(h // 5)` (randomly transposed) times a random sign per channel,
           the whole rescaled to L2 norm eps;
   propose moves the mass of two windows W1, W2 into W1: W1 gets the current perturbation of W1
@@ -37,12 +37,14 @@ Departures from the reference (`pyautoattack`, square.py):
 - bounds are general (low, high) and epsilon is in their units; the reference assumes [0, 1]
   (its clamps). Every step is otherwise unit-free, so Square on (x * a + b, bounds scaled
   alike, eps * a) is the same attack up to rounding;
-- random numbers come from `key`, one stream per example (folded with its index `ids`) and
-  restart and iteration. So windows, signs and the L2 meta pseudo-Gaussian's transposition are
-  drawn per example, where the reference draws one window position, one sign per channel and
-  one transposition per iteration shared by every example of the batch. The distributions
-  per example are the reference's: window corners uniform on {0, ..., H - s - 1} (the
-  reference's `random_int(0, h - s)` never reaches H - s; 0 when s = H);
+- random numbers come from `key`, one stream of uniforms per example (folded with its index
+  `ids`), restart and iteration, each used as the reference uses its torch.rand numbers (see
+  "random draws" below; fed our numbers, the reference takes our steps exactly, which
+  tests/square_test.py checks). So windows, signs and the L2 pattern's transposition are drawn
+  per example, where the reference draws one window position, one sign per channel and one
+  transposition per iteration for every example of the batch; the distribution per example is
+  the same (window corners uniform on {0, ..., H - s - 1}: the reference's random_int(0, H - s)
+  never reaches H - s; a sign is never 0, the reference's sign(2u - 1) is when u = 0.5);
 - the loop runs for the whole chunk until every example is broken or the queries are spent,
   computing proposals for frozen examples too but never applying them; the reference gathers
   the active examples each iteration;
