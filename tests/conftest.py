@@ -39,6 +39,9 @@ E2E_FIXTURES = {
   "quickstart_natural": "quickstart",
   "smoke": None,  # blind_spot_study_test, training_dynamics_test: the study's smoke run
   "tiny_run": None,  # region_defense_study_test: the study's tiny run
+  # apgd_test, fab_test, square_test: a small CNN trained in torch, attacked by ours and by
+  # the reference (pyautoattack) for the agreement checks
+  "cnn": None,
 }
 
 # Single end-to-end tests in files that are otherwise unit tests.
@@ -52,6 +55,14 @@ E2E_TESTS = (
   # an imported torch model: predictions, PGD and PGD accuracy on 8 fake devices vs one, in a
   # subprocess (~11 s)
   "torch_import_test.py::test_sharded_over_8_devices_equals_one_device",
+  # the AutoAttack attacks on 8 fake devices vs one, each in a subprocess (12-26 s)
+  "apgd_test.py::test_8_devices_equal_one_device",
+  "fab_test.py::test_sharded_over_8_devices_equals_one_device",
+  "square_test.py::test_sharded_over_8_devices_equals_one_device",
+  # APGD with EOT over a noisy model (~16 s)
+  "apgd_test.py::test_eot_on_a_noisy_model",
+  # He et al.'s study on ImageNet-shaped data at toy size, through a tiny Keras model (~60 s)
+  "imagenet_config_test.py::test_toy_study_on_a_tiny_keras_model_reports_table_5",
   # the region-defense entry point in a subprocess
   "region_defense_study_test.py::test_entry_point_reports_a_bad_flag_without_a_traceback",
   # several training runs each (with checkpoints, kills and resumes) compared with each other:

@@ -13,8 +13,8 @@ from advbound.studies.decision_boundary import settings
 from tests.configs_test import DECISION_BOUNDARY
 
 
-@pytest.mark.parametrize("name", DECISION_BOUNDARY)
-def test_shipped_configs_are_valid(name):
+@pytest.mark.parametrize("name", [c for c in DECISION_BOUNDARY if c != "imagenet"])
+def test_shipped_configs_are_valid(name):  # imagenet: against fake files, imagenet_config_test
   settings.validate(importlib.import_module(f"configs.{name}").get_config())
 
 

@@ -159,7 +159,8 @@ def label_histograms(counts, titles):
     ax.axis("off")
   for ax, c, t in zip(axes.flat, counts, titles):
     ax.bar(np.arange(len(c)), c / max(c.sum(), 1))
-    ax.set_xticks(np.arange(len(c)))
+    if len(c) <= 20:  # a tick per class; matplotlib's own ticks on 1,000 (ImageNet) classes
+      ax.set_xticks(np.arange(len(c)))
     ax.tick_params(labelsize=6)
     ax.set_title(t, fontsize=8)
   fig.tight_layout()

@@ -369,6 +369,8 @@ class Source(schema.Section):
       _file_check(c, f"{path}.path", where, "path")
     if isinstance(values.get("weights"), str):
       _file_check(c, f"{path}.weights", values.get("weights"), "weights file")
+    if kind == "keras":  # Keras picks its backend when first imported: ours is JAX
+      os.environ.setdefault("KERAS_BACKEND", "jax")
     if isinstance(factory, str) and factory:
       module, _, attr = factory.partition(":")
       if not module or not attr:

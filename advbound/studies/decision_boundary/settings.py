@@ -149,6 +149,10 @@ class Region(schema.Section):
                                  doc="certification: the one-sided level")
   measurement_samples: int = setting(check=schema.Count(),
                                      doc="noise samples per image of the measurement study")
+  measurement_targets: int = setting(9, check=schema.Count(),
+                                     doc="the measurement study's targeted CW examples: toward "
+                                     "this many other classes, those the model ranks highest on "
+                                     "the image (9: every other class of a 10-class data set)")
 
   @classmethod
   def validate(cls, c, path, values, ctx):
