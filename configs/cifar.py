@@ -49,7 +49,8 @@ def get_config() -> config_dict.ConfigDict:
   config.models.natural = common.train(**madry)
   config.models.adversarial = common.train(**madry, adversarial=True,
                                            attack=dict(epsilon=8.0, step_size=2.0, num_steps=7))
-  config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000)
+  config.eval = common.evaluation(common.pgd(8.0, 2.0, 7), pgd_examples=1000,
+                                  autoattack_examples=1000)
   config.eval.batch_size = 200
   # Tables 1-2 on 100 images; the boundary classifier on 350 + 100 (paper, section 5.2)
   config.attack = common.attack(num_images=450, batch_size=50, binary_search_steps=4,

@@ -92,7 +92,8 @@ def get_config() -> config_dict.ConfigDict:
   config.models.natural = natural()
   config.models.adversarial = robust()
   # PGD-20 (epsilon 8, step 2), the robustness figure, on the whole test split
-  config.eval = common.evaluation(common.pgd(8.0, 2.0, 20), pgd_examples=10_000)
+  config.eval = common.evaluation(common.pgd(8.0, 2.0, 20), pgd_examples=10_000,
+                                  autoattack_examples=1000)
   config.eval.batch_size = 1000
   config.attack.batch_size = 150
   return config

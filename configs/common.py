@@ -45,10 +45,18 @@ def train(**overrides) -> config_dict.ConfigDict:
   return cfg
 
 
-def evaluation(pgd_cfg: config_dict.ConfigDict, pgd_examples: int) -> config_dict.ConfigDict:
-  """Test-set evaluation: clean accuracy on all test images, PGD on the first pgd_examples."""
-  return config_dict.ConfigDict(dict(seed=0, batch_size=500, pgd_examples=pgd_examples,
-                                     pgd=pgd_cfg))
+def evaluation(pgd_cfg: config_dict.ConfigDict, pgd_examples: int, *,
+               autoattack_examples: int | None = None) -> config_dict.ConfigDict:
+  """Test-set evaluation: clean accuracy on all test images, PGD on the first pgd_examples,
+  and, with autoattack_examples, AutoAttack (standard, L-inf, PGD's epsilon) on the first that
+  many."""
+  out = config_dict.ConfigDict(dict(seed=0, batch_size=500, pgd_examples=pgd_examples,
+                                    pgd=pgd_cfg))
+  if autoattack_examples:
+    out.autoattack = config_dict.ConfigDict(dict(version="standard", norm="linf",
+                                                 epsilon=pgd_cfg.epsilon,
+                                                 examples=autoattack_examples))
+  return out
 
 
 def attack(*, num_images: int, batch_size: int, binary_search_steps: int,

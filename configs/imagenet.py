@@ -103,7 +103,8 @@ def get_config(variant: str = "paper") -> config_dict.ConfigDict:
     evaluation = common.evaluation(common.pgd(8 / 255, 8 / 255, 1), pgd_examples=2)
     evaluation.batch_size = 8
   else:
-    evaluation = common.evaluation(common.pgd(8 / 255, 2 / 255, 10), pgd_examples=100)
+    evaluation = common.evaluation(common.pgd(8 / 255, 2 / 255, 10), pgd_examples=100,
+                                   autoattack_examples=100)
     evaluation.batch_size = 50
   config.models = config_dict.ConfigDict()
   config.models.natural = config_dict.ConfigDict(dict(

@@ -43,7 +43,8 @@ def get_config() -> config_dict.ConfigDict:
   config.models.natural = common.train(**madry)
   config.models.adversarial = common.train(**madry, adversarial=True,
                                            attack=dict(epsilon=0.3, step_size=0.01, num_steps=40))
-  config.eval = common.evaluation(common.pgd(0.3, 0.01, 40), pgd_examples=1000)
+  config.eval = common.evaluation(common.pgd(0.3, 0.01, 40), pgd_examples=1000,
+                                  autoattack_examples=1000)
   # Tables 1-2 on 100 images; the boundary classifier on 80% / 20% of 9,500 (paper, section
   # 5.2: 8,000 / 2,000; 9,500 because the images must be classified correctly by both models)
   config.attack = common.attack(num_images=9500, batch_size=500, binary_search_steps=4,

@@ -61,7 +61,8 @@ def test_decision_boundary_study_on_a_torch_model(tmp_path):
   config.models.natural = config_dict.ConfigDict({
       "source": {"kind": "torch", "factory": "tests.imported_study_test:torch_cnn",
                  "weights": weights},
-      "eval": config.eval.to_dict()})
+      "eval": {**config.eval.to_dict(),
+               "autoattack": {"epsilon": 0.3, "examples": 10}}})
   del config["model"]  # no variant trains
   workdir = str(tmp_path / "run")
   results = decision_boundary.run(config, workdir)
@@ -73,8 +74,14 @@ def test_decision_boundary_study_on_a_torch_model(tmp_path):
   assert m["imported"] and "torch tests.imported_study_test:torch_cnn" in m["source"]
   assert m["test_correct"] == int(np.sum(torch_pred == test.labels))  # torch's own count
   assert m["test_accuracy"] > 0.5  # trained: far from chance
+  # AutoAttack beside PGD on the same first 10 test images: never weaker
+  a = m["autoattack"]
+  assert a["n"] == 10 and list(a["accuracy"]) == ["clean", "apgd-ce", "apgd-t", "fab-t",
+                                                   "square"]
+  assert a["robust_count"]["square"] <= round(m["pgd_accuracy"] * m["pgd_examples"])
   report = open(os.path.join(workdir, "report.md")).read()
   assert "## Imported models" in report and "torch tests.imported_study_test:torch_cnn" in report
+  assert "standard L-inf eps 0.3" in report  # the AutoAttack cell
   assert results["table1"]["natural"]["optbrittle"]["n"] == config.attack.num_images
 
 
