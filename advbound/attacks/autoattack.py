@@ -107,9 +107,11 @@ class AutoAttackResult:
   epsilon: float
 
   def summary(self) -> dict[str, Any]:
-    """A JSON-able summary: counts, accuracies, flags and settings."""
+    """A JSON-able summary: counts, accuracies (keyed by attack; "order" lists the keys in the
+    order run, as JSON files sort them), the final robust count, flags and settings."""
     return {"version": self.version, "norm": self.norm, "epsilon": self.epsilon, "n": self.n,
             "accuracy": dict(self.accuracy), "robust_count": dict(self.robust_count),
+            "order": list(self.accuracy), "robust": int(self.robust.sum()),
             "flags": list(self.flags)}
 
 

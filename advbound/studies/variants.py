@@ -334,8 +334,7 @@ def autoattack_cell(metrics: dict) -> str:
   a = metrics.get("autoattack")
   if not a:
     return "-"
-  last = list(a["robust_count"])[-1]
-  cell = stats.format_rate(stats.proportion(a["robust_count"][last], a["n"]))
+  cell = stats.format_rate(stats.proportion(a["robust"], a["n"]))
   norm = {"linf": "L-inf", "l2": "L2"}[a["norm"]]
   flags = f"; checks: {' '.join(a['flags'])}" if a["flags"] else ""
   return f"{cell}, {a['version']} {norm} eps {a['epsilon']:g}{flags}"
