@@ -248,6 +248,7 @@ def test_cifar_fast_recipes_run_at_a_tiny_size(tmp_path):
   config.models.adversarial.guard.every = 2
   config.models.adversarial.guard.examples = 16
   config.eval.pgd_examples, config.eval.pgd.num_steps = 8, 2
+  config.eval.autoattack.examples = 4  # the config's AutoAttack, on 4 of the 40 test images
   from advbound.studies.decision_boundary import settings
   config = config_dict.ConfigDict({k: config[k] for k in ("data", "model", "models", "eval")})
   settings.validate(config, required=("data", "model", "models", "eval"))
@@ -255,6 +256,7 @@ def test_cifar_fast_recipes_run_at_a_tiny_size(tmp_path):
   assert set(results) == {"natural", "adversarial"}
   for m in results.values():
     assert 0.0 <= m["pgd_accuracy"] <= m["subset_accuracy"] + 1e-9 <= 1.0 + 1e-9
+    assert m["autoattack"]["n"] == 4 and m["autoattack"]["order"][-1] == "square"
   assert results["adversarial"]["guard"]["checks"] == 2
   assert "guard" not in results["natural"]
   natural = training.load_model(variants_lib.variant_model(config, "natural"),
