@@ -4,8 +4,6 @@ APGD-T against the reference on a small trained CNN, closed forms on affine mode
 units of bounds (0, 255)), at least as strong as PGD-20, EOT on a noisy model, batch and device
 independence, argument errors."""
 
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -16,8 +14,8 @@ import pytest
 
 from advbound.attacks.apgd import apgd, apgd_targeted, checkpoints, dlr_loss, targeted_dlr_loss
 from advbound.attacks.pgd import pgd
+from tests import eight_devices
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPS = 0.08  # L-inf on MNIST in [0, 1]: about half of the CNN's test points stay robust
 
 
@@ -370,12 +368,7 @@ _SHARDED = textwrap.dedent("""
 
 
 def test_8_devices_equal_one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0 and "SHARDED OK" in proc.stdout, (
-      proc.stdout[-3000:] + proc.stderr[-5000:])
+  eight_devices.assert_script_passes(_SHARDED)
 
 
 # ------------------------------------------------------------------------------------ errors

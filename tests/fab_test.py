@@ -3,9 +3,6 @@ against LP / QP solutions; FAB's trajectory on affine classifiers in closed form
 against the reference on a small trained CNN; batch independence; 8 devices equal 1."""
 
 import contextlib
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -16,8 +13,8 @@ import torch
 
 from advbound import data, models
 from advbound.attacks.fab import fab, project_l2, project_linf
+from tests import eight_devices
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ref_proj = pytest.importorskip("pyautoattack.fab_projections")
 ref_fab = pytest.importorskip("pyautoattack.fab_pt")
 
@@ -357,9 +354,4 @@ _SHARDED = textwrap.dedent("""
 
 
 def test_sharded_over_8_devices_equals_one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0 and "SHARDED OK" in proc.stdout, (
-      proc.stdout[-3000:] + proc.stderr[-5000:])
+  eight_devices.assert_script_passes(_SHARDED)

@@ -5,9 +5,6 @@ every query inside the budget and the bounds, units of the bounds, batch and dev
 independence."""
 
 import importlib
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -17,8 +14,8 @@ import pytest
 
 from advbound.attacks.pgd import pgd
 from advbound.attacks.square import meta_pseudo_gaussian, p_schedule, square, window_sizes
+from tests import eight_devices
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 square_module = importlib.import_module("advbound.attacks.square")
 
 
@@ -472,9 +469,4 @@ _SHARDED = textwrap.dedent("""
 
 
 def test_sharded_over_8_devices_equals_one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0 and "SHARDED OK" in proc.stdout, (
-      proc.stdout[-3000:] + proc.stderr[-5000:])
+  eight_devices.assert_script_passes(_SHARDED)

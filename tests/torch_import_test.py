@@ -12,9 +12,6 @@ in different orders; measured on 2 CPU cores: at most 7e-7 of the scale).
 
 import copy
 import functools
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -30,8 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 
 from advbound import models  # noqa: E402
 from advbound.models import torch_import  # noqa: E402
+from tests import eight_devices  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGIT_TOL, GRAD_TOL = 1e-5, 1e-5
 
 
@@ -507,9 +504,4 @@ _SHARDED = textwrap.dedent("""
 
 
 def test_sharded_over_8_devices_equals_one_device():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0 and "SHARDED OK" in proc.stdout, (
-      proc.stdout[-3000:] + proc.stderr[-5000:])
+  eight_devices.assert_script_passes(_SHARDED)

@@ -120,13 +120,16 @@ def _predict(fn, x, *, stochastic: bool, key, batch_size: int) -> np.ndarray:
   if not stochastic:
     return evaluate.predict(fn, x, batch_size=batch_size)
   ids = np.arange(len(x), dtype=np.int32)
+  return batching.map_chunks(lambda xc, ic: _draw_argmax(fn, key, xc, ic), x, ids,
+                             chunk_size=batch_size)
 
-  @jax.jit
-  def chunk(f, xc, ic):
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ic)
-    return jnp.argmax(jax.vmap(lambda xi, k: f(xi[None], k)[0])(xc, keys), -1)
 
-  return batching.map_chunks(lambda xc, ic: chunk(fn, xc, ic), x, ids, chunk_size=batch_size)
+@jax.jit
+def _draw_argmax(fn, key, x, ids):
+  """argmax of one draw of a stochastic fn per example [B], keyed by the examples' ids [B]
+  (compiled once per fn and shape: fn and key are arguments)."""
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
+  return jnp.argmax(jax.vmap(lambda xi, k: fn(xi[None], k)[0])(x, keys), -1)
 
 
 def _flags(fn, x, y, accuracy: dict, *, stochastic: bool, version: str, num_classes: int,

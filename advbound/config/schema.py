@@ -303,6 +303,11 @@ class Each(Check):
   nonempty: bool = True
   what: str = "entry"
 
+  def pick(self, entry) -> type:
+    """The section type an entry is checked as (`section`; subclasses may choose by entry)."""
+    del entry
+    return self.section
+
   def __call__(self, c, path, value, ctx):
     if not hasattr(value, "keys"):
       return c.fail(path, f"must be a section (ConfigDict), got {value!r}")
@@ -310,7 +315,7 @@ class Each(Check):
       return c.fail(path, f"must hold at least one {self.what}")
     before = len(c.problems)
     for name in value.keys():
-      self.section.check(c, f"{path}.{name}", value[name], {**ctx, "entry": name})
+      self.pick(value[name]).check(c, f"{path}.{name}", value[name], {**ctx, "entry": name})
     return len(c.problems) == before
 
   def describe(self):
@@ -391,7 +396,7 @@ class Section:
       if isinstance(check, Sub) and value is not None:
         value = check.section.of(value)
       elif isinstance(check, Each):
-        value = {k: check.section.of(value[k]) for k in value.keys()}
+        value = {k: check.pick(value[k]).of(value[k]) for k in value.keys()}
       elif hasattr(value, "to_dict"):
         value = value.to_dict()
       elif isinstance(value, list):

@@ -466,16 +466,8 @@ def is_imported(entry) -> bool:
 class Variants(schema.Each):
   """The models section: each entry a `Train` run, or an `ImportedVariant` (it has a `source`)."""
 
-  def __call__(self, c, path, value, ctx):
-    if not hasattr(value, "keys"):
-      return c.fail(path, f"must be a section (ConfigDict), got {value!r}")
-    if self.nonempty and not list(value.keys()):
-      return c.fail(path, f"must hold at least one {self.what}")
-    before = len(c.problems)
-    for name in value.keys():
-      section = ImportedVariant if is_imported(value[name]) else Train
-      section.check(c, f"{path}.{name}", value[name], {**ctx, "entry": name})
-    return len(c.problems) == before
+  def pick(self, entry) -> type:
+    return ImportedVariant if is_imported(entry) else Train
 
   def describe(self):
     return "named model variants, each a section Train, or ImportedVariant (with a source)"
