@@ -6,6 +6,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from advbound.models import pooling
+
 
 class CarliniWagnerMnist(nnx.Module):
   """conv 3x3x32, ReLU, conv 3x3x32, ReLU, maxpool 2, conv 3x3x64, ReLU, conv 3x3x64, ReLU,
@@ -34,9 +36,9 @@ class CarliniWagnerMnist(nnx.Module):
     """The first dense layer's output after its ReLU (before dropout): float32 [N, 200]."""
     relu = jax.nn.relu
     x = relu(self.conv2(relu(self.conv1(x))))
-    x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+    x = pooling.max_pool(x, (2, 2), strides=(2, 2))
     x = relu(self.conv4(relu(self.conv3(x))))
-    x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+    x = pooling.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
     return relu(self.fc1(x))
 

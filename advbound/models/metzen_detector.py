@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advbound.models import pooling
+
 
 class MetzenDetector(nnx.Module):
   """Input float32 [N, H, W, C] (any scale the caller standardizes); output logits [N, 2]
@@ -24,7 +26,7 @@ class MetzenDetector(nnx.Module):
     self.conv4 = nnx.Conv(c, 2, (1, 1), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nnx.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
-    x = nnx.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
+    x = pooling.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
+    x = pooling.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
     x = self.conv4(jax.nn.relu(self.conv3(x)))
     return jnp.mean(x, axis=(1, 2))

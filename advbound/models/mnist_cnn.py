@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from advbound.models import pooling
+
 
 class MnistCNN(nnx.Module):
   """conv 5x5x32, ReLU, maxpool 2, conv 5x5x64, ReLU, maxpool 2, dense 1024, ReLU, dense K.
@@ -23,8 +25,8 @@ class MnistCNN(nnx.Module):
     """The first dense layer's output after its ReLU (Madry et al.'s h_fc1): float32 [N, 1024].
 
     The blind-spot paper's feature extractor for MNIST and Fashion-MNIST."""
-    x = nnx.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
-    x = nnx.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
+    x = pooling.max_pool(jax.nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
+    x = pooling.max_pool(jax.nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
     x = x.reshape(x.shape[0], -1)
     return jax.nn.relu(self.fc1(x))
 

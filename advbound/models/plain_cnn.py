@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from advbound.models import pooling
 from advbound.models.wide_resnet import per_image_standardization
 
 
@@ -38,7 +39,7 @@ class PlainCNN(nnx.Module):
     for i, conv in enumerate(self.convs):
       x = jax.nn.relu(conv(x))
       if i % 2 == 1:
-        x = self.drop_conv(nnx.max_pool(x, (2, 2), strides=(2, 2)))
+        x = self.drop_conv(pooling.max_pool(x, (2, 2), strides=(2, 2)))
     return jax.nn.relu(self.hidden(x.reshape(x.shape[0], -1)))
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advbound.models import pooling
 from advbound.models.wide_resnet import per_image_standardization
 
 # PyTorch's defaults, which Page's recipe was tuned with: BN momentum 0.1 (0.9 here, the
@@ -34,7 +35,7 @@ class ConvBN(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = jax.nn.relu(self.bn(self.conv(x)))
-    return nnx.max_pool(x, (2, 2), strides=(2, 2)) if self.pool else x
+    return pooling.max_pool(x, (2, 2), strides=(2, 2)) if self.pool else x
 
 
 class ResNet9(nnx.Module):

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from advbound.models import pooling
 from advbound.models.wide_resnet import per_image_standardization
 
 
@@ -51,7 +52,7 @@ class SmallCifarCNN(nnx.Module):
     for i, layer in enumerate(self.layers):
       x = layer(x)
       if i % 2 == 1:
-        x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        x = pooling.max_pool(x, (2, 2), strides=(2, 2))
     return jnp.max(x, axis=(1, 2))
 
   def __call__(self, x: jax.Array) -> jax.Array:
