@@ -4,6 +4,7 @@ APGD-T against the reference on a small trained CNN, closed forms on affine mode
 units of bounds (0, 255)), at least as strong as PGD-20, EOT on a noisy model, batch and device
 independence, argument errors."""
 
+import functools
 import sys
 import textwrap
 
@@ -323,6 +324,35 @@ def test_eot_on_a_noisy_model():
   np.testing.assert_array_equal(np.asarray(plain.success), np.asarray(keyless.success))
   np.testing.assert_allclose(np.asarray(plain.adversarial), np.asarray(keyless.adversarial),
                              atol=1e-6)
+
+
+# ------------------------------------------------------------------ host and device loops
+
+@pytest.mark.parametrize("targeted,norm,stochastic", [(False, "linf", False),
+                                                      (True, "l2", False),
+                                                      (False, "linf", True)])
+def test_host_and_device_loops_agree(targeted, norm, stochastic):
+  """loop="host" (one iteration jitted alone, the CPU default) and loop="device" (one compiled
+  program) run the same iteration: same successes, inputs and per-iteration trace."""
+  fn, x, y = _mlp(n=48)
+  model = fn
+  if stochastic:
+    model = lambda z, key: fn(jnp.clip(z + jax.random.uniform(key, z.shape, z.dtype, -0.2, 0.2),
+                                       0.0, 1.0))
+  attack = functools.partial(apgd_targeted, target_classes=3) if targeted else apgd
+  kw = dict(epsilon=0.03 if norm == "linf" else 0.08, bounds=(0.0, 1.0), norm=norm,
+            num_steps=12, restarts=2, stochastic=stochastic, eot_iter=2, return_trace=True,
+            batch_size=32)
+  host, host_trace = attack(model, jax.random.key(3), x, y, loop="host", **kw)
+  device, device_trace = attack(model, jax.random.key(3), x, y, loop="device", **kw)
+  np.testing.assert_array_equal(np.asarray(host.success), np.asarray(device.success))
+  assert 0 < np.asarray(host.success).sum() < len(y)
+  np.testing.assert_allclose(np.asarray(host.adversarial), np.asarray(device.adversarial),
+                             atol=1e-5)
+  for name in ("loss", "step_size", "start"):
+    np.testing.assert_allclose(host_trace[name], device_trace[name], rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="unknown loop 'gpu'"):
+    attack(model, jax.random.key(3), x, y, loop="gpu", **kw)
 
 
 # ------------------------------------------------------------- batch and device independence

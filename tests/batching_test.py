@@ -26,6 +26,24 @@ def test_map_chunks_equals_direct_and_compiles_once():
   assert traces == [(5, 3)]  # the padded last chunk reuses the compiled shape
 
 
+def test_map_chunks_bucketed_tail_pads_to_a_sixteenth():
+  x = np.arange(70 * 2, dtype=np.float32).reshape(70, 2)
+  shapes = []
+
+  def f(a):
+    shapes.append(a.shape[0])
+    return a * 3
+
+  out = batching.map_chunks(f, x, chunk_size=32, tail="bucket")
+  np.testing.assert_array_equal(out, 3 * x)
+  assert shapes == [32, 32, 6]  # 6 rows left: a sixteenth of 32 is 2, so no padding
+  shapes.clear()
+  batching.map_chunks(f, x[:37], chunk_size=32, tail="bucket")
+  assert shapes == [32, 6]  # 5 rows -> 6
+  with pytest.raises(ValueError, match="unknown tail 'some'"):
+    batching.map_chunks(f, x, chunk_size=32, tail="some")
+
+
 def test_map_chunks_errors():
   with pytest.raises(ValueError, match="chunk_size"):
     batching.map_chunks(jnp.sum, np.zeros(3), chunk_size=0)

@@ -134,5 +134,5 @@ def test_host_and_device_loops_agree(kw):
   np.testing.assert_array_equal(np.asarray(host.success), np.asarray(device.success))
   np.testing.assert_allclose(np.asarray(host.adversarial), np.asarray(device.adversarial),
                              atol=1e-6)
-  with pytest.raises(ValueError, match="loop must be"):
+  with pytest.raises(ValueError, match="unknown loop 'gpu'"):
     carlini_wagner_l2(fn, x, y, loop="gpu", **settings)

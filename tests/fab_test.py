@@ -154,6 +154,24 @@ def test_affine_untargeted_finds_the_minimal_perturbation(norm):
   assert not np.asarray(below.success).any()
 
 
+@pytest.mark.parametrize("norm,targeted", [("linf", True), ("l2", False)])
+def test_host_and_device_loops_agree(norm, targeted):
+  """loop="host" (one step jitted alone, the CPU default) and loop="device" (one compiled
+  program) run the same steps, random restarts included."""
+  fn, W, b, x, y = _affine_problem(seed=2)
+  minimal = np.min(_distances(W, b, x, y, 1 if norm == "linf" else 2), 1)
+  kw = dict(epsilon=float(np.median(minimal)), bounds=(-1.0, 2.0), norm=norm,
+            targeted=targeted, target_classes=3, restarts=2, num_steps=15, batch_size=16)
+  host = fab(fn, jax.random.key(4), x, y, loop="host", **kw)
+  device = fab(fn, jax.random.key(4), x, y, loop="device", **kw)
+  np.testing.assert_array_equal(np.asarray(host.success), np.asarray(device.success))
+  assert 0 < np.asarray(host.success).sum() < len(y)
+  np.testing.assert_allclose(np.asarray(host.adversarial), np.asarray(device.adversarial),
+                             atol=1e-5)
+  with pytest.raises(ValueError, match="unknown loop 'x'"):
+    fab(fn, jax.random.key(4), x, y, loop="x", **kw)
+
+
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_affine_targeted_attacks_the_second_class(norm):
   fn, W, b, x, y = _affine_problem(seed=1)

@@ -116,3 +116,23 @@ def test_l2_one_step_and_ball():
   with pytest.raises(ValueError, match="unknown norm 'l1'"):
     pgd(linear, jax.random.key(0), x, y, epsilon=1.0, step_size=0.2, num_steps=1,
         bounds=(0.0, 1.0), norm="l1")
+
+
+@pytest.mark.parametrize("norm,random_start,targeted", [("linf", True, False),
+                                                        ("l2", False, True)])
+def test_host_and_device_loops_agree(norm, random_start, targeted):
+  """loop="host" (one step jitted alone, the CPU default) and loop="device" (one fori_loop)
+  give the same iterates; inside jit PGD compiles its loop whatever `loop` says."""
+  rng = np.random.default_rng(4)
+  x = rng.uniform(0, 1, size=(16, 4)).astype(np.float32)
+  y = rng.integers(0, 3, size=16).astype(np.int32)
+  kw = dict(epsilon=0.2, step_size=0.03, num_steps=7, bounds=(0.0, 1.0), norm=norm,
+            random_start=random_start, targeted=targeted)
+  host = pgd(linear, jax.random.key(1), x, y, loop="host", **kw)
+  device = pgd(linear, jax.random.key(1), x, y, loop="device", **kw)
+  np.testing.assert_allclose(host, device, atol=1e-6)
+  assert np.abs(np.asarray(host) - x).max() > 0.05
+  traced = jax.jit(lambda v: pgd(linear, jax.random.key(1), v, y, loop="host", **kw))(x)
+  np.testing.assert_allclose(traced, device, atol=1e-6)
+  with pytest.raises(ValueError, match="unknown loop 'fast'"):
+    pgd(linear, jax.random.key(1), x, y, loop="fast", **kw)

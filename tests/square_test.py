@@ -397,6 +397,22 @@ def test_batch_independence(norm, eps):
   np.testing.assert_array_equal(part.adversarial, np.asarray(whole.adversarial)[idx])
 
 
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.5)])
+def test_host_and_device_loops_agree(norm, eps):
+  """loop="host" (one query jitted alone, the CPU default) and loop="device" (one compiled
+  program) draw and accept the same squares, restarts included."""
+  fn = _mlp()
+  x, y = _mlp_inputs()
+  kw = dict(epsilon=eps, bounds=(0.0, 1.0), norm=norm, num_queries=60, restarts=2)
+  host = square(fn, jax.random.key(2), x, y, loop="host", **kw)
+  device = square(fn, jax.random.key(2), x, y, loop="device", **kw)
+  np.testing.assert_array_equal(host.success, device.success)
+  assert 2 < np.sum(host.success) < len(x)
+  np.testing.assert_allclose(host.adversarial, device.adversarial, atol=1e-6)
+  with pytest.raises(ValueError, match="unknown loop 'cpu'"):
+    square(fn, jax.random.key(2), x, y, loop="cpu", **kw)
+
+
 def test_misclassified_inputs_and_restarts():
   fn = _mlp()
   x, y = _mlp_inputs(n=20, seed=4)

@@ -30,6 +30,11 @@ The schedule, the constants and both halving conditions are the reference's (`py
 comparison is against 0 (the reference compares the first iteration's loss with the unwritten
 last row of its loss buffer, not with the start's loss).
 
+Loops: with loop="device" a chunk is one compiled program (lax loops); with loop="host", the
+CPU default, one iteration is compiled alone and driven from Python, because XLA:CPU runs a
+model's convolutions inside a lax loop with slower kernels (`benchmarks/compiled_loop.py`).
+Both run the same iteration and give the same results up to float rounding.
+
 Departures from the reference:
 - bounds are general (low, high); the reference clips to [0, 1]. Every quantity is in the units
   of bounds: epsilon, the step size (2 eps), the L2 projection;
@@ -59,7 +64,7 @@ import optax
 
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks
+from advbound.runtime import batching, checks, sharding
 
 __all__ = ["apgd", "apgd_targeted", "dlr_loss", "targeted_dlr_loss", "checkpoints"]
 
@@ -161,11 +166,11 @@ def _loss(kind, logits, y, target):
   return targeted_dlr_loss(logits, y, target)
 
 
-def _single_run(fn, x, y, target, x0, iter_keys, eps, cfg: _Config):
-  """One APGD run from x0 [n, *S] on a chunk.
-
-  Returns (x_adv_found [n, *S] the last misclassified iterate (x0 where none), broken bool [n]
-  (some iterate, or the start, was misclassified), loss [T, n], step size [T, n])."""
+def _run_program(fn, x, y, target, x0, iter_keys, eps, cfg: _Config):
+  """One APGD run from x0 [n, *S] on a chunk as (initial carry, body): body(carry, s) for
+  s = 0 .. T returns (carry, the step size [n] iteration s - 1 used); s = 0 evaluates the start,
+  s = i + 1 makes iteration i (one trace of the model's gradient instead of two: compiling is
+  most of a small attack's cost). `_run_result` reads the final carry."""
   ndim = x.ndim
   n_iter_2, n_iter_min, size_decr = checkpoints(cfg.num_steps)
 
@@ -204,8 +209,6 @@ def _single_run(fn, x, y, target, x0, iter_keys, eps, cfg: _Config):
     g_sum, (losses, logits) = jax.lax.scan(draw, jnp.zeros_like(z), jnp.arange(cfg.eot_iter))
     return losses[-1], logits[-1], g_sum / cfg.eot_iter
 
-  # one scan over s = 0..T: s = 0 evaluates the start, s = i + 1 makes iteration i (one trace
-  # of the model's gradient instead of two: compiling is most of a small attack's cost)
   n = x.shape[0]
   init = dict(
       x_adv=x0, x_old=x0, grad=jnp.zeros_like(x0),
@@ -260,8 +263,13 @@ def _single_run(fn, x, y, target, x0, iter_keys, eps, cfg: _Config):
         reduced_last=jnp.where(at_check, oscillates | stalled, c["reduced_last"]))
     return new, c["step"]
 
-  final, steps = jax.lax.scan(body, init, jnp.arange(cfg.num_steps + 1))
-  return final["x_found"], ~final["correct"], final["loss_steps"], steps[1:]
+  return init, body
+
+
+def _run_result(final):
+  """(x_adv_found [n, *S] the last misclassified iterate (x0 where none), broken bool [n] (some
+  iterate, or the start, was misclassified), loss [T, n]) of a run's final carry."""
+  return final["x_found"], ~final["correct"], final["loss_steps"]
 
 
 def _start(key, xi, eps, norm):
@@ -273,61 +281,129 @@ def _start(key, xi, eps, norm):
   return xi + eps * t / (jnp.sqrt(jnp.sum(t * t)) + 1e-12)
 
 
-@functools.partial(jax.jit, static_argnums=(6,))
-def _apgd_chunk(fn, key, x, y, ids, eps, cfg: _Config):
-  """Every run of APGD (or APGD-T) on a chunk x [n, *S], y [n], ids [n]; returns a dict of
-  adversarial [n, *S], success [n] and the first run's loss and step size [n, T] and start
-  [n, *S]."""
-  ndim = x.ndim
-  # every key of the chunk in two batched folds (each threefry call costs compile time):
-  # per example, column 0 for the clean prediction, then (start, iterations, judge) per run
+def _prepare(fn, key, x, y, ids, cfg: _Config):
+  """A chunk's keys and clean prediction: (grid [n, 1 + 3R] keys: column 0 the clean
+  prediction's, then (start, iterations, judge) per run; broken bool [n] misclassified clean;
+  order int [n, K] the clean logits' classes, ascending as the reference's sort)."""
+  # every key of the chunk in two batched folds (each threefry call costs compile time)
   ex_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
   grid = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(
-      jnp.arange(1 + 3 * cfg.num_runs)))(ex_keys)  # [n, 1 + 3R]
+      jnp.arange(1 + 3 * cfg.num_runs)))(ex_keys)
   clean_logits = _logits(fn, x, grid[:, 0], cfg.stochastic)
-  broken = jnp.argmax(clean_logits, -1) != y
-  order = jnp.argsort(clean_logits, axis=-1)  # ascending, as the reference's sort
-  k_classes = clean_logits.shape[-1]
+  return grid, jnp.argmax(clean_logits, -1) != y, jnp.argsort(clean_logits, axis=-1)
+
+
+def _run_inputs(x, grid, order, r, eps, cfg: _Config):
+  """Run r's (start x0 [n, *S] clipped to bounds, target [n], iteration keys [n], judge
+  keys [n])."""
+  start_keys, iter_keys, judge_keys = (grid[:, 1 + 3 * r + j] for j in range(3))
+  x0 = jnp.clip(jax.vmap(lambda k, xi: _start(k, xi, eps, cfg.norm))(start_keys, x),
+                cfg.low, cfg.high)
+  target = order[:, order.shape[-1] - 2 - r // cfg.restarts]  # unused untargeted
+  return x0, target, iter_keys, judge_keys
+
+
+def _empty_trace(x, cfg: _Config):
+  return dict(loss=jnp.zeros((x.shape[0], cfg.num_steps), x.dtype),
+              step_size=jnp.zeros((x.shape[0], cfg.num_steps), x.dtype),
+              start=jnp.zeros_like(x))
+
+
+def _merge(fn, x, y, eps, cfg: _Config, r, final, steps, x0, judge_keys, adv, broken, trace):
+  """Run r's outcome judged afresh and merged: an example not yet broken takes the run's
+  adversarial input if it is misclassified, within eps and in bounds. steps [T, n] the step
+  sizes of the run. Returns (adv [n, *S], broken [n], trace)."""
+  ndim = x.ndim
   tol = 1e-5 * max(1.0, cfg.high - cfg.low)
+  found, hit, loss_steps = _run_result(final)
+  candidate = jnp.where(_expand(hit, ndim), found, x)
+  wrong = jnp.argmax(_logits(fn, candidate, judge_keys, cfg.stochastic), -1) != y
+  d = (candidate - x).reshape(x.shape[0], -1)
+  size = jnp.max(jnp.abs(d), 1) if cfg.norm == "linf" else jnp.sqrt(jnp.sum(d * d, 1))
+  inside = jnp.all((candidate >= cfg.low - tol) & (candidate <= cfg.high + tol),
+                   axis=tuple(range(1, ndim)))
+  ok = wrong & (size <= eps + tol) & inside
+  newly = ok & ~broken
+  adv = jnp.where(_expand(newly, ndim), candidate, adv)
+  first = r == 0  # the trace: the first run's (cheap beside the run, so always kept)
+  trace = dict(loss=jnp.where(first, loss_steps.T, trace["loss"]),
+               step_size=jnp.where(first, steps.T, trace["step_size"]),
+               start=jnp.where(first, x0, trace["start"]))
+  return adv, broken | ok, trace
+
+
+@functools.partial(jax.jit, static_argnums=(6,))
+def _apgd_chunk(fn, key, x, y, ids, eps, cfg: _Config):
+  """Every run of APGD (or APGD-T) on a chunk x [n, *S], y [n], ids [n] as one compiled
+  program (loop="device"); returns a dict of adversarial [n, *S], success [n] and the first
+  run's loss and step size [n, T] and start [n, *S]."""
+  grid, broken, order = _prepare(fn, key, x, y, ids, cfg)
 
   def run(r, carry):
-    adv, broken, trace = carry
-    start_keys, iter_keys, judge_keys = (grid[:, 1 + 3 * r + j] for j in range(3))
-    x0 = jnp.clip(jax.vmap(lambda k, xi: _start(k, xi, eps, cfg.norm))(start_keys, x),
-                  cfg.low, cfg.high)
-    target = order[:, k_classes - 2 - r // cfg.restarts]  # unused by the untargeted losses
-    found, hit, loss_steps, steps = _single_run(fn, x, y, target, x0, iter_keys, eps, cfg)
-    candidate = jnp.where(_expand(hit, ndim), found, x)
-    wrong = jnp.argmax(_logits(fn, candidate, judge_keys, cfg.stochastic), -1) != y
-    d = (candidate - x).reshape(x.shape[0], -1)
-    size = jnp.max(jnp.abs(d), 1) if cfg.norm == "linf" else jnp.sqrt(jnp.sum(d * d, 1))
-    inside = jnp.all((candidate >= cfg.low - tol) & (candidate <= cfg.high + tol),
-                     axis=tuple(range(1, ndim)))
-    ok = wrong & (size <= eps + tol) & inside
-    newly = ok & ~broken
-    adv = jnp.where(_expand(newly, ndim), candidate, adv)
-    first = r == 0  # the trace: the first run's (cheap beside the run, so always kept)
-    trace = dict(loss=jnp.where(first, loss_steps.T, trace["loss"]),
-                 step_size=jnp.where(first, steps.T, trace["step_size"]),
-                 start=jnp.where(first, x0, trace["start"]))
-    return adv, broken | ok, trace
-
-  trace = dict(loss=jnp.zeros((x.shape[0], cfg.num_steps), x.dtype),
-               step_size=jnp.zeros((x.shape[0], cfg.num_steps), x.dtype),
-               start=jnp.zeros_like(x))
+    x0, target, iter_keys, judge_keys = _run_inputs(x, grid, order, r, eps, cfg)
+    init, body = _run_program(fn, x, y, target, x0, iter_keys, eps, cfg)
+    final, steps = jax.lax.scan(body, init, jnp.arange(cfg.num_steps + 1))
+    return _merge(fn, x, y, eps, cfg, r, final, steps[1:], x0, judge_keys, *carry)
 
   def cond(c):  # the first run always (its trace); later ones while some example is robust
     r, (_, broken, _) = c
     return (r < cfg.num_runs) & ((r == 0) | ~jnp.all(broken))
 
   _, (adv, broken, trace) = jax.lax.while_loop(
-      cond, lambda c: (c[0] + 1, run(c[0], c[1])), (jnp.int32(0), (x, broken, trace)))
+      cond, lambda c: (c[0] + 1, run(c[0], c[1])),
+      (jnp.int32(0), (x, broken, _empty_trace(x, cfg))))
+  return dict(adversarial=adv, success=broken, **trace)
+
+
+@functools.partial(jax.jit, static_argnums=(6,))
+def _host_prepare(fn, key, x, y, ids, eps, cfg: _Config):
+  grid, broken, order = _prepare(fn, key, x, y, ids, cfg)
+  return grid, broken, order, _empty_trace(x, cfg)
+
+
+@functools.partial(jax.jit, static_argnums=(7,))
+def _host_start(fn, x, y, grid, order, r, eps, cfg: _Config):
+  x0, target, iter_keys, judge_keys = _run_inputs(x, grid, order, r, eps, cfg)
+  init, _ = _run_program(fn, x, y, target, x0, iter_keys, eps, cfg)
+  return (x0, target, iter_keys, judge_keys), init
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _host_step(fn, x, y, inputs, eps, cfg: _Config, carry, s):
+  x0, target, iter_keys, _ = inputs
+  return _run_program(fn, x, y, target, x0, iter_keys, eps, cfg)[1](carry, s)
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _host_merge(fn, x, y, inputs, eps, cfg: _Config, r, final, steps, state):
+  x0, _, _, judge_keys = inputs
+  return _merge(fn, x, y, eps, cfg, r, final, jnp.stack(steps), x0, judge_keys, *state)
+
+
+def _apgd_chunk_host(fn, key, x, y, ids, eps, cfg: _Config):
+  """`_apgd_chunk` with its loops in Python (loop="host"): one iteration compiled alone (and
+  the run's start and merge), so that XLA:CPU runs the model's backward convolutions with its
+  fast kernels. Whether every example is broken is read back once per run, as the while_loop's
+  condition. Same arguments and results, up to float rounding."""
+  grid, broken, order, trace = _host_prepare(fn, key, x, y, ids, eps, cfg)
+  adv = x
+  for r in range(cfg.num_runs):
+    if r > 0 and np.all(sharding.to_host(broken)):
+      break
+    r = jnp.int32(r)
+    inputs, carry = _host_start(fn, x, y, grid, order, r, eps, cfg)
+    steps = []
+    for s in range(cfg.num_steps + 1):
+      carry, step = _host_step(fn, x, y, inputs, eps, cfg, carry, jnp.int32(s))
+      steps.append(step)
+    adv, broken, trace = _host_merge(fn, x, y, inputs, eps, cfg, r, carry, steps[1:],
+                                     (adv, broken, trace))
   return dict(adversarial=adv, success=broken, **trace)
 
 
 def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, restarts,
             num_runs_per_restart, rho, eot_iter, stochastic, batch_size, ids, return_trace,
-            name, target_classes=None):
+            name, loop, target_classes=None):
   """The checks and the chunking shared by `apgd` and `apgd_targeted`."""
   if norm not in ("linf", "l2"):
     raise ValueError(f"unknown norm {norm!r}; expected 'linf' or 'l2'")
@@ -339,6 +415,7 @@ def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, res
   checks.check_positive(rho, "rho")
   if rho > 1:
     raise ValueError(f"rho must be in (0, 1], got {rho!r}")
+  loop = checks.loop_mode(loop)
   fn = as_pytree_fn(logits_fn)
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
@@ -362,14 +439,16 @@ def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, res
                 high=high)
   eps = jnp.float32(epsilon)
 
+  run_chunk = _apgd_chunk if loop == "device" else _apgd_chunk_host
+
   def chunk(xc, yc, ic):
-    return _apgd_chunk(fn, key, xc, yc, ic, eps, cfg)
+    return run_chunk(fn, key, xc, yc, ic, eps, cfg)
 
   if not return_trace:  # the trace stays on the device
     chunk = lambda xc, yc, ic, f=chunk: {k: v for k, v in f(xc, yc, ic).items()
                                          if k in ("adversarial", "success")}
   out = batching.map_chunks(chunk, x, y, ids.astype(np.int32), chunk_size=batch_size or n,
-                            desc=name)
+                            desc=name, tail="bucket" if loop == "host" else "full")
   result = make_result(jnp.asarray(x), jnp.asarray(out["adversarial"]),
                        jnp.asarray(out["success"]))
   if not return_trace:
@@ -379,7 +458,7 @@ def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, res
 
 def apgd(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", loss="ce", num_steps=100,
          restarts=1, rho=0.75, eot_iter=1, stochastic=False, batch_size=None, ids=None,
-         return_trace=False):
+         return_trace=False, loop=None):
   """Untargeted APGD on the cross-entropy (APGD-CE) or DLR loss (APGD-DLR).
 
   Args:
@@ -403,6 +482,10 @@ def apgd(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", loss="ce", num_s
     ids: int [N] indices of the examples folded into `key` (default 0..N-1), so that a subset
       attacked alone gets the random numbers it gets inside the whole set.
     return_trace: also return the first run's per-iteration record (off by default).
+    loop: "device" (each chunk one compiled program: no host round trip; best on GPU/TPU),
+      "host" (one iteration compiled alone and driven from Python: several times faster on
+      XLA's CPU backend, whose lax loops run backward convolutions with a slow kernel), or
+      None: "host" on CPU, else "device". The same results up to float rounding.
 
   Returns:
     AttackResult: the adversarial input of the first successful run (the last misclassified
@@ -417,12 +500,12 @@ def apgd(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", loss="ce", num_s
   return _attack(logits_fn, key, x, y, epsilon=epsilon, bounds=bounds, norm=norm, loss=loss,
                  num_steps=num_steps, restarts=restarts, num_runs_per_restart=1, rho=rho,
                  eot_iter=eot_iter, stochastic=stochastic, batch_size=batch_size, ids=ids,
-                 return_trace=return_trace, name=f"APGD-{loss.upper()}")
+                 return_trace=return_trace, name=f"APGD-{loss.upper()}", loop=loop)
 
 
 def apgd_targeted(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_steps=100,
                   restarts=1, target_classes=9, rho=0.75, eot_iter=1, stochastic=False,
-                  batch_size=None, ids=None, return_trace=False):
+                  batch_size=None, ids=None, return_trace=False, loop=None):
   """APGD-T: APGD on the targeted DLR loss towards the clean input's 2nd, 3rd, ...,
   (target_classes + 1)-th most likely class in turn, each with `restarts` runs, on the examples
   not yet broken. Success is misclassification (any class), as in AutoAttack.
@@ -437,4 +520,5 @@ def apgd_targeted(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_ste
                  loss="dlr-targeted", num_steps=num_steps, restarts=restarts,
                  num_runs_per_restart=int(target_classes), rho=rho, eot_iter=eot_iter,
                  stochastic=stochastic, batch_size=batch_size, ids=ids,
-                 return_trace=return_trace, name="APGD-T", target_classes=int(target_classes))
+                 return_trace=return_trace, name="APGD-T", loop=loop,
+                 target_classes=int(target_classes))

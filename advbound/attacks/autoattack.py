@@ -184,8 +184,8 @@ def _check_budget(adv, x, norm: str, epsilon: float, low: float, high: float, na
 
 def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, version: str =
                "standard", batch_size: int | None = None, attacks: Sequence[str] | None = None,
-               stochastic: bool = False, judge_fn=None, num_classes: int | None = None
-               ) -> AutoAttackResult:
+               stochastic: bool = False, judge_fn=None, num_classes: int | None = None,
+               loop: str | None = None) -> AutoAttackResult:
   """AutoAttack on `logits_fn`: each attack of `version` in turn on the examples still robust.
 
   Args:
@@ -203,6 +203,8 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
       vote over many draws).
     num_classes: K (default: from one forward pass); the targeted attacks use at most K - 1
       target classes.
+    loop: how the attacks run their iterations: "device", "host" or None ("host" on CPU,
+      else "device"; see `apgd`).
 
   Returns:
     AutoAttackResult (robust accuracy per attack and in all, the examples, the flags).
@@ -211,6 +213,7 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
     raise ValueError(f"unknown norm {norm!r}; expected 'linf' or 'l2'")
   low, high, n = checks.check_attack_inputs(x, y, bounds, batch_size=batch_size)
   checks.check_positive(epsilon, "epsilon")
+  loop = checks.loop_mode(loop)
   if version == "rand" and not stochastic:
     raise ValueError("version 'rand' attacks a randomised classifier: pass logits_fn(x, key) "
                      "with stochastic=True")
@@ -249,6 +252,7 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
       kwargs = dict(settings)
       if "target_classes" in kwargs:
         kwargs["target_classes"] = min(kwargs["target_classes"], num_classes - 1)
+      kwargs["loop"] = loop
       result = _attack_fn(name)(attacked, attack_key, x[idx], y[idx], epsilon=float(epsilon),
                                 bounds=(low, high), norm=norm, batch_size=bs, ids=idx,
                                 **kwargs)

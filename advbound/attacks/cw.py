@@ -188,10 +188,7 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
   checks.check_positive(learning_rate, "learning_rate")
   checks.check_positive(initial_const, "initial_const")
   checks.check_positive(distortion_weight, "distortion_weight")
-  if loop is None:
-    loop = "host" if jax.default_backend() == "cpu" else "device"
-  if loop not in ("host", "device"):
-    raise ValueError(f"loop must be 'host' or 'device', got {loop!r}")
+  loop = checks.loop_mode(loop)
   if abort_early_scope not in ("example", "batch"):
     raise ValueError(f"abort_early_scope must be 'example' or 'batch', got {abort_early_scope!r}")
   x = np.asarray(x, np.float32)

@@ -199,10 +199,7 @@ def deepfool(logits_fn, x, y, *, bounds, norm="l2", overshoot=0.02, max_iteratio
   """
   if norm not in ("l2", "linf"):
     raise ValueError(f"unknown norm {norm!r}; expected 'l2' or 'linf'")
-  if not (loop is None or isinstance(loop, str) and loop in ("host", "device")):
-    raise ValueError(f"unknown loop {loop!r}; expected None, 'host' or 'device'")
-  if loop is None:
-    loop = "host" if jax.default_backend() == "cpu" else "device"
+  loop = checks.loop_mode(loop)
   low, high = checks.check_bounds(bounds)
   checks.check_images(x, bounds)
   n = np.shape(x)[0]

@@ -27,6 +27,11 @@ Everything follows the reference, `pyautoattack` (fab_base.py, fab_pt.py, fab_pr
 constants (1e-12 in the distance, 1e-8 floor of the projection norms, 1e10 as "none found"),
 the class choice (first minimum), the projections' sort-and-bisect algorithms step for step.
 
+Loops: with loop="device" a chunk is one compiled program (lax loops); with loop="host", the
+CPU default, one iteration is compiled alone and driven from Python, because XLA:CPU runs a
+model's convolutions inside a lax loop with slower kernels (`benchmarks/compiled_loop.py`).
+Both run the same iteration and give the same results up to float rounding.
+
 Departures from the reference:
 - bounds are general (low, high) (scalars, or arrays broadcastable to the flattened batch in the
   projections): the reference assumes [0, 1]. Every quantity is in the units of bounds; with
@@ -62,7 +67,7 @@ import numpy as np
 
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks
+from advbound.runtime import batching, checks, sharding
 
 __all__ = ["fab", "project_linf", "project_l2", "NORMS"]
 
@@ -84,6 +89,25 @@ def _segment(num, rows, go):
   lb = jnp.zeros(rows, jnp.int32)
   ub = jnp.full(rows, num - 1, jnp.int32)
   return jax.lax.fori_loop(0, steps, body, (lb, ub))[0]
+
+
+def _numpy_stable_argsort(keys):
+  return np.argsort(keys, axis=1, kind="stable").astype(np.int32)
+
+
+def _sort_rows(key, *values):
+  """(key, *values) [M, D] reordered by a stable ascending sort of each row of key.
+
+  On XLA's CPU backend a sort with several operands runs ~8x slower than numpy's (27 ms vs
+  ~4 ms for 50 rows of 3,072 here, half of a FAB step), so there the permutation comes from
+  numpy (a host callback, exact: the same stable order) and the rows are gathered; elsewhere
+  it is one `lax.sort`."""
+  if jax.default_backend() != "cpu":
+    return jax.lax.sort((key,) + values, dimension=1, num_keys=1, is_stable=True)
+  order = jax.pure_callback(_numpy_stable_argsort,
+                            jax.ShapeDtypeStruct(key.shape, jnp.int32), key,
+                            vmap_method="sequential")
+  return tuple(jnp.take_along_axis(a, order, axis=1) for a in (key,) + values)
 
 
 def project_linf(points, w, b, low=0.0, high=1.0):
@@ -115,7 +139,7 @@ def project_linf(points, w, b, low=0.0, high=1.0):
   c = b - jnp.sum(w * t, axis=1)               # the change of <w, .> needed (<= 0)
   b0 = jnp.sum(w * d, axis=1)                  # the change at the corner
   # by decreasing p (the reverse of a stable ascending sort, as the reference's argsort+flip)
-  ps, ws, ds = (a[:, ::-1] for a in jax.lax.sort((p, w, d), dimension=1, num_keys=1, is_stable=True))
+  ps, ws, ds = (a[:, ::-1] for a in _sort_rows(p, w, d))
   s = jnp.cumsum(jnp.abs(ws), axis=1)
   sb = jnp.cumsum(-ws * ds, axis=1) + b0[:, None]
   inside_first = c - (sb[:, -1] - s[:, -1] * ps[:, -1]) > 0  # before the smallest breakpoint
@@ -162,7 +186,7 @@ def project_l2(points, w, b, low=0.0, high=1.0):
   r = jnp.clip(jnp.maximum((t - low) / w, (t - high) / w), -_BIG, _BIG)  # breakpoints
   r = jnp.where(live, r, _BIG)
   r = jnp.where(r == -_BIG, _BIG, r)
-  rs, w2s = jax.lax.sort((r, w * w), dimension=1, num_keys=1, is_stable=True)
+  rs, w2s = _sort_rows(r, w * w)
   rs2 = jnp.concatenate([rs[:, 1:], jnp.zeros_like(rs[:, :1])], axis=1)
   rs = jnp.where(rs == _BIG, 0.0, rs)
   rs2 = jnp.where(rs2 == _BIG, 0.0, rs2)
@@ -200,20 +224,26 @@ def _random_start(key, x0, epsilon, low, high, norm):
   return jnp.clip(x0 + epsilon * u / _norm(u, norm)[:, None] * 0.5, low, high)
 
 
-@functools.partial(jax.jit, static_argnums=(9, 10, 11, 12, 13, 14, 15))
-def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, low, high, norm, targeted,
-         target_classes, num_steps, restarts):
-  """FAB on one chunk: x [n, *S], y int32 [n], ids int32 [n] -> (adversarial [n, *S], broken
-  bool [n]). Runs are (target, restart) pairs, in the reference's order."""
+_STATIC = ("low", "high", "norm", "targeted", "target_classes", "num_steps", "restarts")
+
+
+def _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, *, low, high, norm,
+             targeted, target_classes, num_steps, restarts):
+  """FAB on one chunk (x [n, *S], y int32 [n], ids int32 [n]) as pieces: prepare() -> (x0
+  [n, D], ranked [n, K], broken [n]); start(i, x0, ranked) -> (target [n], the run's first
+  carry); step(carry, target) one FAB step; merge(i, carry, x0, adv, broken) -> (adv, broken).
+  Runs are (target, restart) pairs, i = 0 .. runs - 1, in the reference's order."""
+  del num_steps, target_classes  # (the drivers' loop lengths)
   n, shape = x.shape[0], x.shape[1:]
-  x0 = x.reshape(n, -1)
   rows = jnp.arange(n)
   predict = lambda z: jnp.argmax(logits_fn(z.reshape((n,) + shape)), axis=-1)
-  logits0 = logits_fn(x)
-  num_classes = logits0.shape[-1]
-  ranked = jnp.argsort(logits0, axis=-1)   # ascending: the k-th largest is ranked[:, K - k]
   project = project_linf if norm == "linf" else project_l2
   example_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids)
+
+  def prepare():
+    logits0 = logits_fn(x)
+    broken = jnp.argmax(logits0, axis=-1) != y  # misclassified already: nothing to do
+    return x.reshape(n, -1), jnp.argsort(logits0, axis=-1), broken  # ranked ascending
 
   def diffs(z, target):
     """(df [n, C], dg [n, C, D]): f_k - f_y and its gradient at z [n, D]; C = K, or 1 with a
@@ -225,14 +255,24 @@ def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, low, high, no
       g, df = jax.grad(margin, has_aux=True)(z)
       return df[:, None], g[:, None]
     f, vjp = jax.vjp(lambda v: logits_fn(v.reshape((n,) + shape)), z)
+    num_classes = f.shape[-1]
     cot = jnp.broadcast_to(jnp.eye(num_classes, dtype=f.dtype)[:, None], (num_classes,) + f.shape)
     g = jnp.moveaxis(jax.vmap(lambda ct: vjp(ct)[0])(cot), 0, 1)  # [n, K, D]
     df = f - f[rows, y][:, None]
     dg = g - g[rows, y][:, None]
     return df.at[rows, y].set(_NONE), dg
 
-  def step(_, carry, target):
-    x1, best, res = carry
+  def start(i, x0, ranked):
+    restart = i % restarts
+    target = ranked[:, ranked.shape[-1] - 2 - i // restarts]
+    x1 = x0
+    if restarts > 1:  # (static: no random numbers compiled for single runs, as FAB-T's)
+      keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(example_keys)
+      x1 = jnp.where(restart > 0, _random_start(keys, x0, epsilon, low, high, norm), x0)
+    return target, (x1, x0, jnp.full((n,), _NONE, x0.dtype), x0)
+
+  def step(carry, target):
+    x1, best, res, x0 = carry
     df, dg = diffs(x1, target)
     dual = jnp.sum(jnp.abs(dg), -1) if norm == "linf" else jnp.sqrt(jnp.sum(dg * dg, -1))
     closest = jnp.argmin(jnp.abs(df) / (1e-12 + dual), axis=1)
@@ -253,34 +293,87 @@ def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, low, high, no
     best = jnp.where(better[:, None], x1, best)
     res = jnp.where(better, dist, res)
     x1 = jnp.where(adv[:, None], x0 + (x1 - x0) * beta, x1)
-    return x1, best, res
+    return x1, best, res, x0
 
-  runs = (target_classes if targeted else 1) * restarts
+  def merge(carry, adv, broken):
+    _, best, res, x0 = carry
+    found = jnp.where((res < _NONE)[:, None], best, x0)
+    new = ~broken & (predict(found) != y) & (_norm(found - x0, norm) <= epsilon)
+    return jnp.where(new[:, None], found, adv), broken | new
+
+  return prepare, start, step, merge
+
+
+def _runs(static) -> int:
+  return (static["target_classes"] if static["targeted"] else 1) * static["restarts"]
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
+  """FAB on one chunk as one compiled program (loop="device"): x [n, *S], y int32 [n], ids
+  int32 [n] -> (adversarial [n, *S], broken bool [n])."""
+  prepare, start, step, merge = _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta,
+                                         beta, **static)
+  x0, ranked, broken = prepare()
 
   def run(state):
     i, adv, broken = state
-    restart = i % restarts
-    target = ranked[:, num_classes - 2 - i // restarts]
-    x1 = x0
-    if restarts > 1:  # (static: no random numbers compiled for single runs, as FAB-T's)
-      keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(example_keys)
-      x1 = jnp.where(restart > 0, _random_start(keys, x0, epsilon, low, high, norm), x0)
-    res0 = jnp.full((n,), _NONE, x0.dtype)
-    _, best, res = jax.lax.fori_loop(0, num_steps, functools.partial(step, target=target),
-                                     (x1, x0, res0))
-    found = jnp.where((res < _NONE)[:, None], best, x0)
-    new = ~broken & (predict(found) != y) & (_norm(found - x0, norm) <= epsilon)
-    return i + 1, jnp.where(new[:, None], found, adv), broken | new
+    target, carry = start(i, x0, ranked)
+    carry = jax.lax.fori_loop(0, static["num_steps"], lambda _, c: step(c, target), carry)
+    return (i + 1,) + merge(carry, adv, broken)
 
-  broken = jnp.argmax(logits0, axis=-1) != y  # misclassified already: nothing to do
   state = (jnp.int32(0), x0, broken)
-  _, adv, broken = jax.lax.while_loop(lambda s: (s[0] < runs) & ~jnp.all(s[2]), run, state)
+  _, adv, broken = jax.lax.while_loop(lambda s: (s[0] < _runs(static)) & ~jnp.all(s[2]), run,
+                                      state)
+  return adv.reshape(x.shape), broken
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_prepare(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[0]()
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_start(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, i, x0, ranked,
+                **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[1](
+      i, x0, ranked)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_step(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, carry, target,
+               **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[2](
+      carry, target)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_merge(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, carry, adv, broken,
+                **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[3](
+      carry, adv, broken)
+
+
+def _fab_host(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
+  """`_fab` with its loops in Python (loop="host"): one step compiled alone, so that XLA:CPU
+  runs the model's backward convolutions with its fast kernels; whether every example is
+  broken is read back once per run, as the while_loop's condition."""
+  args = (logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta)
+  x0, ranked, broken = _host_prepare(*args, **static)
+  adv = x0
+  for i in range(_runs(static)):
+    if np.all(sharding.to_host(broken)):
+      break
+    target, carry = _host_start(*args, jnp.int32(i), x0, ranked, **static)
+    for _ in range(static["num_steps"]):
+      carry = _host_step(*args, carry, target, **static)
+    adv, broken = _host_merge(*args, carry, adv, broken, **static)
   return adv.reshape(x.shape), broken
 
 
 def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
         target_classes=9, num_steps=100, restarts=1, alpha_max=0.1, eta=1.05, beta=0.9,
-        batch_size: int | None = None, ids=None) -> AttackResult:
+        batch_size: int | None = None, ids=None, loop: str | None = None) -> AttackResult:
   """FAB (untargeted) or FAB-T (targeted) with AutoAttack's settings; see the module docstring.
 
   Args:
@@ -305,6 +398,9 @@ def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
       batch_size * K * D floats of class gradients.
     ids: int [N] the examples' ids for their random streams (default 0 .. N - 1; AutoAttack
       passes the indices into its full batch).
+    loop: "device" (each chunk one compiled program), "host" (one step compiled alone and
+      driven from Python: several times faster on XLA's CPU backend) or None ("host" on CPU,
+      else "device"). The same results up to float rounding.
 
   Returns:
     AttackResult: where success, the smallest adversarial found by the first run that broke
@@ -332,11 +428,16 @@ def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
   checks.check_labels(ids, n, name="ids")
   ids = ids.astype(np.int32)
 
+  loop = checks.loop_mode(loop)
+  run = _fab if loop == "device" else _fab_host
+
   def chunk(xc, yc, ic):
-    return _fab(fn, key, xc, yc, ic, jnp.float32(epsilon), jnp.float32(alpha_max),
-                jnp.float32(eta), jnp.float32(beta), low, high, norm, bool(targeted),
-                int(target_classes) if targeted else 1, int(num_steps), int(restarts))
+    return run(fn, key, xc, yc, ic, jnp.float32(epsilon), jnp.float32(alpha_max),
+               jnp.float32(eta), jnp.float32(beta), low=low, high=high, norm=norm,
+               targeted=bool(targeted), target_classes=int(target_classes) if targeted else 1,
+               num_steps=int(num_steps), restarts=int(restarts))
 
   adv, broken = batching.map_chunks(chunk, x, y, ids, chunk_size=batch_size or n,
-                                    desc="FAB-T" if targeted else "FAB")
+                                    desc="FAB-T" if targeted else "FAB",
+                                    tail="bucket" if loop == "host" else "full")
   return make_result(jnp.asarray(x), jnp.asarray(adv), jnp.asarray(broken))

@@ -55,6 +55,10 @@ Success (`AttackResult.success`) is AutoAttack's broken point: the final input m
 (argmax != y), within eps in `norm` and inside bounds (up to float32 rounding: 1e-6 of the
 bounds' span for L-inf, plus 1e-5 relative for L2). An input misclassified already is a
 success with itself as the adversarial example (the reference leaves it untouched).
+Loops: with loop="device" a chunk is one compiled program (lax loops); with loop="host", the
+CPU default, one iteration is compiled alone and driven from Python, because XLA:CPU runs a
+model's convolutions inside a lax loop with slower kernels (`benchmarks/compiled_loop.py`).
+Both run the same iteration and give the same results up to float rounding.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ import numpy as np
 from advbound import metrics
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks
+from advbound.runtime import batching, checks, sharding
 
 __all__ = ["SCHEDULE_ITERATIONS", "meta_pseudo_gaussian", "p_schedule", "square",
            "window_sizes"]
@@ -307,12 +311,15 @@ def _l2_propose(draws, x, x_best, s, level, tables, eps, low, high):
   return jnp.clip(x + delta / (1e-12 + _image_norm(delta)) * eps, low, high)
 
 
-@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
-def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init, rescale,
-                  restarts, low, high):
-  """Square on a chunk: x [n, H, W, C], y int32 [n], ids int32 [n] -> (the best point of the
-  restart that first misclassified it, else x: [n, H, W, C]; misclassified bool [n]).
-  Shapes, norm, queries and the schedule are static; epsilon, restarts and bounds traced."""
+_STATIC = ("norm", "num_queries", "p_init", "rescale")
+_CHECK_EVERY = 25  # loop="host": iterations between two reads of "is any example active"
+
+
+def _program(logits_fn, key, x, y, ids, epsilon, low, high, *, norm, num_queries, p_init,
+             rescale):
+  """Square on a chunk (x [n, H, W, C], y int32 [n], ids int32 [n]) as pieces: start(r, done)
+  -> (keys, the restart's first state (i, x_best, margin)); body(state, keys) one query;
+  finish(x_best, adv, done) -> (adv, done)."""
   _, h, w, c = x.shape
   sizes = window_sizes(num_queries, (h, w, c), norm=norm, p_init=p_init, rescale=rescale)
   if norm == "l2":
@@ -321,8 +328,7 @@ def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init,
   sizes = jnp.asarray(sizes)
   wrong = lambda z: jnp.argmax(logits_fn(z), axis=1) != y
 
-  def restart(r, carry):
-    adv, done = carry
+  def start(r, done):
     keys = _restart_keys(key, ids, r)
     if norm == "linf":
       u = _uniforms(keys, 0, c * w)
@@ -333,36 +339,88 @@ def _square_chunk(logits_fn, key, x, y, ids, epsilon, norm, num_queries, p_init,
       x_best = _l2_start(_l2_start_draws(u, count, c), x, epsilon, low, high)
     # examples broken by an earlier restart (or misclassified already) are inactive throughout
     best = jnp.where(done, -jnp.inf, _margin(logits_fn(x_best), y))
+    return keys, (jnp.int32(0), x_best, best)
 
-    def cond(state):
-      i, _, best = state
-      return (i < num_queries) & jnp.any(best > 0)
+  def body(state, keys):
+    i, x_best, best = state
+    if norm == "linf":
+      draws = _linf_draws(_uniforms(keys, i + 1, 2 + c), sizes[i], h, w)
+      x_new = _linf_propose(draws, x, x_best, sizes[i], epsilon, low, high)
+    else:
+      draws = _l2_draws(_uniforms(keys, i + 1, 5 + c), sizes[i], h, w)
+      x_new = _l2_propose(draws, x, x_best, sizes[i], levels[i], tables, epsilon, low, high)
+    margin = _margin(logits_fn(x_new), y)
+    accept = (best > 0) & ((margin < best) | (margin <= 0))  # nothing moves once best <= 0
+    x_best = jnp.where(accept[:, None, None, None], x_new, x_best)
+    return i + 1, x_best, jnp.where(accept, margin, best)
 
-    def body(state):
-      i, x_best, best = state
-      if norm == "linf":
-        draws = _linf_draws(_uniforms(keys, i + 1, 2 + c), sizes[i], h, w)
-        x_new = _linf_propose(draws, x, x_best, sizes[i], epsilon, low, high)
-      else:
-        draws = _l2_draws(_uniforms(keys, i + 1, 5 + c), sizes[i], h, w)
-        x_new = _l2_propose(draws, x, x_best, sizes[i], levels[i], tables, epsilon, low,
-                            high)
-      margin = _margin(logits_fn(x_new), y)
-      accept = (best > 0) & ((margin < best) | (margin <= 0))
-      x_best = jnp.where(accept[:, None, None, None], x_new, x_best)
-      return i + 1, x_best, jnp.where(accept, margin, best)
-
-    if num_queries:
-      _, x_best, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), x_best, best))
+  def finish(x_best, adv, done):
     new = ~done & wrong(x_best)
     return jnp.where(new[:, None, None, None], x_best, adv), done | new
+
+  return wrong, start, body, finish
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _square_chunk(logits_fn, key, x, y, ids, epsilon, restarts, low, high, **static):
+  """Square on a chunk as one compiled program (loop="device"): x [n, H, W, C], y int32 [n],
+  ids int32 [n] -> (the best point of the restart that first misclassified it, else x:
+  [n, H, W, C]; misclassified bool [n]). Shapes, norm, queries and the schedule are static;
+  epsilon, restarts and bounds traced."""
+  wrong, start, body, finish = _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)
+
+  def restart(r, carry):
+    adv, done = carry
+    keys, state = start(r, done)
+    if static["num_queries"]:
+      cond = lambda s: (s[0] < static["num_queries"]) & jnp.any(s[2] > 0)
+      state = jax.lax.while_loop(cond, lambda s: body(s, keys), state)
+    return finish(state[1], adv, done)
 
   return jax.lax.fori_loop(0, restarts, restart, (x, wrong(x)))
 
 
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_wrong(logits_fn, key, x, y, ids, epsilon, low, high, **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[0](x)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_start(logits_fn, key, x, y, ids, epsilon, low, high, r, done, **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[1](r, done)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_body(logits_fn, key, x, y, ids, epsilon, low, high, state, keys, **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[2](state, keys)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _host_finish(logits_fn, key, x, y, ids, epsilon, low, high, x_best, adv, done, **static):
+  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[3](x_best, adv, done)
+
+
+def _square_chunk_host(logits_fn, key, x, y, ids, epsilon, restarts, low, high, **static):
+  """`_square_chunk` with its loops in Python (loop="host"): one query compiled alone, since
+  XLA:CPU runs a small batch's forward pass inside a lax loop many times slower than outside
+  one. Whether any example is still active is read back every 25 queries; the queries after
+  every example is broken change nothing (acceptance needs a positive margin), so the results
+  are the while_loop's."""
+  args = (logits_fn, key, x, y, ids, epsilon, low, high)
+  adv, done = x, _host_wrong(*args, **static)
+  for r in range(int(restarts)):
+    keys, state = _host_start(*args, jnp.int32(r), done, **static)
+    for i in range(static["num_queries"]):
+      if i % _CHECK_EVERY == 0 and not np.any(sharding.to_host(state[2]) > 0):
+        break
+      state = _host_body(*args, state, keys, **static)
+    adv, done = _host_finish(*args, state[1], adv, done, **static)
+  return adv, done
+
+
 def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=5000, p_init=0.8,
-           restarts=1, rescale_schedule=False, ids=None, batch_size: int | None = None
-           ) -> AttackResult:
+           restarts=1, rescale_schedule=False, ids=None, batch_size: int | None = None,
+           loop: str | None = None) -> AttackResult:
   """The untargeted Square attack (module docstring), AutoAttack's settings by default.
 
   Args:
@@ -381,6 +439,9 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
     ids: int [N] example indices for the random streams (default 0..N-1); AutoAttack passes
       the examples' indices in its full input so a result never depends on the subset attacked.
     batch_size: examples per compiled call (default all).
+    loop: "device" (each chunk one compiled program), "host" (one query compiled alone and
+      driven from Python: many times faster on XLA's CPU backend for small chunks) or None
+      ("host" on CPU, else "device"). The same results up to float rounding.
 
   Returns:
     AttackResult: adversarial float32 [N, H, W, C] (x where it failed), success bool [N]
@@ -406,13 +467,17 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
 
+  loop = checks.loop_mode(loop)
+  run = _square_chunk if loop == "device" else _square_chunk_host
+
   def chunk(xc, yc, ic):
-    return _square_chunk(fn, key, xc, yc, ic, jnp.float32(epsilon), norm, int(num_queries),
-                         float(p_init), bool(rescale_schedule), jnp.int32(restarts),
-                         jnp.float32(low), jnp.float32(high))
+    return run(fn, key, xc, yc, ic, jnp.float32(epsilon), jnp.int32(restarts),
+               jnp.float32(low), jnp.float32(high), norm=norm, num_queries=int(num_queries),
+               p_init=float(p_init), rescale=bool(rescale_schedule))
 
   adv, wrong = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
-                                   chunk_size=batch_size or n, desc="Square")
+                                   chunk_size=batch_size or n, desc="Square",
+                                   tail="bucket" if loop == "host" else "full")
   delta = jnp.asarray(adv) - x
   size = metrics.linf(delta) if norm == "linf" else metrics.l2(delta)
   slack = 1e-6 * (high - low) + (1e-5 * epsilon if norm == "l2" else 0.0)

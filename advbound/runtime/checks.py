@@ -96,3 +96,19 @@ def check_finite_logits(logits, *, name: str = "logits") -> None:
   """Raises if concrete `logits` hold NaN or inf (a broken model must not pass silently)."""
   if is_concrete(logits) and not np.all(np.isfinite(sharding.to_host(logits))):
     raise FloatingPointError(f"{name} contain NaN or inf")
+
+
+LOOPS = ("host", "device")
+
+
+def loop_mode(loop: str | None) -> str:
+  """An attack's `loop` argument resolved: "device" runs its iterations as one compiled lax
+  loop; "host" compiles one iteration and drives it from Python. None picks "host" on XLA's CPU
+  backend, which runs a model's backward convolutions inside a lax loop with a generic kernel
+  several times slower than outside one (`benchmarks/compiled_loop.py`), and "device"
+  elsewhere."""
+  if loop is None:
+    return "host" if jax.default_backend() == "cpu" else "device"
+  if not isinstance(loop, str) or loop not in LOOPS:
+    raise ValueError(f"unknown loop {loop!r}; expected None, 'host' or 'device'")
+  return loop
