@@ -39,6 +39,7 @@ import os
 import socket
 import urllib.parse
 import urllib.request
+import zipfile
 
 import numpy as np
 from absl import logging
@@ -114,7 +115,8 @@ class Dataset:
 
 
 def load(name: str, *, source: str = "tfds", split: str = "test", path: str | None = None,
-         seed: int = 0, data_dir: str | None = None) -> Dataset:
+         seed: int = 0, data_dir: str | None = None,
+         validation_size: int | None = None) -> Dataset:
   """Loads one split of a data set.
 
   Args:
@@ -126,6 +128,8 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
       ``{split}``. Only for source "npz".
     seed: seed of the train / validation / test partition.
     data_dir: tfds data directory (default: $TFDS_DATA_DIR or tfds' own, ~/tensorflow_datasets).
+    validation_size: examples held out of a train split (tfds, or npz with ``{split}``) as the
+      validation split (None: `VALIDATION_SIZE[name]`).
 
   Raises:
     DataUnavailableError: a tfds data set is not prepared and cannot be prepared here (no
@@ -144,6 +148,7 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
   if path is not None and source != "npz":
     raise ValueError(f"data path {path!r} given for source {source!r}; paths are for 'npz'")
   info = INFO[name]
+  held_out = VALIDATION_SIZE[name] if validation_size is None else int(validation_size)
 
   if source == "embedded":
     if name != "mnist":
@@ -153,7 +158,7 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
   elif source == "tfds":
     if name in NPZ_ONLY:
       raise DataUnavailableError(npz_only_message(name))
-    x, y = _load_tfds(info, split, seed, data_dir)
+    x, y = _load_tfds(info, split, seed, data_dir, held_out)
   else:
     if not path:
       raise ValueError("source 'npz' needs a path (a file or glob, may contain '{split}')")
@@ -161,7 +166,7 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
       file_split = "test" if split == "test" else "train"
       x, y = _read_npz(path.replace("{split}", file_split))
       if split != "test":
-        x, y = _partition_train(x, y, split, seed, VALIDATION_SIZE[name])
+        x, y = _partition_train(x, y, split, seed, held_out)
     else:
       x, y = _read_npz(path)
       x, y = _partition_pool(x, y, split, seed)
@@ -230,8 +235,9 @@ def _read_npz(pattern: str) -> tuple[np.ndarray, np.ndarray]:
   for file in files:
     try:
       f = np.load(file, allow_pickle=False)
-    except (OSError, EOFError, ValueError) as e:  # not a zip file, truncated, pickled, ...
-      raise ValueError(f"{file}: not a readable .npz file ({e})") from e
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # not a zip, truncated, ...
+      raise DataError(f"{file}: not a readable .npz file ({type(e).__name__}: {e}); write it "
+                      "with numpy.savez(file, x=images, y=labels)") from e
     if not isinstance(f, np.lib.npyio.NpzFile):
       raise ValueError(f"{file}: not a readable .npz file (holds a single array; expected an "
                        "archive with 'x' and 'y')")
@@ -256,6 +262,40 @@ def _read_npz(pattern: str) -> tuple[np.ndarray, np.ndarray]:
 
 class DataUnavailableError(RuntimeError):
   """A data set cannot be obtained (not prepared, no network, TensorFlow missing to prepare)."""
+
+
+class DataError(ValueError):
+  """Data that cannot be used as it is (an unreadable file, NaN pixels, labels outside
+  [0, K), images of the wrong rank or outside the bounds, too few training images for the
+  hold-out); the message names the file, the value and the fix."""
+
+
+def check(name: str, *, source: str = "tfds", path: str | None = None,
+          validation_size: int | None = None) -> dict[str, int]:
+  """Pre-flight of the data a run will read, before it writes anything: the split sizes
+  (`split_sizes`) and, for .npz files, every file the path matches (each split's pattern)
+  read and put through the loader's checks (rank, shape, dtype, finite pixels inside the
+  bounds, integer labels in [0, K)). The embedded set and prepared tfds data are trusted.
+
+  Returns the split sizes. Raises DataError naming the file (or DataUnavailableError, or
+  FileNotFoundError for a path that matches nothing).
+  """
+  sizes = split_sizes(name, source=source, path=path, validation_size=validation_size)
+  if source != "npz" or not path:
+    return sizes
+  patterns = ([path.replace("{split}", s) for s in ("train", "test")] if "{split}" in path
+              else [path])
+  for pattern in patterns:
+    for file in sorted(glob.glob(os.path.expanduser(pattern))):
+      x, y = _read_npz(file)
+      try:
+        _to_dataset(x, y, INFO[name], "check")
+      except ValueError as e:
+        raise DataError(f"{file}: {e} (the data set {name!r} takes images "
+                        f"{list(INFO[name].image_shape)} as uint8 0-255 or floats in "
+                        f"{INFO[name].bounds}, labels int in [0, {INFO[name].num_classes}))"
+                        ) from e
+  return sizes
 
 
 # Examples per tfds split (train, test); the same numbers the tfds builders declare.
@@ -353,8 +393,8 @@ def _tfds_source(name: str, split: str, data_dir: str | None):
   return builder.as_data_source(split=split)
 
 
-def _load_tfds(info: DatasetInfo, split: str, seed: int,
-               data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _load_tfds(info: DatasetInfo, split: str, seed: int, data_dir: str | None,
+               validation_size: int) -> tuple[np.ndarray, np.ndarray]:
   """Reads a tfds data source into arrays (train/validation carved from tfds 'train')."""
   source = _tfds_source(info.name, "test" if split == "test" else "train", data_dir)
   n = len(source)
@@ -364,14 +404,17 @@ def _load_tfds(info: DatasetInfo, split: str, seed: int,
   x = np.stack([np.asarray(e["image"]) for e in examples])
   y = np.asarray([int(e["label"]) for e in examples])
   if split != "test":
-    x, y = _partition_train(x, y, split, seed, VALIDATION_SIZE[info.name])
+    x, y = _partition_train(x, y, split, seed, validation_size)
   return x, y
 
 
 def split_sizes(name: str, *, source: str = "tfds", path: str | None = None,
-                data_dir: str | None = None) -> dict[str, int]:
+                data_dir: str | None = None,
+                validation_size: int | None = None) -> dict[str, int]:
   """{"train", "validation", "test"}: examples in each split `load` would return, found
   without loading the images (labels only for npz; tfds from the builders' sizes).
+  A train split no larger than the validation hold-out is a `DataError` naming the setting
+  (`data.validation_size`).
 
   Raises FileNotFoundError / ValueError for a missing or unreadable .npz path, and ValueError
   naming the .npz route for a data set that tfds cannot provide here (`NPZ_ONLY`).
@@ -386,15 +429,21 @@ def split_sizes(name: str, *, source: str = "tfds", path: str | None = None,
     test = int(round(POOL_FRACTIONS["test"] * n))
     val = int(round(POOL_FRACTIONS["validation"] * n))
     return {"train": n - test - val, "validation": val, "test": test}
+  held_out = VALIDATION_SIZE[name] if validation_size is None else int(validation_size)
   if source == "tfds":
     train, test = TFDS_SIZES[name]
-    return {"train": train - VALIDATION_SIZE[name], "validation": VALIDATION_SIZE[name],
-            "test": test}
+    return {"train": train - held_out, "validation": held_out, "test": test}
   if not path:
     raise ValueError("source 'npz' needs a path (a file or glob, may contain '{split}')")
   if "{split}" in path:
     train = _count_npz(path.replace("{split}", "train"))
-    return {"train": train - VALIDATION_SIZE[name], "validation": VALIDATION_SIZE[name],
+    if train <= held_out:
+      raise DataError(
+          f"{path.replace('{split}', 'train')!r} holds {train} training images, but "
+          f"{held_out} are held out of them as the validation split: set "
+          f"--config.data.validation_size below {train} (e.g. {max(train // 10, 1)}), or give "
+          "one pool without '{split}' in data.path (split 70/10/20)")
+    return {"train": train - held_out, "validation": held_out,
             "test": _count_npz(path.replace("{split}", "test"))}
   n = _count_npz(path)
   test = int(round(POOL_FRACTIONS["test"] * n))
@@ -412,8 +461,9 @@ def _count_npz(pattern: str) -> int:
     try:
       with np.load(file, allow_pickle=False) as f:
         total += int(np.shape(f["y"])[0])
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
-      raise ValueError(f"{file}: not a readable .npz file with labels 'y' ({e})") from e
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+      raise DataError(f"{file}: not a readable .npz file with labels 'y' ({type(e).__name__}: "
+                      f"{e}); write it with numpy.savez(file, x=images, y=labels)") from e
   return total
 
 

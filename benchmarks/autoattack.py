@@ -8,10 +8,12 @@ The model is a small CIFAR-10 CNN in PyTorch (the quickstart's size: two conv bl
 dense layer), trained here for --train_steps Adam steps on the first CIFAR-10 training part so
 that it has something to lose; ours attacks it through `advbound.models.from_torch` (the same
 weights; its logits are checked against torch's first). Pixels in [0, 1] for both. Prints the
-robust accuracy after each attack, each implementation's wall time (ours cold = with
-compilation, and warm = a second call), and the ratio reference / ours.
+robust accuracy and the seconds of each attack (ours: the second call), each implementation's
+wall time (ours cold = with compilation, and warm = a second call), and the ratio
+reference / ours.
 """
 
+import functools
 import os
 import time
 
@@ -28,6 +30,13 @@ _DATA = flags.DEFINE_string("data", "/work/shared/data", "folder of the CIFAR-10
 _BATCH = flags.DEFINE_integer("batch_size", 500, "images per batch (both implementations)")
 _EPS = flags.DEFINE_float("epsilon", 8 / 255, "L-inf budget on [0, 1]")
 _WARM = flags.DEFINE_bool("warm", True, "also time a second call of ours (compiled)")
+
+
+def _timed(run, times, name, *args, **kwargs):
+  t0 = time.time()
+  out = run(*args, **kwargs)
+  times[name] = times.get(name, 0.0) + time.time() - t0
+  return out
 
 
 def _cnn(torch):
@@ -71,6 +80,11 @@ def main(argv):
   t0 = time.time()
   adversary = AutoAttack(net, norm="Linf", eps=_EPS.value, version="standard", device="cpu",
                          seed=0)
+  ref_times = {}
+  for attr, name in (("apgd", "apgd-ce"), ("apgd_targeted", "apgd-t"), ("fab", "fab-t"),
+                     ("square", "square")):  # each attack's perturb, timed
+    attack = getattr(adversary, attr)
+    attack.perturb = functools.partial(_timed, attack.perturb, ref_times, name)
   x_ref, _ = adversary.run_standard_evaluation(xt, torch.from_numpy(y.astype(np.int64)),
                                                batch_size=_BATCH.value)
   ref_seconds = time.time() - t0
@@ -81,18 +95,20 @@ def main(argv):
   ours = autoattack(fn, jax.random.key(0), x, y, norm="linf", epsilon=_EPS.value,
                     bounds=(0.0, 1.0), version="standard", batch_size=_BATCH.value)
   cold = time.time() - t0
-  warm = None
+  warm, again = None, ours
   if _WARM.value:
     t0 = time.time()
-    autoattack(fn, jax.random.key(0), x, y, norm="linf", epsilon=_EPS.value, bounds=(0.0, 1.0),
-               version="standard", batch_size=_BATCH.value)
+    again = autoattack(fn, jax.random.key(0), x, y, norm="linf", epsilon=_EPS.value,
+                       bounds=(0.0, 1.0), version="standard", batch_size=_BATCH.value)
     warm = time.time() - t0
 
   n = len(y)
   print(f"\nAutoAttack standard, L-inf eps {_EPS.value:.5f}, {n} images, batch {_BATCH.value}")
-  print(f"{'':>10} {'robust accuracy':>16}")
+  print(f"{'':>16} {'robust accuracy':>16} {'ours s':>8} {'reference s':>12}")
   for name, acc in ours.accuracy.items():
-    print(f"{'ours ' + name:>16} {acc:8.3f} ({ours.robust_count[name]}/{n})")
+    print(f"{'ours ' + name:>16} {acc:8.3f} ({ours.robust_count[name]}/{n})"
+          + (f" {again.seconds[name]:8.1f} {ref_times.get(name, 0.0):12.1f}"
+             if name in again.seconds else ""))
   print(f"{'reference':>16} {ref_robust.mean():8.3f} ({int(ref_robust.sum())}/{n})")
   print(f"flags: {ours.flags or 'none'}")
   print(f"\nwall time: reference {ref_seconds:.1f} s; ours {cold:.1f} s cold"

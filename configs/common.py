@@ -5,9 +5,11 @@ from ml_collections import config_dict
 
 def data(name: str, source: str, path: str = "") -> config_dict.ConfigDict:
   """data.source: tfds | embedded | npz; data.path: file or glob for npz (may hold '{split}');
-  data.data_dir: the tfds data directory (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+  data.data_dir: the tfds data directory (None: $TFDS_DATA_DIR or ~/tensorflow_datasets);
+  data.validation_size: the hold-out carved from a train split (None: 5,000; ImageNet 50)."""
   return config_dict.ConfigDict(dict(name=name, source=source, path=path, seed=0,
-                                     data_dir=config_dict.placeholder(str)))
+                                     data_dir=config_dict.placeholder(str),
+                                     validation_size=config_dict.placeholder(int)))
 
 
 def pgd(epsilon: float, step_size: float, num_steps: int) -> config_dict.ConfigDict:

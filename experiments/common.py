@@ -153,9 +153,12 @@ def run(body: Callable[..., None], *, stage: str) -> None:
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
     distributed()
+    from advbound.runtime import stages  # pylint: disable=g-import-not-at-top
     try:
       settings.validate(config, variants=variants, required=settings.STAGE_SECTIONS[stage])
-    except schema.ConfigError as e:
+      stages.preflight(config, folder)
+    except (schema.ConfigError, workdir.WorkdirError, data.DataError,
+            data.DataUnavailableError) as e:
       fail(str(e))
     try:
       with workdir.lock(folder):
@@ -189,7 +192,8 @@ def run_study(pipeline: str, summary: Callable[[dict, str, Any], None], *,
     study = importlib.import_module(pipeline).STUDY
     try:
       stages.run_study(study, config, folder, variants=variants)
-    except (schema.ConfigError, workdir.WorkdirBusyError, data.DataUnavailableError) as e:
+    except (schema.ConfigError, workdir.WorkdirBusyError, workdir.WorkdirError,
+            data.DataError, data.DataUnavailableError) as e:
       fail(str(e))
     summary(io.read_json(os.path.join(folder, "results.json")), folder, config)
 

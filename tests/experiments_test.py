@@ -61,3 +61,33 @@ def test_missing_tfds_data_names_the_way_out(tmp_path):
   assert "cannot load tfds data set 'cifar10'" in proc.stderr
   assert str(data_dir) in proc.stderr and "--config.data.source=npz" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["not_zip", "nan", "workdir_is_a_file"])
+def test_bad_data_and_workdirs_end_before_anything_is_written(tmp_path, case):
+  """Pre-flight: the data's content and the workdir are checked after the config and before
+  the lock: one message naming the file and the fix, exit status 2, no folder created."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  path = tmp_path / "pool.npz"
+  x = rng.integers(0, 256, size=(60, 28, 28, 1)).astype(np.uint8)
+  if case == "not_zip":
+    path.write_text("not an archive")
+  elif case == "nan":
+    xf = x.astype(np.float32) / 255
+    xf[5, 0, 0, 0] = np.nan
+    np.savez(path, x=xf, y=np.arange(60) % 10)
+  else:
+    np.savez(path, x=x, y=np.arange(60) % 10)
+  run = tmp_path / "run"
+  if case == "workdir_is_a_file":
+    run.write_text("an earlier run's log")
+  proc = _run("decision_boundary", "--config=configs/quickstart.py", "--config.data.source=npz",
+              f"--config.data.path={path}", workdir=run)
+  assert proc.returncode == 2, proc.stderr
+  assert "Traceback" not in proc.stderr
+  expected = {"not_zip": f"{path}: not a readable .npz file",
+              "nan": f"{path}: mnist: images contain NaN or inf",
+              "workdir_is_a_file": "is an existing file, not a folder"}[case]
+  assert expected in proc.stderr, proc.stderr
+  assert (run.is_file() if case == "workdir_is_a_file" else not run.exists())

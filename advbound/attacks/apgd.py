@@ -447,8 +447,9 @@ def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, res
   if not return_trace:  # the trace stays on the device
     chunk = lambda xc, yc, ic, f=chunk: {k: v for k, v in f(xc, yc, ic).items()
                                          if k in ("adversarial", "success")}
-  out = batching.map_chunks(chunk, x, y, ids.astype(np.int32), chunk_size=batch_size or n,
-                            desc=name, tail="bucket" if loop == "host" else "full")
+  out = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
+                            chunk_size=batching.host_chunk(batch_size or n, loop), desc=name,
+                            tail="bucket" if loop == "host" else "full")
   result = make_result(jnp.asarray(x), jnp.asarray(out["adversarial"]),
                        jnp.asarray(out["success"]))
   if not return_trace:
@@ -478,7 +479,8 @@ def apgd(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", loss="ce", num_s
       AutoAttack's "rand" version: 20); ignored for a deterministic model.
     stochastic: logits_fn is randomised and takes a key. The loss and the per-iteration
       misclassification come from the last draw, success from one fresh draw.
-    batch_size: examples per compiled call (default all).
+    batch_size: examples per compiled call (default all; with loop="host" at most
+      `batching.HOST_CHUNK`, which runs faster on CPU).
     ids: int [N] indices of the examples folded into `key` (default 0..N-1), so that a subset
       attacked alone gets the random numbers it gets inside the whole set.
     return_trace: also return the first run's per-iteration record (off by default).

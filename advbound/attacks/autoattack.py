@@ -22,6 +22,7 @@ reference's (`judge_fn` may replace them, e.g. a region classifier's majority vo
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -93,6 +94,8 @@ class AutoAttackResult:
     n: the number of examples (the denominator).
     flags: the reference's sanity checks that fired, as sentences (empty: none).
     version, norm, epsilon: what was run.
+    seconds: {<attack>: wall seconds of the attack and its judgement} (not in `summary`: a
+      timing, not a result).
   """
   adversarial: np.ndarray
   robust: np.ndarray
@@ -105,6 +108,7 @@ class AutoAttackResult:
   version: str
   norm: str
   epsilon: float
+  seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
   def summary(self) -> dict[str, Any]:
     """A JSON-able summary: counts, accuracies (keyed by attack; "order" lists the keys in the
@@ -132,6 +136,12 @@ def _draw_argmax(fn, key, x, ids):
   return jnp.argmax(jax.vmap(lambda xi, k: fn(xi[None], k)[0])(x, keys), -1)
 
 
+@jax.jit
+def _log_likelihood_gradient(fn, x, y):
+  """d/dx of sum_i log softmax(fn(x))_i[y_i], [n, *S] (compiled once per model and shape)."""
+  return jax.grad(lambda v: jax.nn.log_softmax(fn(v))[jnp.arange(v.shape[0]), y].sum())(x)
+
+
 def _flags(fn, x, y, accuracy: dict, *, stochastic: bool, version: str, num_classes: int,
            plan_: Sequence[tuple[str, dict]], key) -> list[str]:
   """The reference's sanity checks (checks.py) that apply to a JAX function."""
@@ -147,8 +157,8 @@ def _flags(fn, x, y, accuracy: dict, *, stochastic: bool, version: str, num_clas
         and np.all(np.abs(z.sum(-1) - 1) < 1e-5)):
       out.append("the outputs look like probabilities, not logits: the attacks' losses "
                  "assume logits")
-    grad = np.asarray(jax.grad(lambda v: jax.nn.log_softmax(fn(v))[
-        jnp.arange(len(v)), y[: len(v)]].sum())(jnp.asarray(sample)))
+    grad = np.asarray(_log_likelihood_gradient(fn, jnp.asarray(sample),
+                                               jnp.asarray(y[: len(sample)])))
     zero = int(np.sum(np.abs(grad.reshape(len(grad), -1)).sum(-1) == 0))
     if zero:
       out.append(f"{zero} of {len(sample)} points have a zero input gradient: gradient-based "
@@ -246,7 +256,9 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
   broken_by = np.where(clean, "", "clean").astype(object)
   accuracy = {"clean": float(clean.mean())}
   counts = {"clean": int(clean.sum())}
+  seconds = {}
   for (name, settings), attack_key in zip(steps, attack_keys):
+    started = time.time()
     idx = np.flatnonzero(robust)
     if idx.size:
       kwargs = dict(settings)
@@ -265,6 +277,7 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
       broken_by[idx[broken]] = name
     accuracy[name] = float(robust.mean())
     counts[name] = int(robust.sum())
+    seconds[name] = time.time() - started
     logging.info("AutoAttack %s: robust accuracy %.2f%% (%d/%d) after %s", version,
                  100 * accuracy[name], counts[name], n, name)
   flags = _flags(fn, x, y, accuracy, stochastic=stochastic, version=version,
@@ -274,4 +287,4 @@ def autoattack(logits_fn, key, x, y, *, norm: str, epsilon: float, bounds, versi
   return AutoAttackResult(adversarial=adversarial, robust=robust, clean=clean,
                           broken_by=np.asarray(broken_by, dtype=str), accuracy=accuracy,
                           robust_count=counts, n=n, flags=flags, version=version, norm=norm,
-                          epsilon=float(epsilon))
+                          epsilon=float(epsilon), seconds=seconds)

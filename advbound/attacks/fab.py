@@ -394,7 +394,8 @@ def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
       in "plus"); the first from x, the others from a random start.
     alpha_max, eta, beta: the step's bias bound, extrapolation and backward step (0.1, 1.05,
       0.9).
-    batch_size: examples per compiled call (default all); an untargeted chunk holds
+    batch_size: examples per compiled call (default all; with loop="host" at most
+      `batching.HOST_CHUNK`, which runs faster on CPU); an untargeted chunk holds
       batch_size * K * D floats of class gradients.
     ids: int [N] the examples' ids for their random streams (default 0 .. N - 1; AutoAttack
       passes the indices into its full batch).
@@ -437,7 +438,8 @@ def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
                targeted=bool(targeted), target_classes=int(target_classes) if targeted else 1,
                num_steps=int(num_steps), restarts=int(restarts))
 
-  adv, broken = batching.map_chunks(chunk, x, y, ids, chunk_size=batch_size or n,
+  adv, broken = batching.map_chunks(chunk, x, y, ids,
+                                    chunk_size=batching.host_chunk(batch_size or n, loop),
                                     desc="FAB-T" if targeted else "FAB",
                                     tail="bucket" if loop == "host" else "full")
   return make_result(jnp.asarray(x), jnp.asarray(adv), jnp.asarray(broken))

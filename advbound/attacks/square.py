@@ -438,7 +438,8 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
     rescale_schedule: rescale p's schedule to num_queries (False: AutoAttack's setting).
     ids: int [N] example indices for the random streams (default 0..N-1); AutoAttack passes
       the examples' indices in its full input so a result never depends on the subset attacked.
-    batch_size: examples per compiled call (default all).
+    batch_size: examples per compiled call (default all; with loop="host" at most
+      `batching.HOST_CHUNK`, which runs faster on CPU).
     loop: "device" (each chunk one compiled program), "host" (one query compiled alone and
       driven from Python: many times faster on XLA's CPU backend for small chunks) or None
       ("host" on CPU, else "device"). The same results up to float rounding.
@@ -476,7 +477,8 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
                p_init=float(p_init), rescale=bool(rescale_schedule))
 
   adv, wrong = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
-                                   chunk_size=batch_size or n, desc="Square",
+                                   chunk_size=batching.host_chunk(batch_size or n, loop),
+                                   desc="Square",
                                    tail="bucket" if loop == "host" else "full")
   delta = jnp.asarray(adv) - x
   size = metrics.linf(delta) if norm == "linf" else metrics.l2(delta)

@@ -19,6 +19,18 @@ from absl import logging
 from advbound.runtime import sharding
 
 
+# Rows per chunk of an attack whose iteration is driven from the host on CPU (loop="host"):
+# XLA:CPU's convolutions run ~3x slower per image at a batch of 500 than at 50 (the CIFAR CNN
+# of benchmarks/autoattack.py: input gradient 1,175 ms for 500 images, 361 ms for ten of 50),
+# so such attacks split a larger batch_size into chunks of this many rows.
+HOST_CHUNK = 64
+
+
+def host_chunk(batch_size: int, loop: str) -> int:
+  """The chunk an attack runs: `batch_size`, capped at HOST_CHUNK when its loop is "host"."""
+  return min(batch_size, HOST_CHUNK) if loop == "host" else batch_size
+
+
 def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | None = None,
                tail: str = "full") -> Any:
   """Returns fn(*arrays) computed chunk by chunk along the leading axis.

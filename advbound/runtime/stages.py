@@ -71,10 +71,23 @@ def sha256(path: str) -> str:
   return h.hexdigest()
 
 
+# Settings added to a section after workdirs were written, with the value that leaves the work
+# unchanged: a key at that value stays out of the stamp, so that those workdirs stay current.
+ADDED_LATER = {"data": {"validation_size": None}}
+
+
+def _stamped(name: str, section):
+  value = section.to_dict() if hasattr(section, "to_dict") else section
+  if isinstance(value, dict) and name in ADDED_LATER:
+    value = {k: v for k, v in value.items()
+             if not (k in ADDED_LATER[name] and v == ADDED_LATER[name][k])}
+  return value
+
+
 def stamp(config, stage: Stage, stamps: Mapping[str, str]) -> str:
-  """Hash of the stage's config sections (those present) and of the stamps of the stages it
-  runs after."""
-  payload = {s: config[s].to_dict() if hasattr(config[s], "to_dict") else config[s]
+  """Hash of the stage's config sections (those present; `ADDED_LATER` keys at their neutral
+  value left out) and of the stamps of the stages it runs after."""
+  payload = {s: _stamped(s, config[s])
              for s in stage.sections if s in config}  # an optional section may be absent
   payload["after"] = {d: stamps[d] for d in stage.after}
   if stage.inputs is not None:
@@ -313,6 +326,26 @@ class Study:
                    f"{[s.name for s in self.stages]})")
 
 
+def preflight(config, workdir: str) -> None:
+  """The checks after the config's validation and before anything is written: the workdir can
+  hold a run (`workdir.check_usable`) and the data the config names is readable and valid
+  (`data.check`: every .npz file's content, the train split larger than the hold-out).
+
+  Raises:
+    workdir.WorkdirError, data.DataError (or data.DataUnavailableError), each naming the path,
+    the value and the fix.
+  """
+  from advbound import data as data_lib  # pylint: disable=g-import-not-at-top
+  workdir_lib.check_usable(workdir)
+  if "data" in config:
+    d = config["data"]
+    try:
+      data_lib.check(d["name"], source=d["source"], path=d.get("path") or None,
+                     validation_size=d.get("validation_size"))
+    except FileNotFoundError as e:
+      raise data_lib.DataError(f"data.path: {e}") from e
+
+
 def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | None = None,
               strict: bool = True) -> tuple[dict, dict]:
   """Validates `config` (every problem at once), takes the workdir's lock and runs (or resumes)
@@ -323,6 +356,7 @@ def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | N
   """
   variants = tuple(variants) if variants else None
   study.validate(config, variants=variants)
+  preflight(config, workdir)
   missing = [s.name for s in study.stages if s.body is None]
   if missing:
     raise ValueError(f"study {study.name}: stages {missing} have no body")

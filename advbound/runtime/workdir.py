@@ -30,6 +30,34 @@ class WorkdirBusyError(RuntimeError):
   """Another live run holds the workdir."""
 
 
+class WorkdirError(ValueError):
+  """The workdir path cannot hold a run (an existing file, a folder that cannot be written)."""
+
+
+def check_usable(workdir: str) -> None:
+  """Raises WorkdirError unless `workdir` is an existing writable folder or can be created
+  (its nearest existing ancestor is a writable folder). Writes nothing."""
+  if not workdir:
+    raise WorkdirError("--workdir is empty: give a folder (new, or an earlier run's to resume)")
+  path = os.path.abspath(os.path.expanduser(workdir))
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise WorkdirError(f"--workdir {workdir!r} is an existing file, not a folder: give a "
+                         "folder path (new, or an earlier run's to resume)")
+    if not os.access(path, os.W_OK | os.X_OK):
+      raise WorkdirError(f"--workdir {workdir!r} is a folder this user cannot write")
+    return
+  parent = os.path.dirname(path)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise WorkdirError(f"--workdir {workdir!r} cannot be created: {parent!r} is a file, not a "
+                       "folder")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise WorkdirError(f"--workdir {workdir!r} cannot be created: this user cannot write "
+                       f"{parent!r}")
+
+
 def _pid_alive(pid: int) -> bool:
   try:
     os.kill(pid, 0)

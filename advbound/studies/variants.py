@@ -182,9 +182,11 @@ def _with_deepfool_examples(fn, data: Dataset, folder: str, stamp: str, *,
 
 def load_splits(data_cfg, splits) -> list[Dataset]:
   """The requested splits of the data set that `data_cfg` (name, source, path, seed) selects."""
+  settings = Data.of(data_cfg)
   out = [data_lib.load(data_cfg.name, source=data_cfg.source, split=split,
                        path=data_cfg.path or None, seed=data_cfg.seed,
-                       data_dir=Data.of(data_cfg).data_dir) for split in splits]
+                       data_dir=settings.data_dir, validation_size=settings.validation_size)
+         for split in splits]
   logging.info("data %s (%s): %s, bounds %s", data_cfg.name, data_cfg.source,
                ", ".join(f"{len(d)} {d.split}" for d in out), out[0].bounds)
   return out

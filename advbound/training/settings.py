@@ -49,6 +49,10 @@ class Data(schema.Section):
                       doc="PRNG seed of the split of one npz pool into train/validation/test")
   data_dir: str | None = setting(None, check=schema.Str(optional=True),
                                  doc="the tfds data directory (None: $TFDS_DATA_DIR or tfds')")
+  validation_size: int | None = setting(
+      None, check=schema.Int(lo=1, optional=True),
+      doc="examples held out of the train split as the validation split (tfds, or npz with "
+      "'{split}'; None: data.VALIDATION_SIZE, 5,000 for MNIST and CIFAR-10, 50 for ImageNet)")
 
   @classmethod
   def validate(cls, c, path, values, ctx):
@@ -78,7 +82,10 @@ class Data(schema.Section):
     sizes = ctx.get("sizes")
     if sizes is None:
       try:
-        sizes = data_lib.split_sizes(name, source=source, path=where or None)
+        held_out = values.get("validation_size")
+        sizes = data_lib.split_sizes(
+            name, source=source, path=where or None,
+            validation_size=held_out if isinstance(held_out, int) else None)
       except (OSError, ValueError) as e:
         c.fail(f"{path}.path", str(e))
         return
