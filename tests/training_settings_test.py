@@ -168,6 +168,25 @@ def test_counts_checked_against_npz_files(tmp_path):
              for p in _problems(config))
 
 
+def test_the_hold_out_size_is_checked_against_the_data(tmp_path):
+  rng = np.random.default_rng(1)
+  for split, n in (("train", 300), ("test", 40)):
+    np.savez(tmp_path / f"d_{split}.npz", x=rng.integers(0, 255, (n, 28, 28, 1), np.uint8),
+             y=np.arange(n) % 10)
+  config = _quickstart()
+  config.data.source, config.data.path = "npz", str(tmp_path / "d_{split}.npz")
+  problems = _problems(config)  # 300 training images, the default hold-out of 5,000
+  assert any(p.startswith("data.path: ") and "--config.data.validation_size below 300" in p
+             for p in problems), problems
+  config.data.validation_size = 30  # 270 train / 30 validation / 40 test
+  problems = _problems(config)
+  assert not any(p.startswith("data.") for p in problems), problems
+  assert any(p.startswith("eval.pgd_examples: must be at most 40") for p in problems)
+  config.data.source, config.data.path = "embedded", ""  # a pool: the setting does not apply
+  assert any(p.startswith("data.validation_size: 30 is given, but embedded data")
+             for p in _problems(config))
+
+
 def test_check_trained_returns_the_data_and_the_variants():
   c = schema.Checker()
   config = _quickstart()

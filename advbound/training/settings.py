@@ -76,13 +76,18 @@ class Data(schema.Section):
     if source == "embedded" and name != "mnist":
       c.fail(f"{path}.source", f"the embedded source holds MNIST only, not {name!r}")
       return
+    held_out = values.get("validation_size")
+    if held_out is not None and (source == "embedded" or (source == "npz"
+                                                          and "{split}" not in where)):
+      c.fail(f"{path}.validation_size", f"{held_out!r} is given, but {source} data without "
+             "'{split}' in data.path is one pool split 70/10/20 into train/validation/test; the "
+             "hold-out size applies to tfds data and to npz paths with '{split}'")
     info = data_lib.INFO[name]
     found.update(name=name, image_shape=info.image_shape, num_classes=info.num_classes,
                  span=info.bounds[1] - info.bounds[0], bounds=info.bounds)
     sizes = ctx.get("sizes")
     if sizes is None:
       try:
-        held_out = values.get("validation_size")
         sizes = data_lib.split_sizes(
             name, source=source, path=where or None,
             validation_size=held_out if isinstance(held_out, int) else None)
