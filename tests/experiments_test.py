@@ -70,15 +70,16 @@ def test_bad_data_and_workdirs_end_before_anything_is_written(tmp_path, case):
   import numpy as np  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   path = tmp_path / "pool.npz"
-  x = rng.integers(0, 256, size=(60, 28, 28, 1)).astype(np.uint8)
+  n = 2000  # a pool large enough for the quickstart's counts (200 test and validation images)
+  x = rng.integers(0, 256, size=(n, 28, 28, 1)).astype(np.uint8)
   if case == "not_zip":
     path.write_text("not an archive")
   elif case == "nan":
     xf = x.astype(np.float32) / 255
     xf[5, 0, 0, 0] = np.nan
-    np.savez(path, x=xf, y=np.arange(60) % 10)
+    np.savez(path, x=xf, y=np.arange(n) % 10)
   else:
-    np.savez(path, x=x, y=np.arange(60) % 10)
+    np.savez(path, x=x, y=np.arange(n) % 10)
   run = tmp_path / "run"
   if case == "workdir_is_a_file":
     run.write_text("an earlier run's log")
