@@ -271,16 +271,20 @@ class DataError(ValueError):
 
 
 def check(name: str, *, source: str = "tfds", path: str | None = None,
-          validation_size: int | None = None) -> dict[str, int]:
+          validation_size: int | None = None, data_dir: str | None = None) -> dict[str, int]:
   """Pre-flight of the data a run will read, before it writes anything: the split sizes
-  (`split_sizes`) and, for .npz files, every file the path matches (each split's pattern)
-  read and put through the loader's checks (rank, shape, dtype, finite pixels inside the
-  bounds, integer labels in [0, K)). The embedded set and prepared tfds data are trusted.
+  (`split_sizes`); for tfds, that the data set is prepared or can be prepared here
+  (DataUnavailableError otherwise; the data itself is trusted); for .npz files, every file the
+  path matches (each split's pattern) read and put through the loader's checks (rank, shape,
+  dtype, finite pixels inside the bounds, integer labels in [0, K)). The embedded set is
+  trusted.
 
   Returns the split sizes. Raises DataError naming the file (or DataUnavailableError, or
   FileNotFoundError for a path that matches nothing).
   """
   sizes = split_sizes(name, source=source, path=path, validation_size=validation_size)
+  if source == "tfds":
+    _tfds_builder(name, data_dir)
   if source != "npz" or not path:
     return sizes
   patterns = ([path.replace("{split}", s) for s in ("train", "test")] if "{split}" in path
@@ -360,11 +364,13 @@ def _unreachable(url: str, timeout: float = 10.0) -> str | None:
   return None
 
 
-def _tfds_source(name: str, split: str, data_dir: str | None):
-  """The tfds data source of one split, preparing the data set (ArrayRecord) if needed.
+def _tfds_builder(name: str, data_dir: str | None):
+  """(tfds builder, its data directory), checked obtainable: prepared, or preparable here
+  (TensorFlow installed, downloads in reach). Prepares nothing.
 
   Raises DataUnavailableError naming the data set, the data directory and the .npz route when
-  the builder cannot be built, TensorFlow is missing to prepare it, or the download fails.
+  the builder cannot be built, TensorFlow is missing to prepare it, or a download is out of
+  reach.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -383,6 +389,16 @@ def _tfds_source(name: str, split: str, data_dir: str | None):
       if problem:  # fail now rather than after tfds' ~3 minutes of download retries
         raise _unavailable(name, root, f"it is not prepared there, and its download {url} is "
                            f"out of reach ({problem})")
+  return builder, root
+
+
+def _tfds_source(name: str, split: str, data_dir: str | None):
+  """The tfds data source of one split, preparing the data set (ArrayRecord) if needed.
+
+  Raises DataUnavailableError as `_tfds_builder`, or when downloading and preparing fails.
+  """
+  builder, root = _tfds_builder(name, data_dir)
+  if not builder.is_prepared():
     logging.info("tfds %s: not prepared in %s; downloading and preparing (ArrayRecord)", name,
                  root)
     try:

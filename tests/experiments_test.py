@@ -61,6 +61,7 @@ def test_missing_tfds_data_names_the_way_out(tmp_path):
   assert "cannot load tfds data set 'cifar10'" in proc.stderr
   assert str(data_dir) in proc.stderr and "--config.data.source=npz" in proc.stderr
   assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "run").exists()  # found by the pre-flight: nothing written
 
 
 @pytest.mark.parametrize("case", ["not_zip", "nan", "workdir_is_a_file"])

@@ -341,7 +341,7 @@ def preflight(config, workdir: str) -> None:
     d = config["data"]
     try:
       data_lib.check(d["name"], source=d["source"], path=d.get("path") or None,
-                     validation_size=d.get("validation_size"))
+                     validation_size=d.get("validation_size"), data_dir=d.get("data_dir"))
     except FileNotFoundError as e:
       raise data_lib.DataError(f"data.path: {e}") from e
 
