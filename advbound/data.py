@@ -173,8 +173,9 @@ def load(name: str, *, source: str = "tfds", split: str = "test", path: str | No
   return _to_dataset(x, y, info, split)
 
 
-def _to_dataset(x: np.ndarray, y: np.ndarray, info: DatasetInfo, split: str) -> Dataset:
-  """Validates raw arrays and scales them to the data set's bounds."""
+def _checked(x: np.ndarray, y: np.ndarray, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
+  """Validates raw arrays without scaling them: (x as uint8 or float32, y as integers).
+  Raises ValueError naming the problem (rank, shape, dtype, NaN, bounds, labels)."""
   x = np.asarray(x)
   y = np.asarray(y)
   if x.ndim != 4:
@@ -195,18 +196,24 @@ def _to_dataset(x: np.ndarray, y: np.ndarray, info: DatasetInfo, split: str) -> 
     bad = y[(y < 0) | (y >= info.num_classes)][0]
     raise ValueError(f"{info.name}: label {bad} outside [0, {info.num_classes})")
   low, high = info.bounds
-  if x.dtype == np.uint8:
-    images = x.astype(np.float32) * np.float32(high / 255.0)
-  elif x.dtype.kind == "f":
-    images = x.astype(np.float32)
-    if not np.all(np.isfinite(images)):
+  if x.dtype.kind == "f":
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
       raise ValueError(f"{info.name}: images contain NaN or inf")
-    if images.size and (images.min() < low or images.max() > high):
-      raise ValueError(f"{info.name}: float images span [{images.min()}, {images.max()}], "
+    if x.size and (x.min() < low or x.max() > high):
+      raise ValueError(f"{info.name}: float images span [{x.min()}, {x.max()}], "
                        f"outside the bounds {info.bounds}")
-  else:
+  elif x.dtype != np.uint8:
     raise ValueError(f"{info.name}: images must be uint8 (0-255) or float within "
                      f"{info.bounds}, got dtype {x.dtype}")
+  return x, y
+
+
+def _to_dataset(x: np.ndarray, y: np.ndarray, info: DatasetInfo, split: str) -> Dataset:
+  """Validates raw arrays (`_checked`) and scales them to the data set's bounds."""
+  x, y = _checked(x, y, info)
+  images = (x.astype(np.float32) * np.float32(info.bounds[1] / 255.0) if x.dtype == np.uint8
+            else x)
   return Dataset(images=images, labels=y.astype(np.int32), name=info.name, split=split,
                  bounds=info.bounds, class_names=info.class_names)
 
@@ -293,7 +300,7 @@ def check(name: str, *, source: str = "tfds", path: str | None = None,
     for file in sorted(glob.glob(os.path.expanduser(pattern))):
       x, y = _read_npz(file)
       try:
-        _to_dataset(x, y, INFO[name], "check")
+        _checked(x, y, INFO[name])  # (no float copy of uint8 images)
       except ValueError as e:
         raise DataError(f"{file}: {e} (the data set {name!r} takes images "
                         f"{list(INFO[name].image_shape)} as uint8 0-255 or floats in "

@@ -448,8 +448,7 @@ def _attack(logits_fn, key, x, y, *, epsilon, bounds, norm, loss, num_steps, res
     chunk = lambda xc, yc, ic, f=chunk: {k: v for k, v in f(xc, yc, ic).items()
                                          if k in ("adversarial", "success")}
   out = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
-                            chunk_size=batching.host_chunk(batch_size or n, loop), desc=name,
-                            tail="bucket" if loop == "host" else "full")
+                            desc=name, **batching.attack_chunking(batch_size or n, loop))
   result = make_result(jnp.asarray(x), jnp.asarray(out["adversarial"]),
                        jnp.asarray(out["success"]))
   if not return_trace:

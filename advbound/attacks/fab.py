@@ -328,30 +328,15 @@ def _fab(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
   return adv.reshape(x.shape), broken
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_prepare(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[0]()
+PREPARE, START, STEP, MERGE = range(4)  # the pieces `_program` returns, in order
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_start(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, i, x0, ranked,
+@functools.partial(jax.jit, static_argnames=("piece",) + _STATIC)
+def _host_piece(piece, logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, *piece_args,
                 **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[1](
-      i, x0, ranked)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_step(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, carry, target,
-               **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[2](
-      carry, target)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_merge(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, carry, adv, broken,
-                **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static)[3](
-      carry, adv, broken)
+  """One piece of `_program` compiled alone (loop="host"), applied to piece_args."""
+  return _program(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta,
+                  **static)[piece](*piece_args)
 
 
 def _fab_host(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static):
@@ -359,15 +344,15 @@ def _fab_host(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static
   runs the model's backward convolutions with its fast kernels; whether every example is
   broken is read back once per run, as the while_loop's condition."""
   args = (logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta)
-  x0, ranked, broken = _host_prepare(*args, **static)
+  x0, ranked, broken = _host_piece(PREPARE, *args, **static)
   adv = x0
   for i in range(_runs(static)):
     if np.all(sharding.to_host(broken)):
       break
-    target, carry = _host_start(*args, jnp.int32(i), x0, ranked, **static)
+    target, carry = _host_piece(START, *args, jnp.int32(i), x0, ranked, **static)
     for _ in range(static["num_steps"]):
-      carry = _host_step(*args, carry, target, **static)
-    adv, broken = _host_merge(*args, carry, adv, broken, **static)
+      carry = _host_piece(STEP, *args, carry, target, **static)
+    adv, broken = _host_piece(MERGE, *args, carry, adv, broken, **static)
   return adv.reshape(x.shape), broken
 
 
@@ -439,7 +424,6 @@ def fab(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", targeted=False,
                num_steps=int(num_steps), restarts=int(restarts))
 
   adv, broken = batching.map_chunks(chunk, x, y, ids,
-                                    chunk_size=batching.host_chunk(batch_size or n, loop),
                                     desc="FAB-T" if targeted else "FAB",
-                                    tail="bucket" if loop == "host" else "full")
+                                    **batching.attack_chunking(batch_size or n, loop))
   return make_result(jnp.asarray(x), jnp.asarray(adv), jnp.asarray(broken))

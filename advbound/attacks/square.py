@@ -380,24 +380,13 @@ def _square_chunk(logits_fn, key, x, y, ids, epsilon, restarts, low, high, **sta
   return jax.lax.fori_loop(0, restarts, restart, (x, wrong(x)))
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_wrong(logits_fn, key, x, y, ids, epsilon, low, high, **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[0](x)
+WRONG, START, BODY, FINISH = range(4)  # the pieces `_program` returns, in order
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_start(logits_fn, key, x, y, ids, epsilon, low, high, r, done, **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[1](r, done)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_body(logits_fn, key, x, y, ids, epsilon, low, high, state, keys, **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[2](state, keys)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _host_finish(logits_fn, key, x, y, ids, epsilon, low, high, x_best, adv, done, **static):
-  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[3](x_best, adv, done)
+@functools.partial(jax.jit, static_argnames=("piece",) + _STATIC)
+def _host_piece(piece, logits_fn, key, x, y, ids, epsilon, low, high, *piece_args, **static):
+  """One piece of `_program` compiled alone (loop="host"), applied to piece_args."""
+  return _program(logits_fn, key, x, y, ids, epsilon, low, high, **static)[piece](*piece_args)
 
 
 def _square_chunk_host(logits_fn, key, x, y, ids, epsilon, restarts, low, high, **static):
@@ -407,14 +396,14 @@ def _square_chunk_host(logits_fn, key, x, y, ids, epsilon, restarts, low, high, 
   every example is broken change nothing (acceptance needs a positive margin), so the results
   are the while_loop's."""
   args = (logits_fn, key, x, y, ids, epsilon, low, high)
-  adv, done = x, _host_wrong(*args, **static)
+  adv, done = x, _host_piece(WRONG, *args, x, **static)
   for r in range(int(restarts)):
-    keys, state = _host_start(*args, jnp.int32(r), done, **static)
+    keys, state = _host_piece(START, *args, jnp.int32(r), done, **static)
     for i in range(static["num_queries"]):
       if i % _CHECK_EVERY == 0 and not np.any(sharding.to_host(state[2]) > 0):
         break
-      state = _host_body(*args, state, keys, **static)
-    adv, done = _host_finish(*args, state[1], adv, done, **static)
+      state = _host_piece(BODY, *args, state, keys, **static)
+    adv, done = _host_piece(FINISH, *args, state[1], adv, done, **static)
   return adv, done
 
 
@@ -477,9 +466,8 @@ def square(logits_fn, key, x, y, *, epsilon, bounds, norm="linf", num_queries=50
                p_init=float(p_init), rescale=bool(rescale_schedule))
 
   adv, wrong = batching.map_chunks(chunk, x, y, ids.astype(np.int32),
-                                   chunk_size=batching.host_chunk(batch_size or n, loop),
                                    desc="Square",
-                                   tail="bucket" if loop == "host" else "full")
+                                   **batching.attack_chunking(batch_size or n, loop))
   delta = jnp.asarray(adv) - x
   size = metrics.linf(delta) if norm == "linf" else metrics.l2(delta)
   slack = 1e-6 * (high - low) + (1e-5 * epsilon if norm == "l2" else 0.0)

@@ -26,9 +26,13 @@ from advbound.runtime import sharding
 HOST_CHUNK = 64
 
 
-def host_chunk(batch_size: int, loop: str) -> int:
-  """The chunk an attack runs: `batch_size`, capped at HOST_CHUNK when its loop is "host"."""
-  return min(batch_size, HOST_CHUNK) if loop == "host" else batch_size
+def attack_chunking(batch_size: int, loop: str) -> dict[str, Any]:
+  """`map_chunks`' chunk_size and tail for an attack of `batch_size` rows per call run with
+  `loop`: with "host", chunks of at most HOST_CHUNK rows and a bucketed last chunk (its pieces
+  compile cheaply); with "device", `batch_size` and one compiled shape."""
+  if loop == "host":
+    return dict(chunk_size=min(batch_size, HOST_CHUNK), tail="bucket")
+  return dict(chunk_size=batch_size, tail="full")
 
 
 def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | None = None,
