@@ -37,7 +37,7 @@ import numpy as np
 from absl import logging
 
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 METHODS = ("scan", "fast")
 _TRACES = {"probe": 0}  # incremented when the probe kernel is traced (compile-count tests)
@@ -104,13 +104,15 @@ class _Prober:
     pad = batching.padded_size(tail, b) - tail if tail else 0
     image, direction, magnitude = (np.concatenate([a, np.zeros(pad, a.dtype)])
                                    for a in (image, direction, magnitude))
-    pending = []  # dispatch every batch before reading any back (asynchronous dispatch)
-    for start in range(0, p + pad, b):
-      sl = slice(start, min(start + b, p + pad))
-      pending.append(_classify_probes(
+    pending = {}  # dispatch every batch before reading any back (asynchronous dispatch)
+    num_batches = (p + pad) // b + bool((p + pad) % b)
+    for i in probe.chunks(num_batches, "boundary probes"):
+      sl = slice(i * b, min(i * b + b, p + pad))
+      pending[i] = _classify_probes(
           self.fn, self.x, self.directions, sharding.put_batch(image[sl].astype(np.int32)),
           sharding.put_batch(direction[sl].astype(np.int32)),
-          sharding.put_batch(magnitude[sl]), bounds=self.bounds))
+          sharding.put_batch(magnitude[sl]), bounds=self.bounds)
+    pending = probe.filled(pending, num_batches)
     classes = np.concatenate([sharding.to_host(c) for c, _ in pending])[:p]
     if not all(bool(sharding.to_host(ok)) for _, ok in pending):
       raise FloatingPointError("logits_fn returned NaN or inf logits on boundary probes")

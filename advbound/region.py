@@ -22,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 NOISES = ("uniform", "gaussian")
 
@@ -103,8 +103,10 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
   sample_blocks[-1] = np.where(sample_blocks[-1] < num_samples, sample_blocks[-1], -1)
   sample_blocks = [sharding.replicate(jnp.asarray(b, jnp.int32)) for b in sample_blocks]
   key, scale = sharding.replicate((key, jnp.float32(scale)))
-  pending = []  # dispatch every chunk before reading any back (asynchronous dispatch)
-  for start in range(0, n, chunk):
+  pending = {}  # dispatch every chunk before reading any back (asynchronous dispatch)
+  num_chunks = -(-n // chunk)
+  for c in probe.chunks(num_chunks, "region votes"):
+    start = c * chunk
     # a short last chunk is padded to a sixteenth of a chunk, not to a whole chunk
     ids = np.arange(start, start + batching.padded_size(n - start, chunk))
     ids = np.where(ids < n, ids, n - 1)  # pad (fixed shapes); the padded rows are dropped below
@@ -114,9 +116,9 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
     for samples in sample_blocks:
       total = total + _count_votes(fn, key, xc, ids, samples, scale, noise=noise, bounds=bounds,
                                    num_classes=k)
-    pending.append((start, total))
+    pending[c] = (start, total)
   counts = []
-  for start, total in pending:
+  for start, total in probe.filled(pending, num_chunks):
     counts.append(sharding.to_host(total)[:min(chunk, n - start)])
     logging.log_every_n_seconds(logging.INFO, "region votes: %d/%d inputs", 10,
                                 min(start + chunk, n), n)
@@ -183,21 +185,22 @@ def learn_radius(logits_fn, key, x, y, *, step, bounds, num_samples, initial=0.,
   history.append((r, acc))
   checks.check_positive(tolerance, "tolerance", allow_zero=True)
   floor = point - float(tolerance)
-  if acc < floor:
+  if acc < floor and probe.stops_early():  # (a probe's barely trained model: go on)
     raise ValueError(f"region accuracy {acc:.4f} at the initial radius {initial} is already "
                      f"below point accuracy {point:.4f}" + (f" minus the tolerance {tolerance}"
                                                            if tolerance else ""))
-  i = 0
-  while True:
-    nxt = float(initial) + (i + 1) * float(step)  # no accumulated rounding
-    if nxt > max_radius + 1e-9:
-      break
+  # radii initial + step, initial + 2 step, ... up to max_radius (no accumulated rounding)
+  levels = 0
+  while float(initial) + (levels + 1) * float(step) <= max_radius + 1e-9:
+    levels += 1
+  for i in probe.steps(levels, "radius search", bound=True):
+    nxt = float(initial) + (i + 1) * float(step)
     acc = accuracy(nxt)
     history.append((nxt, acc))
     logging.info("radius %.4g: region accuracy %.4f (point %.4f)", nxt, acc, point)
-    if acc < floor:
+    if acc < floor and probe.stops_early():
       break
-    r, i = nxt, i + 1
+    r = nxt
   return (r, history, point) if return_history else r
 
 

@@ -6,8 +6,11 @@ which validates the whole config (all problems at once, before anything runs), t
 lock (one run per workdir) and runs or resumes the study's stages; `summary(results, workdir,
 config)` then prints what the run found. `run(body)` does the same for the entry points that run one
 piece of He et al.'s study outside its stages (train, attack, boundary, region). Errors a user can
-fix (a bad setting, data that cannot be obtained, a busy workdir) end with one message and exit
-status 2, not a traceback.
+fix (a bad setting, data that cannot be obtained, a busy workdir, a kernel larger than the
+device's memory) end with one message and exit status 2, not a traceback.
+
+`--estimate` runs nothing: it probes every stage at the config's true sizes and prints each
+stage's projected time and peak memory (`advbound.runtime.estimate`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ CONFIG = config_flags.DEFINE_config_file("config", None, "ml_collections config 
 WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (resumed if it exists; one run "
                               "at a time).")
 ONLY = flags.DEFINE_list("only", None, "Only these model variants (e.g. natural).")
+ESTIMATE = flags.DEFINE_bool(
+    "estimate", False, "Do not run: probe every stage at the config's true sizes on this "
+    "device and print each stage's projected time and peak memory (written to "
+    "DIR/estimate.json; stages complete in DIR count as zero). Run it before a paper-scale "
+    "run.")
+MEMORY_CHECK = flags.DEFINE_enum(
+    "memory_check", "auto", ["auto", "on", "off"], "Before running, compile the kernels the "
+    "batch sizes make and stop if one needs more memory than the device offers (auto: on "
+    "accelerators, off on CPU, where memory is the host's).")
 DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Run over several hosts: call jax.distributed.initialize() first (a "
     "TPU pod slice, SLURM or Open MPI finds its coordinator itself; elsewhere also give "
@@ -137,6 +149,14 @@ def distributed() -> None:
     fail(f"jax.distributed.initialize failed: {e}")
 
 
+def memory_check_on() -> bool:
+  """Whether --memory_check asks for the memory check (auto: on accelerators only)."""
+  if MEMORY_CHECK.value != "auto":
+    return MEMORY_CHECK.value == "on"
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.default_backend() != "cpu"
+
+
 def run(body: Callable[..., None], *, stage: str) -> None:
   """Runs `body(config, workdir, variants)`, one piece of He et al.'s study outside its stages
   (`stage`: "train", "attack", "boundary" or "region"), as an absl program: the sections that
@@ -153,12 +173,20 @@ def run(body: Callable[..., None], *, stage: str) -> None:
     setup(argv)
     config, folder, variants = CONFIG.value, WORKDIR.value, ONLY.value
     distributed()
-    from advbound.runtime import stages  # pylint: disable=g-import-not-at-top
+    from advbound.runtime import memory, stages  # pylint: disable=g-import-not-at-top
+    from advbound.studies.decision_boundary import pipeline  # pylint: disable=g-import-not-at-top
+    study = pipeline.piece(stage)
     try:
       settings.validate(config, variants=variants, required=settings.STAGE_SECTIONS[stage])
+      if ESTIMATE.value:
+        from advbound.runtime import estimate  # pylint: disable=g-import-not-at-top
+        estimate.estimate_study(study, config, folder, variants=variants)
+        return
       stages.preflight(config, folder)
+      if memory_check_on():
+        memory.check(study, config, variants=variants)
     except (schema.ConfigError, workdir.WorkdirError, data.DataError,
-            data.DataUnavailableError) as e:
+            data.DataUnavailableError, memory.MemoryCheckError) as e:
       fail(str(e))
     try:
       with workdir.lock(folder):
@@ -189,11 +217,17 @@ def run_study(pipeline: str, summary: Callable[[dict, str, Any], None], *,
     distributed()
     if variants and no_only:
       fail(f"--only does not apply to this study: {no_only}")
+    from advbound.runtime import memory  # pylint: disable=g-import-not-at-top
     study = importlib.import_module(pipeline).STUDY
     try:
-      stages.run_study(study, config, folder, variants=variants)
+      if ESTIMATE.value:
+        from advbound.runtime import estimate  # pylint: disable=g-import-not-at-top
+        estimate.estimate_study(study, config, folder, variants=variants)
+        return
+      stages.run_study(study, config, folder, variants=variants,
+                       memory_check=memory_check_on())
     except (schema.ConfigError, workdir.WorkdirBusyError, workdir.WorkdirError,
-            data.DataError, data.DataUnavailableError) as e:
+            data.DataError, data.DataUnavailableError, memory.MemoryCheckError) as e:
       fail(str(e))
     summary(io.read_json(os.path.join(folder, "results.json")), folder, config)
 

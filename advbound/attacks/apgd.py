@@ -64,7 +64,7 @@ import optax
 
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 __all__ = ["apgd", "apgd_targeted", "dlr_loss", "targeted_dlr_loss", "checkpoints"]
 
@@ -387,13 +387,13 @@ def _apgd_chunk_host(fn, key, x, y, ids, eps, cfg: _Config):
   condition. Same arguments and results, up to float rounding."""
   grid, broken, order, trace = _host_prepare(fn, key, x, y, ids, eps, cfg)
   adv = x
-  for r in range(cfg.num_runs):
-    if r > 0 and np.all(sharding.to_host(broken)):
+  for r in probe.steps(cfg.num_runs, "APGD runs", bound=True):
+    if r > 0 and probe.stops_early() and np.all(sharding.to_host(broken)):
       break
     r = jnp.int32(r)
     inputs, carry = _host_start(fn, x, y, grid, order, r, eps, cfg)
     steps = []
-    for s in range(cfg.num_steps + 1):
+    for s in probe.steps(cfg.num_steps + 1, "APGD steps"):
       carry, step = _host_step(fn, x, y, inputs, eps, cfg, carry, jnp.int32(s))
       steps.append(step)
     adv, broken, trace = _host_merge(fn, x, y, inputs, eps, cfg, r, carry, steps[1:],

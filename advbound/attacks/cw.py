@@ -22,7 +22,7 @@ from absl import logging
 
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 _BIG = 1e10  # "no upper bound on c yet", as in the reference implementation
 
@@ -134,8 +134,9 @@ def _optimize_host(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settin
   stopped change nothing (updates are masked), as in the while_loop."""
   carry = _host_init(logits_fn, x, y, const, best_l2, best_adv, ensemble, **settings)
   check_every = _check_every(settings["max_iterations"])
-  for it in range(settings["max_iterations"]):
-    if it > 1 and (it - 1) % check_every == 0 and not np.any(sharding.to_host(carry[3])):
+  for it in probe.steps(settings["max_iterations"], "CW-L2 iterations", bound=True):
+    if (it > 1 and (it - 1) % check_every == 0 and probe.stops_early()
+        and not np.any(sharding.to_host(carry[3]))):
       break
     carry = _host_body(logits_fn, carry, x, y, const, ensemble, **settings)
   *_, best_l2, best_adv, ok = carry
@@ -212,7 +213,7 @@ def carlini_wagner_l2(logits_fn, x, y, *, bounds, confidence=0.0, binary_search_
     const = np.full(m, initial_const, np.float32)
     lower, upper = np.zeros(m, np.float32), np.full(m, _BIG, np.float32)
     best_l2, best_adv = jnp.full(m, jnp.inf, jnp.float32), xc
-    for step in range(binary_search_steps):
+    for step in probe.steps(binary_search_steps, "CW-L2 binary search"):
       best_l2, best_adv, ok = optimize(xc, yc, jnp.asarray(const), best_l2, best_adv)
       ok = sharding.to_host(ok)
       upper = np.where(ok, np.minimum(upper, const), upper)

@@ -158,7 +158,7 @@ def _deepfool_host(logits_fn, x, y, overshoot, max_iterations, *, low, high, nor
   driven from Python until every example is done or after max_iterations steps. Arguments and
   results as _deepfool_device (max_iterations: a Python int)."""
   consts, state = _host_start(logits_fn, x, y, candidates=candidates)
-  for _ in range(max_iterations):
+  for _ in range(max_iterations):  # not probed: it stops when every example is fooled
     if not np.any(sharding.to_host(state[2])):  # the while_loop's condition, on the host
       break
     state = _host_step(logits_fn, x, y, overshoot, consts, state, low=low, high=high, norm=norm,

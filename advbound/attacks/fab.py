@@ -67,7 +67,7 @@ import numpy as np
 
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 __all__ = ["fab", "project_linf", "project_l2", "NORMS"]
 
@@ -346,11 +346,11 @@ def _fab_host(logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta, **static
   args = (logits_fn, key, x, y, ids, epsilon, alpha_max, eta, beta)
   x0, ranked, broken = _host_piece(PREPARE, *args, **static)
   adv = x0
-  for i in range(_runs(static)):
-    if np.all(sharding.to_host(broken)):
+  for i in probe.steps(_runs(static), "FAB runs", bound=True):
+    if probe.stops_early() and np.all(sharding.to_host(broken)):
       break
     target, carry = _host_piece(START, *args, jnp.int32(i), x0, ranked, **static)
-    for _ in range(static["num_steps"]):
+    for _ in probe.steps(static["num_steps"], "FAB steps"):
       carry = _host_piece(STEP, *args, carry, target, **static)
     adv, broken = _host_piece(MERGE, *args, carry, adv, broken, **static)
   return adv.reshape(x.shape), broken

@@ -11,7 +11,7 @@ import optax
 
 from advbound import metrics
 from advbound.models import as_pytree_fn
-from advbound.runtime import checks
+from advbound.runtime import checks, probe
 
 
 def pgd(logits_fn, key, x, y, *, epsilon, step_size, num_steps, bounds, random_start=True,
@@ -131,6 +131,6 @@ def _host_step(logits_fn, key, x, y, epsilon, step_size, z, **static):
 def _pgd_host(logits_fn, key, x, y, epsilon, step_size, *, num_steps, **static):
   """`_pgd` with one step compiled alone and the loop in Python (loop="host")."""
   z = _host_start(logits_fn, key, x, y, epsilon, step_size, **static)
-  for _ in range(num_steps):
+  for _ in probe.steps(num_steps, "PGD steps"):
     z = _host_step(logits_fn, key, x, y, epsilon, step_size, z, **static)
   return z

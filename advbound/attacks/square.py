@@ -73,7 +73,7 @@ import numpy as np
 from advbound import metrics
 from advbound.attacks.result import AttackResult, make_result
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks, sharding
+from advbound.runtime import batching, checks, probe, sharding
 
 __all__ = ["SCHEDULE_ITERATIONS", "meta_pseudo_gaussian", "p_schedule", "square",
            "window_sizes"]
@@ -397,10 +397,10 @@ def _square_chunk_host(logits_fn, key, x, y, ids, epsilon, restarts, low, high, 
   are the while_loop's."""
   args = (logits_fn, key, x, y, ids, epsilon, low, high)
   adv, done = x, _host_piece(WRONG, *args, x, **static)
-  for r in range(int(restarts)):
+  for r in probe.steps(int(restarts), "Square restarts"):
     keys, state = _host_piece(START, *args, jnp.int32(r), done, **static)
-    for i in range(static["num_queries"]):
-      if i % _CHECK_EVERY == 0 and not np.any(sharding.to_host(state[2]) > 0):
+    for i in probe.steps(static["num_queries"], "Square queries", bound=True):
+      if i % _CHECK_EVERY == 0 and probe.stops_early() and not np.any(sharding.to_host(state[2]) > 0):
         break
       state = _host_piece(BODY, *args, state, keys, **static)
     adv, done = _host_piece(FINISH, *args, state[1], adv, done, **static)

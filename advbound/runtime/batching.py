@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from advbound.runtime import sharding
+from advbound.runtime import probe, sharding
 
 
 # Rows per chunk of an attack whose iteration is driven from the host on CPU (loop="host"):
@@ -64,20 +64,21 @@ def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | Non
   if tail not in ("full", "bucket"):
     raise ValueError(f"unknown tail {tail!r}; expected 'full' or 'bucket'")
   size = sharding.round_up(min(chunk_size, n))
-  outputs = []
+  outputs = {}
   num_chunks = -(-n // size)
   t0 = time.time()
-  for i, start in enumerate(range(0, n, size)):
+  for i in probe.chunks(num_chunks, desc or getattr(fn, "__name__", "chunks")):
+    start = i * size
     stop = min(start + size, n)
     rows = size if tail == "full" else padded_size(stop - start, size)
     chunk = [sharding.put_batch(sharding.pad_rows(a[start:stop], rows)) for a in arrays]
     out = fn(*chunk)
-    outputs.append(jax.tree.map(lambda o, k=stop - start: sharding.to_host(o)[:k], out))
+    outputs[i] = jax.tree.map(lambda o, k=stop - start: sharding.to_host(o)[:k], out)
     if desc and num_chunks > 1:
       elapsed = time.time() - t0
       logging.info("%s: chunk %d/%d, %.1f rows/s, ETA %.0f s", desc, i + 1, num_chunks,
                    stop / max(elapsed, 1e-9), elapsed / stop * (n - stop))
-  return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
+  return jax.tree.map(lambda *parts: np.concatenate(parts), *probe.filled(outputs, num_chunks))
 
 
 def padded_size(rows: int, full: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from absl import logging
 
-from advbound.runtime import sharding
+from advbound.runtime import probe, sharding
 
 
 TMP_PREFIX = ".tmp-"  # temporary files of atomic_path: "<TMP_PREFIX><name>-<random><suffix>"
@@ -128,17 +128,19 @@ def compute_npz_in_parts(path: str, stamp: str, n: int, chunk: int,
   if rows > n:
     raise ValueError(f"{parts_dir}: the saved parts hold {rows} rows, more than {n}")
   resumed, t0 = rows, time.time()
-  while rows < n:
-    hi = min(rows + chunk, n)
-    part = {k: np.asarray(v) for k, v in compute(rows, hi).items()}
-    with atomic_path(os.path.join(parts_dir, f"{rows:09d}.npz")) as tmp:
+  starts = list(range(rows, n, chunk))
+  computed = {}
+  for j in probe.chunks(len(starts), os.path.basename(path)):  # all, unless a probe runs
+    lo, hi = starts[j], min(starts[j] + chunk, n)
+    part = {k: np.asarray(v) for k, v in compute(lo, hi).items()}
+    with atomic_path(os.path.join(parts_dir, f"{lo:09d}.npz")) as tmp:
       np.savez(tmp, settings=np.asarray(stamp), **part)
-    parts.append(part)
-    rows = hi
+    computed[j] = part
     elapsed = time.time() - t0
-    eta = elapsed / (rows - resumed) * (n - rows)
-    logging.info("%s: %d/%d rows, %.0f s, ETA %.0f s", os.path.relpath(path), rows, n, elapsed,
+    eta = elapsed / (hi - resumed) * (n - hi)
+    logging.info("%s: %d/%d rows, %.0f s, ETA %.0f s", os.path.relpath(path), hi, n, elapsed,
                  eta)
+  parts.extend(probe.filled(computed, len(starts)))
   if not parts:
     raise ValueError(f"nothing to compute: n = {n}")
   arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

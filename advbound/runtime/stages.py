@@ -51,6 +51,10 @@ class Stage:
     bodies separately).
   inputs: inputs(config) -> a JSON-able fingerprint of what the stage reads besides the config
     (e.g. the digests of an imported model's weights files), entering its stamp; None: none.
+  kernels: (setting, kind) pairs: the settings that size the stage's largest kernels, kind
+    "train" (a variant's training step; setting "models.*.batch_size"), "gradient" (the
+    models' input gradient at that many rows) or "forward" (their logits); the memory check
+    (`advbound.runtime.memory`) compiles them before the stage can run out of memory.
   """
   name: str
   sections: tuple[str, ...] = ()
@@ -61,6 +65,7 @@ class Stage:
                                                          repr=False)
   inputs: Callable[[Any], Any] | None = dataclasses.field(default=None, compare=False,
                                                           repr=False)
+  kernels: tuple[tuple[str, str], ...] = dataclasses.field(default=(), compare=False)
 
 
 def sha256(path: str) -> str:
@@ -346,10 +351,24 @@ def preflight(config, workdir: str) -> None:
       raise data_lib.DataError(f"data.path: {e}") from e
 
 
+def completed(study: Study, config, workdir: str) -> list[str]:
+  """The stages of `study` whose records in `workdir` are current (they would be skipped)."""
+  stamps, out = {}, []
+  for stage in study.stages:
+    stamps[stage.name] = stamp(config, stage, stamps)
+    if os.path.isdir(workdir) and current(workdir, stage.name, stamps[stage.name]) is not None:
+      out.append(stage.name)
+  return out
+
+
 def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | None = None,
-              strict: bool = True) -> tuple[dict, dict]:
+              strict: bool = True, memory_check: bool = False) -> tuple[dict, dict]:
   """Validates `config` (every problem at once), takes the workdir's lock and runs (or resumes)
   every stage of `study`, its bodies reading the config through a RecordingConfig.
+
+  memory_check: first compile the kernels of the stages still to run (`Stage.kernels`) and
+  raise memory.MemoryCheckError naming the setting to lower if one needs more memory than the
+  device offers (`advbound.runtime.memory.check`).
 
   Returns:
     (results, timings): stage name -> result, and -> wall seconds.
@@ -357,6 +376,10 @@ def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | N
   variants = tuple(variants) if variants else None
   study.validate(config, variants=variants)
   preflight(config, workdir)
+  if memory_check:
+    from advbound.runtime import memory  # pylint: disable=g-import-not-at-top
+    logging.info("%s", memory.fits_summary(memory.check(
+        study, config, variants=variants, skip=completed(study, config, workdir))))
   missing = [s.name for s in study.stages if s.body is None]
   if missing:
     raise ValueError(f"study {study.name}: stages {missing} have no body")

@@ -27,7 +27,7 @@ from flax import nnx
 
 from advbound import models
 from advbound.data import Dataset
-from advbound.runtime import io, sharding
+from advbound.runtime import io, probe, sharding
 from advbound.training import guard as guard_lib
 from advbound.training.optimizers import make_optimizer
 from advbound.training.settings import Train
@@ -240,7 +240,10 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
   pending: list[dict[str, jax.Array]] = []
   t_last, s_last = time.time(), start
   try:
-    for step in range(start, cfg.num_steps):
+    for step in probe.steps(range(start, cfg.num_steps),
+                            f"train {os.path.basename(os.path.normpath(workdir))}"):
+      if probe.active() and int(state.step) != step:  # steps a probe skipped: counted
+        state = state.replace(step=jnp.full_like(state.step, step))
       batch = gather(batch_indices(cfg.seed, step, cfg.batch_size, len(data)))
       state, metrics = step_fn(state, batch,
                                sharding.replicate(jax.random.fold_in(base_key, step)))
@@ -266,6 +269,9 @@ def train(data: Dataset, model_cfg, train_cfg, workdir: str, *,
         pending, t_last, s_last = [], now, done
         if done % cfg.checkpoint_every == 0 or is_last:
           manager.save(done, args=ocp.args.StandardSave(state))
+      if every and probe.active() and is_last:  # the snapshots of the steps a probe skipped
+        for at in range(every, done, every):
+          snapshot(at)
       if every and (done % every == 0 or is_last):
         snapshot(done)
       if guard is not None and guard.due(done, is_last) and not guard.check(state, done):

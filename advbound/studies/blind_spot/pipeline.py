@@ -62,10 +62,12 @@ def _report(run: stages.Run):
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("blind_spot", stages=(
     Stage("train", ("data", "model", "models"), (), ("models",), body=_train,
-          inputs=variants_lib.imported_files),
+          inputs=variants_lib.imported_files,
+          kernels=(("models.*.batch_size", "train"), ("study.batch_size", "forward"))),
     Stage("distance", ("study", "distance"), ("train",), ("distance",), body=_distance),
     Stage("divergence", ("study", "divergence"), ("train",), ("divergence",), body=_divergence),
-    Stage("attacks", ("study", "attack"), ("train",), ("attacks",), body=_attacks),
+    Stage("attacks", ("study", "attack"), ("train",), ("attacks",), body=_attacks,
+          kernels=(("attack.batch_size", "gradient"),)),
     Stage("score", ("figures",), ("distance", "divergence", "attacks"), ("score", "figures"),
           body=_score),
     Stage("report", ("note",), ("train", "distance", "divergence", "attacks", "score"),

@@ -66,11 +66,15 @@ def _report(run: stages.Run):
 # each stage: the config sections it reads, the stages it runs after, its artifacts, its body
 STUDY = stages.Study("decision_boundary", stages=(
     Stage("train", ("data", "model", "models", "eval"), (), ("models",), body=_train,
-          inputs=variants_lib.imported_files),
+          inputs=variants_lib.imported_files,
+          kernels=(("models.*.batch_size", "train"), ("eval.batch_size", "gradient"))),
     # version 1: rates carry their counts and 95% intervals (advbound.stats)
-    Stage("attacks", ("attack",), ("train",), ("attacks",), version=1, body=_attacks),
-    Stage("region", ("region",), ("attacks",), ("region",), version=1, body=_region),
-    Stage("boundary", ("boundary",), ("attacks",), ("boundary",), body=_boundary),
+    Stage("attacks", ("attack",), ("train",), ("attacks",), version=1, body=_attacks,
+          kernels=(("attack.batch_size", "gradient"),)),
+    Stage("region", ("region",), ("attacks",), ("region",), version=1, body=_region,
+          kernels=(("region.batch_size", "forward"),)),
+    Stage("boundary", ("boundary",), ("attacks",), ("boundary",), body=_boundary,
+          kernels=(("boundary.batch_size", "forward"),)),
     Stage("detect", ("detect",), ("boundary", "region"), ("detect",), version=1, body=_detect),
     Stage("report", ("note",), ("train", "attacks", "region", "boundary", "detect"),
           ("report.md", "results.json"), version=1, body=_report),
@@ -182,3 +186,20 @@ def worst_case_interval(fp: dict, fn: dict) -> dict:
   out.update(estimate=1 - max(fp["rate"], fn["rate"]), low=1 - max(fph, fnh),
              high=1 - max(fpl, fnl))
   return out
+
+
+_PIECES = {"train": "train", "attack": "attacks", "boundary": "boundary", "region": "region"}
+
+
+def piece(name: str) -> stages.Study:
+  """The study restricted to what the entry point of one piece (`experiments.train`, `attack`,
+  `boundary`, `region`) computes: its stage and those it runs after (for `--estimate` and the
+  memory check)."""
+  wanted, todo = set(), [_PIECES[name]]
+  while todo:
+    s = todo.pop()
+    if s not in wanted:
+      wanted.add(s)
+      todo.extend(STAGES[s].after)
+  return stages.Study(f"{STUDY.name} ({name})",
+                      tuple(s for s in STUDY.stages if s.name in wanted), STUDY.validate)
