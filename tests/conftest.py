@@ -23,6 +23,7 @@ E2E_FILES = (
   "attack_study_test.py",  # the attack stage of the smoke pipeline, resumed and reused
   "boundary_study_test.py",  # the boundary stage of the smoke pipeline, figures and resume
   "distributed_test.py",  # two jax.distributed processes against one (subprocesses)
+  "estimate_test.py",  # --estimate: every config's kernels compiled, the smoke configs probed
   "experiments_test.py",  # the entry points in subprocesses
   "imported_study_test.py",  # two studies on imported PyTorch and Keras models
   "notebook_test.py",  # notebooks/colab_tpu.ipynb executed with the smoke config

@@ -1,0 +1,153 @@
+"""The probe behind --estimate: outside a probe its loops are plain; inside, the projection of
+what it skips equals what the real run takes, checked on stages whose cost is known exactly (a
+fake clock that only the stages' units advance)."""
+
+import time
+
+import numpy as np
+import pytest
+
+from advbound.runtime import batching, estimate, probe, stages
+
+
+class FakeClock:
+  """time.time and time.perf_counter that advance only when a unit of work says so."""
+
+  def __init__(self):
+    self.now = 1000.0
+
+  def __call__(self):
+    return self.now
+
+  def advance(self, seconds):
+    self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+  c = FakeClock()
+  monkeypatch.setattr(time, "time", c)
+  monkeypatch.setattr(time, "perf_counter", c)
+  return c
+
+
+def test_outside_a_probe_the_loops_are_plain():
+  assert not probe.active() and probe.stops_early()
+  assert list(probe.steps(7, "x")) == list(range(7))
+  assert list(probe.steps(range(3, 9), "x")) == list(range(3, 9))
+  assert list(probe.chunks(9, "x")) == list(range(9))
+  x = np.arange(50, dtype=np.float32)[:, None]
+  out = batching.map_chunks(lambda a: a * 2, x, chunk_size=7)
+  np.testing.assert_array_equal(out, x * 2)
+
+
+def test_a_probe_runs_the_first_warm_and_last_units(clock):
+  seen = []
+  with probe.probing() as p:
+    for i in probe.steps(100, "loop"):
+      seen.append(i)
+      clock.advance(0.5)
+  assert seen == list(range(1 + probe.WARM)) + [99]
+  (loop,) = p.loops
+  assert (loop.units, loop.ran, loop.per_unit) == (100, probe.WARM + 2, 0.5)
+  assert p.extra == pytest.approx(0.5 * (100 - probe.WARM - 2))
+
+
+def test_a_loop_stopped_early_projects_nothing(clock):
+  with probe.probing() as p:
+    for i in probe.steps(100, "loop", bound=True):
+      clock.advance(1.0)
+      if i == 1:
+        break
+  assert p.extra == 0.0 and p.loops[0].ran == 1
+  assert not probe.active()
+
+
+def test_skipped_chunks_repeat_the_warm_chunk_and_the_ends_are_computed(clock):
+  x = np.arange(95, dtype=np.float32)[:, None]
+
+  def fn(a):
+    clock.advance(2.0)
+    return a + 1
+
+  with probe.probing() as p:
+    out = batching.map_chunks(fn, x, chunk_size=10, desc="chunks")
+  assert out.shape == (95, 1)
+  np.testing.assert_array_equal(out[:20], x[:20] + 1)  # chunks 0 and 1 computed
+  np.testing.assert_array_equal(out[90:], x[90:] + 1)  # the last (5 rows) computed
+  np.testing.assert_array_equal(out[20:30], x[10:20] + 1)  # a skipped chunk: chunk 1's rows
+  assert p.extra == pytest.approx(2.0 * 7)
+
+
+def _study(clock):
+  """Three stages of known cost: 100 steps of 1 s; 10 chunks of 2 s; 4 chunks of 30 steps of
+  0.25 s each."""
+
+  def steps_body(run):
+    for _ in probe.steps(100, "a"):
+      clock.advance(1.0)
+    return {"a": 1}
+
+  def chunks_body(run):
+    x = np.zeros((95, 3), np.float32)
+    batching.map_chunks(lambda a: (clock.advance(2.0), a)[1], x, chunk_size=10, desc="b")
+    return {"b": 1}
+
+  def nested_body(run):
+    def chunk(a):
+      for _ in probe.steps(30, "inner"):
+        clock.advance(0.25)
+      return a
+    batching.map_chunks(chunk, np.zeros((40, 2), np.float32), chunk_size=10, desc="c")
+    return {"c": 1}
+
+  return stages.Study("toy", (
+      stages.Stage("a", body=steps_body),
+      stages.Stage("b", after=("a",), body=chunks_body),
+      stages.Stage("c", after=("b",), body=nested_body),
+  ), validate=lambda config, variants=None: None)
+
+
+def test_the_projection_equals_the_real_run(clock, tmp_path):
+  study = _study(clock)
+  est = estimate.estimate_study(study, {}, str(tmp_path / "w"), print_table=False)
+  projected = {r["name"]: r["projected_seconds"] for r in est["stages"]}
+  # the real run, timed by the same clock
+  _, timings = stages.run_study(study, {}, str(tmp_path / "w"))
+  assert timings == {"a": 100.0, "b": 20.0, "c": 30.0}
+  for name, seconds in timings.items():
+    assert projected[name] == pytest.approx(seconds), name
+  assert est["total_seconds"] == pytest.approx(150.0)
+  assert not any(r["done"] for r in est["stages"])
+  assert (tmp_path / "w" / estimate.FILE).exists()
+  # every stage is now complete in the workdir: the estimate counts them as zero
+  again = estimate.estimate_study(study, {}, str(tmp_path / "w"), print_table=False)
+  assert all(r["done"] for r in again["stages"]) and again["total_seconds"] == 0.0
+  assert again["stages"][0]["projected_if_rerun"] == pytest.approx(100.0)
+
+
+def test_an_early_stopping_loop_is_an_upper_bound(clock, tmp_path):
+  def body(run):
+    for i in probe.steps(50, "search", bound=True):
+      clock.advance(1.0)
+      if i == 10 and probe.stops_early():  # a search that would stop here
+        break
+    return {}
+
+  study = stages.Study("toy", (stages.Stage("s", body=body),),
+                       validate=lambda config, variants=None: None)
+  est = estimate.estimate_study(study, {}, str(tmp_path / "w"), print_table=False)
+  (row,) = est["stages"]
+  _, timings = stages.run_study(study, {}, str(tmp_path / "w"))
+  assert row["upper_bound"] and est["upper_bound"]
+  assert row["projected_seconds"] == pytest.approx(50.0)
+  assert timings["s"] == 11.0
+  assert "at most" in estimate.table(est)
+
+
+def test_probes_do_not_nest():
+  with probe.probing():
+    with pytest.raises(RuntimeError, match="already running"):
+      with probe.probing():
+        pass
+  assert not probe.active()
