@@ -86,7 +86,13 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
       with probe.probing() as p:
         recorder.start(stage.name)
         t0 = time.perf_counter()
-        result = stage.body(stages.Run(recorder, scratch, variants, results, timings, memo))
+        try:
+          result = stage.body(stages.Run(recorder, scratch, variants, results, timings, memo))
+        except Exception:
+          logging.error("stage %s failed at the config's true shapes (in the probe); a real "
+                        "run would fail there too, unless the cause is the probe's barely "
+                        "trained models", stage.name)
+          raise
         wall = time.perf_counter() - t0
         recorder.start(None)
       results[stage.name] = stages.jsonable(result)

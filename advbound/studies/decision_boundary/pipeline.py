@@ -201,5 +201,8 @@ def piece(name: str) -> stages.Study:
     if s not in wanted:
       wanted.add(s)
       todo.extend(STAGES[s].after)
+  def validate(config, variants=None):
+    settings.validate(config, variants=variants, required=settings.STAGE_SECTIONS[name])
+
   return stages.Study(f"{STUDY.name} ({name})",
-                      tuple(s for s in STUDY.stages if s.name in wanted), STUDY.validate)
+                      tuple(s for s in STUDY.stages if s.name in wanted), validate)
