@@ -2,6 +2,7 @@
 what it skips equals what the real run takes, checked on stages whose cost is known exactly (a
 fake clock that only the stages' units advance)."""
 
+import os
 import time
 
 import numpy as np
@@ -123,7 +124,8 @@ def test_the_projection_equals_the_real_run(clock, tmp_path):
   # every stage is now complete in the workdir: the estimate counts them as zero
   again = estimate.estimate_study(study, {}, str(tmp_path / "w"), print_table=False)
   assert all(r["done"] for r in again["stages"]) and again["total_seconds"] == 0.0
-  assert again["stages"][0]["projected_if_rerun"] == pytest.approx(100.0)
+  assert all(r["probe_seconds"] == 0.0 for r in again["stages"])  # not probed again
+  assert again["stages"][0]["seconds_when_computed"] == pytest.approx(100.0)
 
 
 def test_an_early_stopping_loop_is_an_upper_bound(clock, tmp_path):
@@ -151,3 +153,31 @@ def test_probes_do_not_nest():
       with probe.probing():
         pass
   assert not probe.active()
+
+
+def test_later_stages_are_probed_on_a_complete_stage_s_artifacts(clock, tmp_path):
+  def write(run):
+    os.makedirs(os.path.join(run.workdir, "a"), exist_ok=True)
+    with open(os.path.join(run.workdir, "a", "model.txt"), "w") as f:
+      f.write("trained for real" if not probe.active() else "probe")
+    return {}
+
+  def read(run):
+    with open(os.path.join(run.workdir, "a", "model.txt")) as f:
+      return {"model": f.read()}
+
+  study = stages.Study("toy", (stages.Stage("a", outputs=("a",), body=write),
+                               stages.Stage("b", after=("a",), body=read)),
+                       validate=lambda config, variants=None: None)
+  folder = str(tmp_path / "w")
+  stages.run_study(study, {}, folder)
+  os.remove(os.path.join(folder, "stages", "b.json"))  # b to run again
+  before = sorted(os.listdir(folder))
+  est = estimate.estimate_study(study, {}, folder, print_table=False)
+  assert [r["done"] for r in est["stages"]] == [True, False]
+  assert sorted(os.listdir(folder)) == sorted(before + [estimate.FILE])
+  with open(os.path.join(folder, "a", "model.txt")) as f:
+    assert f.read() == "trained for real"  # the workdir's artifact untouched
+  # b was probed on a's real artifact (a copy of it), as a resumed run reads it
+  probed = stages.jsonable(read(stages.Run({}, folder, None, {}, {})))
+  assert probed == {"model": "trained for real"}

@@ -7,15 +7,19 @@ config's true shapes (image counts, batch and chunk sizes, directions, samples, 
 kernel compiles and runs, but every long loop stops after a few timed warm units and projects
 the rest. A stage's projected time is the probe's wall time of the stage (compiles, data
 loading, the units run, the stage's other work) plus the projected seconds of the units
-skipped. Stages complete in the workdir (their records current) count as zero. Peak memory
+skipped. Stages complete in the workdir (their records current) count as zero and are not
+probed: their artifacts are copied into the scratch folder, so that the stages after them are
+probed on the real trained models and examples, as a resumed run would use them. Peak memory
 comes from XLA's memory analysis of the compiled kernels the config's batch sizes make
 (`advbound.runtime.memory`), compared with what the device offers.
 
-What the projection assumes, stated in the table: the models the probe trains are trained for
-a few steps only, so whatever the rest of the study does in proportion to its models' and
-attacks' results (boundary searches that stop at the first change, attacks that stop when
-every example is broken) follows those results; a loop that may stop early is projected to its
-full length and marked as an upper bound.
+What the projection assumes, stated in the table: a loop that may stop early is projected to
+its full length and marked as an upper bound. The models the probe trains (when the train stage
+is not complete) are trained for a few steps only, so the work that follows a model's
+robustness and is not cut short by the probe (a C&W L-inf search, whose length no useful bound
+gives; DeepFool; a boundary search stopping at the first change) follows that barely trained
+model, and is typically shorter than on the real one. For those stages, estimate again once the
+models are trained: the probe then runs them on the real models.
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ from absl import logging
 from advbound.runtime import io, memory as memory_lib, probe, stages
 
 FILE = "estimate.json"
+
+
+def _copy_outputs(workdir: str, scratch: str, outputs: Sequence[str]) -> None:
+  """Copies a complete stage's artifacts into the probe's scratch folder (copies, so that
+  nothing the probe does can touch the workdir)."""
+  for rel in outputs:
+    src, dst = os.path.join(workdir, rel), os.path.join(scratch, rel)
+    if os.path.isdir(src):
+      shutil.copytree(src, dst, dirs_exist_ok=True)
+    elif os.path.isfile(src):
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      shutil.copy2(src, dst)
 
 
 def _loops(loops: Sequence[probe.Loop]) -> list[dict]:
@@ -79,10 +95,21 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
   try:
     for i, stage in enumerate(study.stages):
       stamps[stage.name] = stages.stamp(config, stage, stamps)
-      done = (os.path.isdir(workdir)
-              and stages.current(workdir, stage.name, stamps[stage.name]) is not None)
-      logging.info("[%d/%d] %s: probing%s", i + 1, len(study.stages), stage.name,
-                   " (complete in the workdir: counts as zero)" if done else "")
+      record = (stages.current(workdir, stage.name, stamps[stage.name])
+                if os.path.isdir(workdir) else None)
+      if record is not None:
+        # complete: zero, and the stages after it are probed on its real artifacts (the
+        # trained models, the attacks' examples), as a resumed run would use them
+        logging.info("[%d/%d] %s: complete in the workdir (counts as zero; its artifacts are "
+                     "used by the stages after it)", i + 1, len(study.stages), stage.name)
+        _copy_outputs(workdir, scratch, stage.outputs)
+        results[stage.name], timings[stage.name] = record["result"], record["seconds"]
+        rows.append({"name": stage.name, "done": True, "probe_seconds": 0.0,
+                     "compile_seconds": 0.0, "projected_seconds": 0.0,
+                     "seconds_when_computed": record["seconds"], "upper_bound": False,
+                     "peak_bytes": None, "peak_setting": None, "loops": []})
+        continue
+      logging.info("[%d/%d] %s: probing", i + 1, len(study.stages), stage.name)
       with probe.probing() as p:
         recorder.start(stage.name)
         t0 = time.perf_counter()
@@ -100,9 +127,8 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
       timings[stage.name] = projected
       loops = _loops(p.loops)
       stage_mem = mem["stages"].get(stage.name, {})
-      rows.append({"name": stage.name, "done": bool(done), "probe_seconds": wall,
-                   "compile_seconds": p.compile, "projected_seconds": 0.0 if done else projected,
-                   "projected_if_rerun": projected,
+      rows.append({"name": stage.name, "done": False, "probe_seconds": wall,
+                   "compile_seconds": p.compile, "projected_seconds": projected,
                    "upper_bound": any(lp["upper_bound"] for lp in loops),
                    "peak_bytes": stage_mem.get("peak_bytes"),
                    "peak_setting": stage_mem.get("setting"), "loops": loops})
