@@ -181,3 +181,41 @@ def test_later_stages_are_probed_on_a_complete_stage_s_artifacts(clock, tmp_path
   # b was probed on a's real artifact (a copy of it), as a resumed run reads it
   probed = stages.jsonable(read(stages.Run({}, folder, None, {}, {})))
   assert probed == {"model": "trained for real"}
+
+
+def _linear():
+  import jax
+  import jax.numpy as jnp
+  w = jax.random.normal(jax.random.key(0), (16, 5))
+  return lambda x: x.reshape(x.shape[0], -1) @ w
+
+
+@pytest.mark.parametrize("name", ["pgd", "apgd", "apgd_targeted", "fab", "square", "cw_l2"])
+def test_attacks_probed_return_results_of_their_true_shapes(name):
+  """A probe cuts an attack's iterations short; what it returns keeps the shapes the real
+  attack's have, so the stages after it run unchanged (APGD stacks a record per iteration)."""
+  import jax
+  from advbound import attacks
+  fn, key = _linear(), jax.random.key(1)
+  x = np.asarray(jax.random.uniform(jax.random.key(2), (150, 4, 4, 1)), np.float32)
+  y = np.asarray(np.argmax(fn(x), -1), np.int32)
+  common = dict(bounds=(0.0, 1.0), batch_size=64, loop="host")
+  calls = {
+      "pgd": lambda: attacks.pgd(fn, key, x, y, epsilon=0.1, step_size=0.01, num_steps=20,
+                                 bounds=(0.0, 1.0), loop="host"),
+      "apgd": lambda: attacks.apgd(fn, key, x, y, epsilon=0.1, num_steps=20, **common),
+      "apgd_targeted": lambda: attacks.apgd_targeted(fn, key, x, y, epsilon=0.1, num_steps=20,
+                                                     target_classes=2, **common),
+      "fab": lambda: attacks.fab(fn, key, x, y, epsilon=0.1, num_steps=20, target_classes=2,
+                                 **common),
+      "square": lambda: attacks.square(fn, key, x, y, epsilon=0.1, num_queries=40, **common),
+      "cw_l2": lambda: attacks.carlini_wagner_l2(fn, x, y, binary_search_steps=2,
+                                                 max_iterations=30, **common),
+  }
+  real = calls[name]()
+  with probe.probing() as p:
+    probed = calls[name]()
+  assert p.loops and p.extra >= 0
+  shapes = lambda r: jax.tree.map(np.shape, (r.adversarial, r.success, r.distortion)
+                                  if hasattr(r, "adversarial") else r)
+  assert shapes(probed) == shapes(real)

@@ -396,6 +396,8 @@ def _apgd_chunk_host(fn, key, x, y, ids, eps, cfg: _Config):
     for s in probe.steps(cfg.num_steps + 1, "APGD steps"):
       carry, step = _host_step(fn, x, y, inputs, eps, cfg, carry, jnp.int32(s))
       steps.append(step)
+    # a probe (--estimate) skipped iterations: their records repeat the last one's
+    steps += [steps[-1]] * (cfg.num_steps + 1 - len(steps))
     adv, broken, trace = _host_merge(fn, x, y, inputs, eps, cfg, r, carry, steps[1:],
                                      (adv, broken, trace))
   return dict(adversarial=adv, success=broken, **trace)
