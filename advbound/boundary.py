@@ -106,7 +106,7 @@ class _Prober:
                                    for a in (image, direction, magnitude))
     pending = {}  # dispatch every batch before reading any back (asynchronous dispatch)
     num_batches = (p + pad) // b + bool((p + pad) % b)
-    for i in probe.chunks(num_batches, "boundary probes"):
+    for i in probe.chunks(num_batches, "boundary probes", last_differs=(p + pad) % b != 0):
       sl = slice(i * b, min(i * b + b, p + pad))
       pending[i] = _classify_probes(
           self.fn, self.x, self.directions, sharding.put_batch(image[sl].astype(np.int32)),

@@ -105,7 +105,7 @@ def count_votes(logits_fn, key, x, *, scale, num_samples: int, bounds, noise: st
   key, scale = sharding.replicate((key, jnp.float32(scale)))
   pending = {}  # dispatch every chunk before reading any back (asynchronous dispatch)
   num_chunks = -(-n // chunk)
-  for c in probe.chunks(num_chunks, "region votes"):
+  for c in probe.chunks(num_chunks, "region votes", last_differs=n % chunk != 0):
     start = c * chunk
     # a short last chunk is padded to a sixteenth of a chunk, not to a whole chunk
     ids = np.arange(start, start + batching.padded_size(n - start, chunk))

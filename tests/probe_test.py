@@ -219,3 +219,19 @@ def test_attacks_probed_return_results_of_their_true_shapes(name):
   shapes = lambda r: jax.tree.map(np.shape, (r.adversarial, r.success, r.distortion)
                                   if hasattr(r, "adversarial") else r)
   assert shapes(probed) == shapes(real)
+
+
+def test_a_last_chunk_like_the_others_is_projected_too(clock):
+  x = np.arange(100, dtype=np.float32)[:, None]
+  calls = []
+
+  def fn(a):
+    calls.append(a.shape[0])
+    clock.advance(2.0)
+    return a * 3
+
+  with probe.probing() as p:
+    out = batching.map_chunks(fn, x, chunk_size=10)
+  assert calls == [10, 10] and out.shape == (100, 1)
+  np.testing.assert_array_equal(out[:20], x[:20] * 3)
+  assert p.extra == pytest.approx(2.0 * 8)  # the 8 chunks skipped, the last among them

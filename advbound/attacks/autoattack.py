@@ -32,7 +32,7 @@ from absl import logging
 
 from advbound.analysis import evaluate
 from advbound.models import as_pytree_fn
-from advbound.runtime import batching, checks
+from advbound.runtime import batching, checks, probe
 
 __all__ = ["AutoAttackResult", "VERSIONS", "ATTACKS", "autoattack", "plan"]
 
@@ -183,7 +183,10 @@ def _fixed_draw(fn, key, x):
 
 def _check_budget(adv, x, norm: str, epsilon: float, low: float, high: float, name: str):
   """RuntimeError unless every adversarial input lies within epsilon of x and in bounds (a
-  check on the attacks, as the reference's final check)."""
+  check on the attacks, as the reference's final check). Not under a probe (--estimate), whose
+  skipped chunks repeat another chunk's examples."""
+  if probe.active():
+    return
   d = (adv - x).reshape(len(x), -1)
   size = np.abs(d).max(1) if norm == "linf" else np.sqrt((d.astype(np.float64) ** 2).sum(1))
   tol = 1e-5 * max(1.0, abs(high - low))

@@ -67,7 +67,8 @@ def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | Non
   outputs = {}
   num_chunks = -(-n // size)
   t0 = time.time()
-  for i in probe.chunks(num_chunks, desc or getattr(fn, "__name__", "chunks")):
+  for i in probe.chunks(num_chunks, desc or getattr(fn, "__name__", "chunks"),
+                        last_differs=n % size != 0):
     start = i * size
     stop = min(start + size, n)
     rows = size if tail == "full" else padded_size(stop - start, size)

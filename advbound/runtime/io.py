@@ -130,7 +130,8 @@ def compute_npz_in_parts(path: str, stamp: str, n: int, chunk: int,
   resumed, t0 = rows, time.time()
   starts = list(range(rows, n, chunk))
   computed = {}
-  for j in probe.chunks(len(starts), os.path.basename(path)):  # all, unless a probe runs
+  for j in probe.chunks(len(starts), os.path.basename(path),  # all, unless a probe runs
+                        last_differs=(n - rows) % chunk != 0):
     lo, hi = starts[j], min(starts[j] + chunk, n)
     part = {k: np.asarray(v) for k, v in compute(lo, hi).items()}
     with atomic_path(os.path.join(parts_dir, f"{lo:09d}.npz")) as tmp:

@@ -8,8 +8,8 @@ loops that make a stage long are written with them:
   binary-search steps). A probe runs the first `1 + WARM` and the last; the first compiles, the
   `WARM` after it are timed, and the skipped ones are projected at their mean time.
 - `chunks(n, name)` + `filled`: independent pieces of a batch (map_chunks' chunks, boundary
-  probes' batches, region votes' chunks). A probe runs the first, the second and the last; the
-  second is timed, the skipped ones are projected at its time, and their outputs are copies of
+  probes' batches, region votes' chunks). A probe runs the first, the second and, when its rows
+  differ from the others', the last; the second is timed, the skipped ones are projected at its time, and their outputs are copies of
   the second's (the same shape), so the code after the loop runs unchanged.
 
 The projection nests: an iteration's or a chunk's time includes what the loops inside it
@@ -150,29 +150,31 @@ def _probed_steps(probe: Probe, items: range, name: str, bound: bool):
       probe.loops.append(Loop(name, len(items), ran, per_unit, 0.0, bound))
 
 
-def chunks(n: int, name: str) -> list[int]:
+def chunks(n: int, name: str, *, last_differs: bool = True) -> list[int]:
   """The chunk indices to compute, in order: all of range(n); inside a probe, the first, the
-  second and the last (the rest projected when the caller's loop has run them; see `filled`)."""
+  second and, when `last_differs` (its rows or shapes differ from the others'), the last (the
+  rest projected when the caller's loop has run them; see `filled`)."""
   probe = _ACTIVE
-  if probe is None or n <= 3:
+  ends = 3 if last_differs else 2
+  if probe is None or n <= ends:
     return list(range(n))
-  return _ProbedChunks(probe, n, name)
+  return _ProbedChunks(probe, n, name, last_differs)
 
 
 class _ProbedChunks:
-  """Iterates 0, 1, n - 1, timing chunk 1; records the projection when exhausted."""
+  """Iterates 0, 1 (and n - 1), timing chunk 1; records the projection when exhausted."""
 
-  def __init__(self, probe: Probe, n: int, name: str):
-    self.probe, self.n, self.name = probe, n, name
-    self.warm = 1
+  def __init__(self, probe: Probe, n: int, name: str, last: bool):
+    self.probe, self.n, self.name, self.last = probe, n, name, last
 
   def __iter__(self):
     yield 0
     clock = _Clock(self.probe)
     yield 1
     per_unit = clock.seconds()
-    yield self.n - 1
-    _record(self.probe, self.name, self.n, 3, per_unit, False)
+    if self.last:
+      yield self.n - 1
+    _record(self.probe, self.name, self.n, 2 + self.last, per_unit, False)
 
 
 def filled(outputs: dict[int, Any], n: int) -> list[Any]:

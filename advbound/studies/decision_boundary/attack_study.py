@@ -18,7 +18,7 @@ from absl import logging
 from advbound import data as data_lib, models, stats
 from advbound.analysis import evaluate
 from advbound.attacks import presets
-from advbound.runtime import checks, io
+from advbound.runtime import checks, io, probe
 from advbound.studies import variants as variants_lib
 from advbound.studies.decision_boundary.settings import Attack
 
@@ -45,6 +45,11 @@ def select_images(logits_fns, test: data_lib.Dataset, num: int, seed: int,
   correct = np.ones(n, bool)
   for fn in logits_fns:
     correct &= evaluate.predict(fn, test.images[:n]) == test.labels[:n]
+  if probe.active() and correct.sum() < num:
+    # the probe's models are trained for a few steps: draw the images as if they were correct
+    logging.info("probe: %d of %d test images are classified correctly by the barely trained "
+                 "models; drawing among all of them", int(correct.sum()), n)
+    correct[:] = True
   chosen = order[correct[order]][:num]
   if len(chosen) < num:
     raise ValueError(f"only {len(chosen)} of the first {n} test images are classified correctly "
