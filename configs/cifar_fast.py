@@ -40,9 +40,13 @@ The study's sections are configs/cifar.py's, the paper's scale: 450 attacked ima
 the first 1,000 (exact) test images, Tables 1-2 on the first 100, the boundary classifier on 350
 + 100; 1,000 random orthogonal directions; CW with 4 x 1,000 iterations.
 
-Times: not measured yet. No GPU was lent to the session that wrote this config (WORKSPACE.md,
-"Issue 17"); the issue's goals are under 1 minute (natural), under 10 minutes (robust) and
-under 30 minutes for the whole study on one H100.
+Times: not measured on a GPU yet. No GPU was lent to the sessions that wrote this config
+(WORKSPACE.md, "Issue 17"). The issue's goals are under 1 minute (natural), under 10 minutes
+(robust) and under 30 minutes for the whole study on one H100. On 2 CPU cores `--estimate`
+projects the training at 19.6 hours: natural 8.0 h (2,610 steps of 11.1 s), robust 10.1 h (5,265
+steps of 6.9 s), and the evaluations about 1.5 h (WORKSPACE.md, "Issue 29"). Measure it on your
+device first:
+  python -m experiments.train --config=configs/cifar_fast.py --workdir=runs/cifar_fast --estimate
 """
 
 from ml_collections import config_dict

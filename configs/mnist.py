@@ -9,9 +9,11 @@ Run on the files in ../shared/data instead of tfds:
 
 Settings of Madry et al.'s released MNIST model (used by He et al.): Adam, lr 1e-4, batch 50,
 100,000 steps; adversarial training on PGD examples (eps 0.3, 40 steps of 0.01, random start).
-Expected runtime on 2 CPU cores, estimated from the measured 600 training images/s: about
-2.3 hours natural and 4 days PGD-trained (41 forward-backward passes per example); a GPU is the
-practical choice for the PGD-trained model.
+Training time on 2 CPU cores, as `--estimate` projects it from timed steps (WORKSPACE.md, "Issue
+29"): 39 minutes natural (100,000 steps of 24 ms) and 2.5 days PGD-trained (100,000 steps of
+2.2 s), 2.6 days with the evaluation; a GPU is the practical choice for the PGD-trained model.
+Measure it on your device before a run:
+  python -m experiments.train --config=configs/mnist.py --workdir=runs/mnist --estimate
 
 The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
   python -m experiments.decision_boundary --config=configs/mnist.py --workdir=runs/mnist --config.data.source=npz \

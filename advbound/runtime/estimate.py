@@ -154,6 +154,8 @@ def _hms(seconds: float | None) -> str:
   if seconds is None:
     return "-"
   seconds = float(seconds)
+  if seconds < 1:
+    return f"{seconds * 1000:.0f} ms"
   if seconds < 60:
     return f"{seconds:.1f} s"
   if seconds < 3600:
