@@ -184,7 +184,8 @@ def run(body: Callable[..., None], *, stage: str) -> None:
         return
       stages.preflight(config, folder)
       if memory_check_on():
-        memory.check(study, config, variants=variants)
+        memory.check(study, config, variants=variants,
+                     skip=stages.completed(study, config, folder))
     except (schema.ConfigError, workdir.WorkdirError, data.DataError,
             data.DataUnavailableError, memory.MemoryCheckError) as e:
       fail(str(e))

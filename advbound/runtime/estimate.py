@@ -87,16 +87,16 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
   variants = tuple(variants) if variants else None
   study.validate(config, variants=variants)
   stages.preflight(config, workdir)
-  mem = memory_lib.check(study, config, variants=variants, raise_on_excess=False)
+  done = stages.current_records(study, config, workdir)
+  mem = memory_lib.check(study, config, variants=variants, skip=tuple(done),
+                         raise_on_excess=False)
   scratch = tempfile.mkdtemp(prefix="advbound-estimate-")
-  rows, stamps, results, timings, memo = [], {}, {}, {}, {}
+  rows, results, timings, memo = [], {}, {}, {}
   recorder = stages.RecordingConfig(config)
   t_all = time.perf_counter()
   try:
     for i, stage in enumerate(study.stages):
-      stamps[stage.name] = stages.stamp(config, stage, stamps)
-      record = (stages.current(workdir, stage.name, stamps[stage.name])
-                if os.path.isdir(workdir) else None)
+      record = done.get(stage.name)
       if record is not None:
         # complete: zero, and the stages after it are probed on its real artifacts (the
         # trained models, the attacks' examples), as a resumed run would use them

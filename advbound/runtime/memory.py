@@ -21,6 +21,7 @@ loading them); so are stages' smaller kernels (a detector's, a kNN's), below the
 from __future__ import annotations
 
 import os
+import time
 from typing import Sequence
 
 import jax
@@ -80,7 +81,7 @@ def _abstract_model(model_cfg, seed: int):
   return nnx.eval_shape(lambda: build_model(model_cfg, seed))
 
 
-def _model_kernel(model_cfg, seed, rows: int, image_shape, num_classes, kind: str):
+def _model_kernel(model_cfg, seed, rows: int, image_shape, kind: str):
   """The compiled forward or input-gradient kernel of an eval-mode model at `rows` rows."""
   model = _abstract_model(model_cfg, seed)
   model.eval()
@@ -135,7 +136,6 @@ def check(study, config, *, variants: Sequence[str] | None = None, skip: Sequenc
     MemoryCheckError: (raise_on_excess) a kernel's peak exceeds the device's memory; the
       message names each such stage, setting, value and kernel, and the figures.
   """
-  import time  # pylint: disable=g-import-not-at-top
   from advbound import data as data_lib  # pylint: disable=g-import-not-at-top
   from advbound.studies import variants as variants_lib  # pylint: disable=g-import-not-at-top
   limit, source = available()
@@ -157,6 +157,9 @@ def check(study, config, *, variants: Sequence[str] | None = None, skip: Sequenc
     if stage.name in skip:
       continue
     for path, kind in stage.kernels:
+      if kind not in KINDS:
+        raise ValueError(f"stage {stage.name}: unknown kernel kind {kind!r} for {path} "
+                         f"(expected one of {KINDS})")
       for v in trained:
         if path.startswith("models.*."):
           if kind != "train":
@@ -178,7 +181,7 @@ def check(study, config, *, variants: Sequence[str] | None = None, skip: Sequenc
                                        info.num_classes, info.bounds)
             else:
               compiled = _model_kernel(model_cfg, int(config.models[v].get("seed", 0)), rows,
-                                       info.image_shape, info.num_classes, kind)
+                                       info.image_shape, kind)
             peak = peak_bytes(compiled)
           except Exception as e:  # pylint: disable=broad-except
             logging.warning("memory check: %s %s of %s not built: %s", kind, setting, v, e)

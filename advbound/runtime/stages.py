@@ -351,14 +351,21 @@ def preflight(config, workdir: str) -> None:
       raise data_lib.DataError(f"data.path: {e}") from e
 
 
-def completed(study: Study, config, workdir: str) -> list[str]:
-  """The stages of `study` whose records in `workdir` are current (they would be skipped)."""
-  stamps, out = {}, []
+def current_records(study: Study, config, workdir: str) -> dict[str, dict]:
+  """{stage name: its record} of the stages of `study` whose records in `workdir` are current
+  (a run would skip them)."""
+  stamps, out = {}, {}
   for stage in study.stages:
     stamps[stage.name] = stamp(config, stage, stamps)
-    if os.path.isdir(workdir) and current(workdir, stage.name, stamps[stage.name]) is not None:
-      out.append(stage.name)
+    record = current(workdir, stage.name, stamps[stage.name]) if os.path.isdir(workdir) else None
+    if record is not None:
+      out[stage.name] = record
   return out
+
+
+def completed(study: Study, config, workdir: str) -> list[str]:
+  """The stages of `study` whose records in `workdir` are current (they would be skipped)."""
+  return list(current_records(study, config, workdir))
 
 
 def run_study(study: Study, config, workdir: str, *, variants: Sequence[str] | None = None,
