@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from advbound.runtime import batching, estimate, probe, stages
+from advbound.runtime import batching, estimate, io, probe, stages
 
 
 class FakeClock:
@@ -235,3 +235,33 @@ def test_a_last_chunk_like_the_others_is_projected_too(clock):
   assert calls == [10, 10] and out.shape == (100, 1)
   np.testing.assert_array_equal(out[:20], x[:20] * 3)
   assert p.extra == pytest.approx(2.0 * 8)  # the 8 chunks skipped, the last among them
+
+
+def test_a_probe_stopped_part_way_leaves_the_stages_it_measured(clock, tmp_path):
+  folder = str(tmp_path / "w")
+  seen = {}
+
+  def a(run):
+    for _ in probe.steps(40, "steps"):
+      clock.advance(0.5)
+    return {}
+
+  def b(run):
+    # while b runs, the estimate on disk already holds a's projection
+    seen.update(io.read_json(os.path.join(folder, estimate.FILE)))
+    raise ValueError("b does not fit its shapes")
+
+  study = stages.Study("toy", (stages.Stage("a", body=a),
+                               stages.Stage("b", after=("a",), body=b),
+                               stages.Stage("c", after=("b",), body=lambda run: {})),
+                       validate=lambda config, variants=None: None)
+  with pytest.raises(ValueError, match="does not fit"):
+    estimate.estimate_study(study, {}, folder, print_table=False)
+  assert [r["name"] for r in seen["stages"]] == ["a"]
+  assert seen["not_probed"] == ["b", "c"] and not seen["complete"]
+  assert seen["stages"][0]["projected_seconds"] == pytest.approx(20.0)
+  left = io.read_json(os.path.join(folder, estimate.FILE))
+  assert left["failed_stage"] == "b" and left["not_probed"] == ["b", "c"]
+  text = estimate.table(left)
+  assert "b (failed in the probe)" in text and "c (not probed)" in text
+  assert "total of the stages probed" in text

@@ -11,7 +11,9 @@ skipped. Stages complete in the workdir (their records current) count as zero an
 probed: their artifacts are copied into the scratch folder, so that the stages after them are
 probed on the real trained models and examples, as a resumed run would use them. Peak memory
 comes from XLA's memory analysis of the compiled kernels the config's batch sizes make
-(`advbound.runtime.memory`), compared with what the device offers.
+(`advbound.runtime.memory`), compared with what the device offers. DIR/estimate.json is
+rewritten after every stage: a probe stopped part way (a paper-scale config's takes hours on a
+CPU) or failing in a stage leaves the projections of the stages it got through.
 
 What the projection assumes, stated in the table: a loop that may stop early is projected to
 its full length and marked as an upper bound. The models the probe trains (when the train stage
@@ -82,7 +84,10 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
 
   Returns:
     {"device", "stages": [{name, done, probe_seconds, compile_seconds, projected_seconds,
-    upper_bound, peak_bytes, loops: [...]}], "total_seconds", "memory": {...}}.
+    upper_bound, peak_bytes, loops: [...]}], "not_probed": [names], "complete",
+    "failed_stage", "total_seconds", "memory": {...}}. DIR/estimate.json is rewritten after
+    each stage, so a probe stopped (or failed) part way leaves the stages it measured, with
+    "complete": false and the stages not probed named.
   """
   variants = tuple(variants) if variants else None
   study.validate(config, variants=variants)
@@ -94,6 +99,23 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
   rows, results, timings, memo = [], {}, {}, {}
   recorder = stages.RecordingConfig(config)
   t_all = time.perf_counter()
+  names = [stage.name for stage in study.stages]
+
+  def summary(failed: str | None = None) -> dict:
+    """The estimate so far: the stages probed (or complete), and those not probed yet."""
+    return {"study": study.name, "device": jax.devices()[0].device_kind,
+            "backend": jax.default_backend(), "devices": jax.device_count(),
+            "probe_warm_units": probe.WARM, "stages": list(rows),
+            "not_probed": names[len(rows):], "complete": len(rows) == len(names),
+            "failed_stage": failed,
+            "total_seconds": sum(r["projected_seconds"] for r in rows),
+            "upper_bound": any(r["upper_bound"] for r in rows if not r["done"]),
+            "estimate_seconds": time.perf_counter() - t_all, "memory": mem}
+
+  def write(out: dict) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    io.write_json(os.path.join(workdir, FILE), out)
+
   try:
     for i, stage in enumerate(study.stages):
       record = done.get(stage.name)
@@ -119,6 +141,7 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
           logging.error("stage %s failed at the config's true shapes (in the probe); a real "
                         "run would fail there too, unless the cause is the probe's barely "
                         "trained models", stage.name)
+          write(summary(failed=stage.name))
           raise
         wall = time.perf_counter() - t0
         recorder.start(None)
@@ -134,17 +157,15 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
                    "peak_setting": stage_mem.get("setting"), "loops": loops})
       logging.info("[%d/%d] %s: probed in %.0f s, projected %.0f s", i + 1, len(study.stages),
                    stage.name, wall, projected)
+      if i + 1 < len(study.stages):
+        # what is measured so far survives a probe stopped before its end (paper-scale probes
+        # take hours on a CPU): DIR/estimate.json says which stages are not probed yet
+        write(summary())
   finally:
     recorder.start(None)
     shutil.rmtree(scratch, ignore_errors=True)
-  out = {"study": study.name, "device": jax.devices()[0].device_kind,
-         "backend": jax.default_backend(), "devices": jax.device_count(),
-         "probe_warm_units": probe.WARM, "stages": rows,
-         "total_seconds": sum(r["projected_seconds"] for r in rows),
-         "upper_bound": any(r["upper_bound"] for r in rows if not r["done"]),
-         "estimate_seconds": time.perf_counter() - t_all, "memory": mem}
-  os.makedirs(workdir, exist_ok=True)
-  io.write_json(os.path.join(workdir, FILE), out)
+  out = summary()
+  write(out)
   if print_table:
     print(table(out))
   return out
@@ -191,8 +212,12 @@ def table(est: dict) -> str:
       name = "  " + lp["name"] + (" <=" if lp["upper_bound"] else "")
       lines.append(f"{name:<34} {'':>9} {lp['units']:>10} {_hms(lp['per_unit']):>10} "
                    f"{_hms(lp['projected']):>11}")
+  for name in est.get("not_probed", []):
+    state = "failed in the probe" if name == est.get("failed_stage") else "not probed"
+    lines.append(f"{name + ' (' + state + ')':<34} {'':>9} {'':>10} {'':>10} {'-':>11}")
   total = ("at most " if est["upper_bound"] else "") + _hms(est["total_seconds"])
-  lines.append(f"{'total':<34} {'':>9} {'':>10} {'':>10} {total:>11}")
+  label = "total" if est.get("complete", True) else "total of the stages probed"
+  lines.append(f"{label:<34} {'':>9} {'':>10} {'':>10} {total:>11}")
   m = est["memory"]
   if m.get("available_bytes"):
     lines.append(f"device memory: {_bytes(m['available_bytes'])} ({m['available_source']}); "
