@@ -265,3 +265,24 @@ def test_a_probe_stopped_part_way_leaves_the_stages_it_measured(clock, tmp_path)
   text = estimate.table(left)
   assert "b (failed in the probe)" in text and "c (not probed)" in text
   assert "total of the stages probed" in text
+
+
+def test_a_probe_stopped_by_sigterm_removes_its_scratch_folder(tmp_path, monkeypatch):
+  import signal  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+  os.makedirs(tmp_path / "tmp")
+  before = signal.getsignal(signal.SIGTERM)
+
+  def a(run):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or a scheduler would
+    time.sleep(5)  # the handler raises before this ends
+    return {}
+
+  study = stages.Study("toy", (stages.Stage("a", body=a), stages.Stage("b", body=a)),
+                       validate=lambda config, variants=None: None)
+  with pytest.raises(SystemExit) as stop:
+    estimate.estimate_study(study, {}, str(tmp_path / "w"), print_table=False)
+  assert stop.value.code == 128 + signal.SIGTERM
+  assert os.listdir(tmp_path / "tmp") == []  # the scratch folder was removed
+  assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back

@@ -29,7 +29,9 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from typing import Sequence
 
@@ -51,6 +53,19 @@ def _copy_outputs(workdir: str, scratch: str, outputs: Sequence[str]) -> None:
     elif os.path.isfile(src):
       os.makedirs(os.path.dirname(dst), exist_ok=True)
       shutil.copy2(src, dst)
+
+
+def _exit_on_sigterm():
+  """Makes SIGTERM raise SystemExit(143) (the shell's status for it) in the main thread; returns
+  the handler it replaced, or None where signals cannot be set (another thread)."""
+  if threading.current_thread() is not threading.main_thread():
+    return None
+
+  def stop(signum, frame):
+    del frame
+    raise SystemExit(128 + signum)
+
+  return signal.signal(signal.SIGTERM, stop)
 
 
 def _loops(loops: Sequence[probe.Loop]) -> list[dict]:
@@ -116,6 +131,9 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
     os.makedirs(workdir, exist_ok=True)
     io.write_json(os.path.join(workdir, FILE), out)
 
+  # a probe stopped by SIGTERM (a scheduler's time limit, `timeout`) still removes its scratch
+  # folder: the signal becomes SystemExit, which runs the cleanup below
+  previous = _exit_on_sigterm()
   try:
     for i, stage in enumerate(study.stages):
       record = done.get(stage.name)
@@ -164,6 +182,8 @@ def estimate_study(study: stages.Study, config, workdir: str, *,
   finally:
     recorder.start(None)
     shutil.rmtree(scratch, ignore_errors=True)
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
   out = summary()
   write(out)
   if print_table:
