@@ -286,3 +286,9 @@ def test_a_probe_stopped_by_sigterm_removes_its_scratch_folder(tmp_path, monkeyp
   assert stop.value.code == 128 + signal.SIGTERM
   assert os.listdir(tmp_path / "tmp") == []  # the scratch folder was removed
   assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
+
+
+def test_unnamed_chunk_loops_are_named_for_their_module(clock):
+  with probe.probing() as p:
+    batching.map_chunks(lambda a: a, np.zeros((40, 2), np.float32), chunk_size=10)
+  assert [lp.name for lp in p.loops] == ["probe_test chunks"]

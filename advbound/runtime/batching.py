@@ -35,6 +35,17 @@ def attack_chunking(batch_size: int, loop: str) -> dict[str, Any]:
   return dict(chunk_size=batch_size, tail="full")
 
 
+def _loop_name(fn) -> str:
+  """A name for map_chunks' loop in --estimate's table when the caller gives none: the module
+  of the chunk's function ("knn chunks", "cw_linf chunks"), its own name if it has one."""
+  inner = getattr(fn, "func", fn)  # functools.partial
+  name = getattr(inner, "__name__", "")
+  module = (getattr(inner, "__module__", None) or "").rsplit(".", 1)[-1]
+  if name and not name.startswith("<") and name not in ("chunk", "attack_chunk"):
+    return f"{module} {name}" if module else name
+  return f"{module} chunks" if module else "chunks"
+
+
 def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | None = None,
                tail: str = "full") -> Any:
   """Returns fn(*arrays) computed chunk by chunk along the leading axis.
@@ -67,8 +78,7 @@ def map_chunks(fn: Callable[..., Any], *arrays, chunk_size: int, desc: str | Non
   outputs = {}
   num_chunks = -(-n // size)
   t0 = time.time()
-  for i in probe.chunks(num_chunks, desc or getattr(fn, "__name__", "chunks"),
-                        last_differs=n % size != 0):
+  for i in probe.chunks(num_chunks, desc or _loop_name(fn), last_differs=n % size != 0):
     start = i * size
     stop = min(start + size, n)
     rows = size if tail == "full" else padded_size(stop - start, size)
