@@ -10,9 +10,11 @@ On the files in ../shared/data instead of tfds:
 Settings: Madry et al.'s released MNIST recipe (Adam 1e-4, 100,000 steps of 50, PGD-40 of
 0.01 at epsilon 0.3 with a random start); k = 5; C&W L-inf with the released defaults (1,000
 Adam iterations per c, lr 5e-3, c from 1e-5 doubling up to 20, tau shrinking by 0.9, down to
-1/256 of the range) from the paper's two starts. A GPU job: PGD-40 training costs about 4 days
-on 2 CPU cores (configs/mnist.py), and the released C&W L-inf about 16 s per image there
-(WORKSPACE.md).
+1/256 of the range) from the paper's two starts. A GPU job: on 2 CPU cores `--estimate`
+projects PGD-40 training at 2.5 days (100,000 steps of 2.2 s; natural 46 min) and the kNN
+distances at 2.4 min; its probe did not finish the divergence stage (t-SNE maps of the
+embeddings) within 8 minutes, and the released C&W L-inf takes about 16 s per image there
+(WORKSPACE.md, "Issue 29"). Measure it on your device first (add --estimate).
 
 Remaining departures from the paper: (1) the models are trained here with Madry et al.'s
 recipe; the paper attacked Madry's released "secret" model. (2) Table 1's divergence uses

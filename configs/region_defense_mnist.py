@@ -19,6 +19,15 @@ alpha = 0, 0.1, ..., 2, EOT-PGD at L-inf 0.05 to 0.4, Figure 2 with 10,000 sampl
 
 This is GPU work: CW-L-inf at the released defaults alone takes about 25,000 Adam iterations per
 pair (WORKSPACE.md, issue 12). Lighter runs: --config.evaluation.num_images=20, or the quickstart.
+
+On 2 CPU cores `--estimate` (with the npz data above) projects the four trainings at 5.4 h
+(steps of 140-165 ms; the DeepFool examples of the 55,000 training digits 1.1 h) and
+Algorithm 1 at most 9.4 h (100 radii of 4.6 min, an upper bound: the search stops at the
+first fall of accuracy, near r = 0.3 in the paper). Its probe did not get through the attack
+stage in 10 minutes: JSMA's and CW-L0's compiled loops and the CW-L-inf search run in full on
+the probe's chunks of 900 pairs (WORKSPACE.md, "Issue 29"). Measure it on your device first:
+  python -m experiments.region_defense --config=configs/region_defense_mnist.py \
+      --workdir=runs/rd_mnist --estimate
 """
 
 from ml_collections import config_dict

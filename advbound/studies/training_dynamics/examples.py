@@ -31,7 +31,7 @@ from absl import logging
 from advbound.attacks.deepfool import deepfool
 from advbound.attacks.fgsm import fgsm
 from advbound.attacks.pgd import pgd
-from advbound.runtime import io
+from advbound.runtime import io, probe
 from advbound.studies.training_dynamics import epochs as epochs_lib, settings
 
 FIELDS = ("bi_eval", "fgsm_eval", "bi_test", "bi_train")
@@ -41,21 +41,29 @@ def path(workdir: str, epoch: int) -> str:
   return os.path.join(workdir, "examples", f"epoch_{epoch:04d}.npz")
 
 
+def _in_chunks(attack, x, y, batch: int, name: str) -> np.ndarray:
+  """attack(x_chunk, y_chunk) over x [N, ...] in chunks of `batch` rows, concatenated as float32
+  [N, ...] (--estimate runs a few chunks and projects the rest)."""
+  num = -(-len(x) // batch)
+  pieces = {}
+  for c in probe.chunks(num, name, last_differs=len(x) % batch != 0):
+    pieces[c] = np.asarray(attack(x[c * batch:(c + 1) * batch], y[c * batch:(c + 1) * batch]))
+  return np.concatenate(probe.filled(pieces, num)).astype(np.float32)
+
+
 def bi(fn, x, y, study, bounds, batch: int) -> np.ndarray:
   """BI examples of x [N, ...] (labels y [N], the true ones in this study) in chunks of
   `batch`."""
-  out = [np.asarray(pgd(fn, jax.random.key(0), x[i:i + batch], y[i:i + batch],
-                        epsilon=float(study.epsilon), step_size=float(study.step_size),
-                        num_steps=int(study.num_steps), bounds=bounds, random_start=False))
-         for i in range(0, len(x), batch)]
-  return np.concatenate(out).astype(np.float32)
+  return _in_chunks(lambda xc, yc: pgd(
+      fn, jax.random.key(0), xc, yc, epsilon=float(study.epsilon),
+      step_size=float(study.step_size), num_steps=int(study.num_steps), bounds=bounds,
+      random_start=False), x, y, batch, "BI chunks")
 
 
 def fgsm_examples(fn, x, y, study, bounds, batch: int) -> np.ndarray:
   """FGSM examples of x [N, ...] (true labels y [N]) at study.epsilon, in chunks."""
-  return np.concatenate([np.asarray(fgsm(fn, x[i:i + batch], y[i:i + batch],
-                                         epsilon=float(study.epsilon), bounds=bounds))
-                         for i in range(0, len(x), batch)]).astype(np.float32)
+  return _in_chunks(lambda xc, yc: fgsm(fn, xc, yc, epsilon=float(study.epsilon),
+                                        bounds=bounds), x, y, batch, "FGSM chunks")
 
 
 def deepfool_examples(fn, x, y, deepfool_cfg, bounds, batch: int) -> np.ndarray:
@@ -76,14 +84,20 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
   batch = int(study.batch_size)
   draws = {k: len(fixed[f"{k}_index"]) for k in ("eval", "test", "train")}
   out = {}
-  for epoch in epochs_lib.measured(config):
-    want_df = epoch in deepfool_epochs
-    stamp = json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, study=study.to_dict(),
-                            draws=draws,
-                            deepfool=config.destruction.deepfool.to_dict() if want_df else None),
-                       sort_keys=True, default=str)
-    p = path(workdir, epoch)
-    got = io.read_npz_if_current(p, stamp)
+
+  def stamp_of(epoch: int) -> str:
+    return json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, study=study.to_dict(),
+                           draws=draws,
+                           deepfool=(config.destruction.deepfool.to_dict()
+                                     if epoch in deepfool_epochs else None)),
+                      sort_keys=True, default=str)
+
+  def write(epoch: int, got: dict) -> None:
+    with io.atomic_path(path(workdir, epoch)) as tmp:
+      np.savez(tmp, settings=np.asarray(stamp_of(epoch)), **got)
+
+  def examples_of(epoch: int) -> dict:
+    got = io.read_npz_if_current(path(workdir, epoch), stamp_of(epoch))
     if got is None:
       fn = models(epoch)
       (xe, ye), (xr, yr) = fixed["eval"], fixed["train"]
@@ -91,14 +105,27 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
       got = dict(bi_eval=bi_eval, fgsm_eval=fgsm_examples(fn, xe, ye, study, bounds, batch),
                  bi_test=bi_eval[fixed["test_in_eval"]],
                  bi_train=bi(fn, xr, yr, study, bounds, batch))
-      if want_df:
+      if epoch in deepfool_epochs:
         got["deepfool_eval"] = deepfool_examples(fn, xe, ye, config.destruction.deepfool,
                                                  bounds, batch)
-      with io.atomic_path(p) as tmp:
-        np.savez(tmp, settings=np.asarray(stamp), **got)
+      write(epoch, got)
       logging.info("examples: epoch %d done", epoch)
-    out[str(epoch)] = {k: int(v.shape[0]) for k, v in got.items()}
-  return {"epochs": epochs_lib.measured(config), "counts": out}
+    return got
+
+  # the epochs with DeepFool cost more than the others: two loops, so that --estimate projects
+  # each from its own kind (a probe skips epochs and stores the warm epoch's examples for them)
+  epochs = epochs_lib.measured(config)
+  for with_df in (False, True):
+    group = [e for e in epochs if (e in deepfool_epochs) == with_df]
+    computed = {}
+    for c in probe.chunks(len(group), "epochs with DeepFool" if with_df else "epochs",
+                          last_differs=False):
+      computed[c] = examples_of(group[c])
+    for c, (epoch, got) in enumerate(zip(group, probe.filled(computed, len(group)))):
+      if c not in computed:
+        write(epoch, got)
+      out[str(epoch)] = {k: int(v.shape[0]) for k, v in got.items()}
+  return {"epochs": epochs, "counts": {str(e): out[str(e)] for e in epochs}}
 
 
 def load(workdir: str, epoch: int, fields=None) -> dict:
