@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 from absl import logging
@@ -39,7 +40,7 @@ from sklearn import manifold
 
 from advbound import stats
 from advbound.analysis import divergence
-from advbound.runtime import io
+from advbound.runtime import io, probe
 from advbound.studies.blind_spot import distances
 
 INITS = ("random", "pca")
@@ -145,7 +146,8 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
                           model=stamps[cfg.model]), sort_keys=True, default=str)
   folder = os.path.join(workdir, "divergence")
   maps_kl, counts, first = [], [], []
-  for c in range(train.num_classes):
+
+  def of_class(c: int) -> dict:
     path = os.path.join(folder, f"class_{c}.json")
     npz = os.path.join(folder, f"class_{c}.npz")
     done = io.read_json_if_current(path, stamp)
@@ -154,24 +156,36 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
       te = draw(test.labels, c, cfg.test_per_class, [int(cfg.seed), c, 1])
       emb = distances.embed(model, np.concatenate([train.images[tr], test.images[te]]),
                             batch_size=int(config.study.batch_size))
-      kls = []
-      for j in range(int(cfg.seeds)):
+      kls = {}
+      # the maps (and the classes, below) are alike: --estimate runs a few and projects the rest
+      for j in probe.chunks(int(cfg.seeds), "t-SNE maps", last_differs=False):
         points = tsne(emb, perplexity=cfg.perplexity, max_iter=cfg.max_iter,
                       seed=tsne_seed(cfg.seed, c, j), init=cfg.init)
-        kls.append(divergence.kl_divergence(points[:len(tr)], points[len(tr):],
-                                            grid=int(cfg.grid)))
+        kls[j] = divergence.kl_divergence(points[:len(tr)], points[len(tr):],
+                                          grid=int(cfg.grid))
         if j == 0:
           with io.atomic_path(npz) as tmp:
             np.savez(tmp, train=points[:len(tr)].astype(np.float32),
                      test=points[len(tr):].astype(np.float32))
+      kls = probe.filled(kls, int(cfg.seeds))
       done = dict(settings=stamp, kl=kls, train=int(len(tr)), test=int(len(te)))
       io.write_json(path, done)
       logging.info("divergence: class %d, %d train + %d test points, KL(train || test) over "
                    "%d maps: %s", c, len(tr), len(te), len(kls),
                    ", ".join(f"{k:.4f}" for k in kls))
+    return done
+
+  computed = {}
+  for c in probe.chunks(train.num_classes, "divergence classes", last_differs=False):
+    computed[c] = (of_class(c), c)
+  for c, (done, source) in enumerate(probe.filled(computed, train.num_classes)):
+    if source != c:  # a class a probe skipped: the warm class's map stands in for it
+      shutil.copy2(os.path.join(folder, f"class_{source}.npz"),
+                   os.path.join(folder, f"class_{c}.npz"))
+      io.write_json(os.path.join(folder, f"class_{c}.json"), done)
     maps_kl.append([float(k) for k in done["kl"]])
     counts.append([done["train"], done["test"]])
-    with np.load(npz) as f:
+    with np.load(os.path.join(folder, f"class_{c}.npz")) as f:
       first.append((f["train"], f["test"]))
   per_map = np.asarray(maps_kl).T  # [maps, classes]
   boot = bootstrap_mean_kl(first, grid=int(cfg.grid), resamples=int(cfg.resamples),
