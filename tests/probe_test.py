@@ -292,3 +292,16 @@ def test_unnamed_chunk_loops_are_named_for_their_module(clock):
   with probe.probing() as p:
     batching.map_chunks(lambda a: a, np.zeros((40, 2), np.float32), chunk_size=10)
   assert [lp.name for lp in p.loops] == ["probe_test chunks"]
+
+
+def test_reduced_work_is_projected_per_unit(clock):
+  def work(k):
+    clock.advance(0.5 * k)
+    return k
+
+  assert probe.reduced(40, "resamples", work) == 40  # outside a probe: all of it
+  with probe.probing() as p:
+    assert probe.reduced(40, "resamples", work) == 2 * probe.WARM
+  (lp,) = p.loops
+  assert (lp.units, lp.ran) == (40, 2 * probe.WARM)
+  assert lp.per_unit == pytest.approx(0.5) and p.extra == pytest.approx(0.5 * (40 - 6))

@@ -150,6 +150,20 @@ def _probed_steps(probe: Probe, items: range, name: str, bound: bool):
       probe.loops.append(Loop(name, len(items), ran, per_unit, 0.0, bound))
 
 
+def reduced(n: int, name: str, run, *, least: int = 2 * WARM):
+  """run(n) for work of n alike units that a library loops over internally (a bootstrap's
+  resamples); inside a probe run(k) on k = min(n, least) units, timed with its overhead, and the
+  other n - k projected at that time per unit (an overestimate by the overhead / k)."""
+  probe = _ACTIVE
+  n = int(n)
+  if probe is None or n <= least:
+    return run(n)
+  clock = _Clock(probe)
+  out = run(least)
+  _record(probe, name, n, least, clock.seconds() / least, False)
+  return out
+
+
 def chunks(n: int, name: str, *, last_differs: bool = True) -> list[int]:
   """The chunk indices to compute, in order: all of range(n); inside a probe, the first, the
   second and, when `last_differs` (its rows or shapes differ from the others'), the last (the

@@ -188,10 +188,11 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
     with np.load(os.path.join(folder, f"class_{c}.npz")) as f:
       first.append((f["train"], f["test"]))
   per_map = np.asarray(maps_kl).T  # [maps, classes]
-  boot = bootstrap_mean_kl(first, grid=int(cfg.grid), resamples=int(cfg.resamples),
-                           seed=int(cfg.seed))
-  floor = permutation_mean_kl(first, grid=int(cfg.grid), permutations=int(cfg.resamples),
-                              seed=int(cfg.seed))
+  # each resample / permutation recomputes 10 KLs: --estimate times a few and projects the rest
+  boot = probe.reduced(int(cfg.resamples), "bootstrap resamples", lambda k: bootstrap_mean_kl(
+      first, grid=int(cfg.grid), resamples=k, seed=int(cfg.seed)))
+  floor = probe.reduced(int(cfg.resamples), "permutations", lambda k: permutation_mean_kl(
+      first, grid=int(cfg.grid), permutations=k, seed=int(cfg.seed)))
   logging.info("divergence: class-mean KL %s; over %d maps %s; permuted floor %s (p = %.3g)",
                stats.format_estimate(boot), per_map.shape[0],
                stats.format_estimate(stats.spread(per_map.mean(1))),
