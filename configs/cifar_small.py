@@ -15,15 +15,21 @@ Natural model only (about 20 minutes on 2 CPU cores):
 SmallCifarCNN (width 16, ~0.1M parameters) instead of WRN-32-10; pixels in [0, 255] as in the
 paper. Natural: SGD Nesterov momentum 0.9, one-cycle lr peaking at 0.1, batch 128, 5,500 steps
 (15.6 epochs of the 45,000 training images), weight decay 5e-4, crop and flip. PGD-trained:
-the paper's eps 8 with 3 steps of 4 (instead of 7 of 2) for 4,000 steps, about an hour on
-2 CPU cores (estimated: 4 forward-backward passes per example at ~600 images/s). Evaluation: PGD eps 8, 7 steps of 2 on the first 1,000 test images, the exact ones
-(in ../shared/data's copy, 1,000-9,999 were recovered from JPEG copies; its README).
+the paper's eps 8 with 3 steps of 4 (instead of 7 of 2) for 4,000 steps. On 2 CPU cores
+`--estimate` projects the training at 2.0 h: natural 12 min (5,500 steps of 132 ms), PGD-trained
+1.8 h (4,000 steps of 1.6 s). Evaluation: PGD eps 8, 7 steps of 2 on the first 1,000 test
+images, the exact ones (in ../shared/data's copy, 1,000-9,999 were recovered from JPEG copies;
+its README).
 
 The whole study (models, Tables 1-4, Figures 1-3, report), resumable stage by stage:
   python -m experiments.decision_boundary --config=configs/cifar_small.py --workdir=runs/cifar_small
 It took 4.4 minutes on one H100 with 100 attacked images (WORKSPACE.md); with the paper's 450
 (Tables 1-2 on the first 100, the boundary classifier on 350 + 100) expect about 11 minutes
-there, and many hours on a CPU (the attacks run 4 x 1,000 iterations).
+there. On 2 CPU cores `--estimate` projects (WORKSPACE.md, "Issue 29"): training 2.0 h, the
+attacks at most 14.8 h (OPTMARGIN's CW-L2 4.4 h per model), the region stage at most 2.7 h; its
+probe did not reach the boundary stage in 6 minutes. Measure it on your device first:
+  python -m experiments.decision_boundary --config=configs/cifar_small.py \
+      --workdir=runs/cifar_small --estimate
 """
 
 from ml_collections import config_dict
