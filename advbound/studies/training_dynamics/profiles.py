@@ -23,7 +23,7 @@ import numpy as np
 
 from advbound import stats
 from advbound.analysis import evaluate, stability
-from advbound.runtime import io
+from advbound.runtime import io, probe
 from advbound.studies.training_dynamics import epochs as epochs_lib, examples
 
 
@@ -40,21 +40,32 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
   names = ("test_accuracy", "fgsm_accuracy", "bi_accuracy", "train_accuracy",
            "train_bi_accuracy")
   rates = {k: [] for k in names}
-  for j, e2 in enumerate(ep):  # one model at a time
+
+  def column(e2):
+    """Model e2 on every epoch's stored examples (its column of the profile) and its own
+    rates. The columns, and the cells of a column, cost alike: --estimate runs a few of each
+    and projects the rest (a skipped one repeats a computed one)."""
     fn = models(e2)
-    for i, e1 in enumerate(ep):
-      logits = evaluate.logits(fn, stored[e1]["bi_test"], batch_size=batch)
+    cells = {}
+    for i in probe.chunks(t, "profile cells", last_differs=False):
+      logits = evaluate.logits(fn, stored[ep[i]]["bi_test"], batch_size=batch)
       p = np.asarray(jax.nn.softmax(logits, axis=-1))
-      prob[:, i, j] = p[np.arange(len(yt)), yt]
-      correct_test[:, i, j] = np.argmax(logits, -1) == yt
-      correct_train[:, i, j] = evaluate.predict(fn, stored[e1]["bi_train"],
-                                                batch_size=batch) == yr
+      cells[i] = (p[np.arange(len(yt)), yt], np.argmax(logits, -1) == yt,
+                  evaluate.predict(fn, stored[ep[i]]["bi_train"], batch_size=batch) == yr)
+    cells = probe.filled(cells, t)
     own = examples.load(workdir, e2, ("bi_eval", "fgsm_eval"))
     right = lambda x, y: stats.of(evaluate.predict(fn, x, batch_size=batch) == y)
-    rates["test_accuracy"].append(right(xe, ye))
-    rates["fgsm_accuracy"].append(right(own["fgsm_eval"], ye))
-    rates["bi_accuracy"].append(right(own["bi_eval"], ye))
-    rates["train_accuracy"].append(right(xr, yr))
+    mine = dict(test_accuracy=right(xe, ye), fgsm_accuracy=right(own["fgsm_eval"], ye),
+                bi_accuracy=right(own["bi_eval"], ye), train_accuracy=right(xr, yr))
+    return [np.stack(c, axis=1) for c in zip(*cells)], mine
+
+  columns = {}
+  for j in probe.chunks(t, "profile columns", last_differs=False):  # one model at a time
+    columns[j] = column(ep[j])
+  for j, ((p_col, test_col, train_col), mine) in enumerate(probe.filled(columns, t)):
+    prob[:, :, j], correct_test[:, :, j], correct_train[:, :, j] = p_col, test_col, train_col
+    for k, v in mine.items():
+      rates[k].append(v)
     rates["train_bi_accuracy"].append(stats.of(correct_train[:, j, j]))
   curves = {k: [c["rate"] for c in v] for k, v in rates.items()}
   curves["rates"] = rates
