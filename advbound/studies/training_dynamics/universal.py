@@ -21,7 +21,7 @@ from absl import logging
 from advbound import stats
 from advbound.analysis import evaluate
 from advbound.attacks.universal import accuracy_under, universal_perturbation
-from advbound.runtime import io
+from advbound.runtime import io, probe
 from advbound.studies.training_dynamics import epochs as epochs_lib
 
 
@@ -45,30 +45,49 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
   ep = epochs_lib.measured(config)
   sources = tuple(u.sources)
   xis = {}
-  for epoch in ep:
-    stamp = json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, universal=u.to_dict()),
-                       sort_keys=True, default=str)
-    got = io.read_npz_if_current(path(workdir, epoch), stamp)
+
+  def stamp_of(epoch: int) -> str:
+    return json.dumps(dict(model=stamps[study.adversarial], epoch=epoch, universal=u.to_dict()),
+                      sort_keys=True, default=str)
+
+  def write(epoch: int, got: dict) -> None:
+    with io.atomic_path(path(workdir, epoch)) as tmp:
+      np.savez(tmp, settings=np.asarray(stamp_of(epoch)), **got)
+
+  computed = {}
+  # the epochs cost alike (a compiled loop each): --estimate runs a few and projects the rest
+  # (a skipped epoch stores a computed epoch's perturbations)
+  for c in probe.chunks(len(ep), "epochs", last_differs=False):
+    epoch = ep[c]
+    got = io.read_npz_if_current(path(workdir, epoch), stamp_of(epoch))
     if got is None:
       fn = models(epoch)
       got = {f"xi_{s}": make(config, fn, data[s], epoch, i) for i, s in enumerate(sources)}
-      with io.atomic_path(path(workdir, epoch)) as tmp:
-        np.savez(tmp, settings=np.asarray(stamp), **got)
+      write(epoch, got)
       logging.info("universal: epoch %d done", epoch)
-    xis[epoch] = got
+    computed[c] = got
+  for c, got in enumerate(probe.filled(computed, len(ep))):
+    if c not in computed:
+      write(ep[c], got)
+    xis[ep[c]] = got
   fixed = epochs_lib.resolve(config, u.fixed_epochs)
   acc = {s: [] for s in sources}
   acc.update({f"fixed_{epochs_lib.label(config, f)}": [] for f in fixed})
-  clean = []
-  for epoch in ep:
-    fn = models(epoch)
-    clean.append(evaluate.accuracy(fn, xt, yt, batch_size=batch))
+  clean, rows = [], {}
+  for c in probe.chunks(len(ep), "evaluations", last_differs=False):
+    fn = models(ep[c])
+    row = {"clean": evaluate.accuracy(fn, xt, yt, batch_size=batch)}
     for s in sources:
-      acc[s].append(accuracy_under(fn, xis[epoch][f"xi_{s}"], xt, yt, bounds=bounds,
-                                   batch_size=batch))
+      row[s] = accuracy_under(fn, xis[ep[c]][f"xi_{s}"], xt, yt, bounds=bounds,
+                              batch_size=batch)
     for f in fixed:
-      acc[f"fixed_{epochs_lib.label(config, f)}"].append(accuracy_under(
-          fn, xis[f]["xi_train"], xt, yt, bounds=bounds, batch_size=batch))
+      row[f"fixed_{epochs_lib.label(config, f)}"] = accuracy_under(
+          fn, xis[f]["xi_train"], xt, yt, bounds=bounds, batch_size=batch)
+    rows[c] = row
+  for row in probe.filled(rows, len(ep)):
+    clean.append(row["clean"])
+    for k in acc:
+      acc[k].append(row[k])
   cell = lambda a: stats.proportion(int(round(a * len(yt))), len(yt))
   return dict(epochs=ep, sources=list(sources), fixed_epochs=fixed, clean_accuracy=clean,
               accuracy=acc, inputs=int(len(yt)),
