@@ -18,6 +18,13 @@ variants:
   inputs and two detectors, a 251 x 251 profile) is many GPU hours, and the stored examples of
   the 10,000 test inputs take about 250 MB per epoch (60 GB over 251 epochs).
 
+On 2 CPU cores `--estimate` (WORKSPACE.md, "Issue 29") projects the training of cifar_reduced
+at 25.8 h (10,530 adversarial steps of 8.6 s), cifar_convnet at 35.5 h (17,550 of 7.2 s; its
+examples stage 1.1 h), fashion_mnist at 38.4 h (21,450 of 6.4 s; examples 1.4 h); the probes
+stopped within their 6-8 minute limits before the later stages, and cifar's (full width) did
+not finish its 5 adversarial training steps in 6 minutes. Measure a variant on your device
+first (add --estimate).
+
 An epoch is one pass over the training split as the trainer counts it:
 `training.steps_per_epoch(train size, 128)` = 351 steps on CIFAR-10 (45,000 training images,
 5,000 held out), 429 on Fashion-MNIST (55,000); the config check fails if `snapshot_every`
