@@ -199,3 +199,30 @@ def test_metzen_detector_shape_and_size():
   assert _num_params(model) == expected
   assert models.MetzenDetector(in_channels=1, rngs=nnx.Rngs(0))(
       jnp.zeros((1, 28, 28, 1))).shape == (1, 2)
+
+
+def test_models_of_one_architecture_share_compiled_programs():
+  """A study's epochs and checkpoints are new models of one architecture: jit must not compile
+  again for each (their logits functions compare by architecture, not by identity)."""
+  from advbound.attacks.pgd import pgd  # pylint: disable=g-import-not-at-top
+  compiles = []
+  listener = lambda event, secs, **_: compiles.append(event) if event.endswith(
+      "backend_compile_duration") else None
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
+    counts = []
+    for seed in range(3):
+      fn = models.as_logits_fn(models.build("mnist_cnn", rngs=nnx.Rngs(seed)))
+      before = len(compiles)
+      out = pgd(fn, jax.random.key(0), x, np.zeros(8, np.int32), epsilon=0.1, step_size=0.01,
+                num_steps=2, bounds=(0.0, 1.0), random_start=False)
+      np.asarray(out)
+      counts.append(len(compiles) - before)
+    assert counts[0] > 0 and counts[1:] == [0, 0], counts
+    # and they are different models: other weights, other logits
+    f0 = models.as_logits_fn(models.build("mnist_cnn", rngs=nnx.Rngs(0)))
+    f1 = models.as_logits_fn(models.build("mnist_cnn", rngs=nnx.Rngs(1)))
+    assert not np.allclose(np.asarray(f0(x)), np.asarray(f1(x)))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)

@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 from advbound.analysis import evaluate
+from advbound.models import StaticPartial
 from advbound.models.metzen_detector import MetzenDetector
 from advbound.runtime import checks
 
@@ -74,7 +75,9 @@ def train(key, clean, adversarial, *, bounds, steps: int = 2000, batch_size: int
   graphdef, params = nnx.split(model)
   params = _fit(graphdef, params, jnp.asarray(clean), jnp.asarray(adversarial), int(steps),
                 int(batch_size), float(learning_rate), fit_key, low, high)
-  return jax.tree_util.Partial(functools.partial(_apply, graphdef, low, high), params)
+  # compared by value in jit's cache key: every detector of this architecture shares programs
+  return jax.tree_util.Partial(StaticPartial(_apply, (graphdef, float(low), float(high))),
+                               params)
 
 
 def _apply(graphdef, low, high, params, x):

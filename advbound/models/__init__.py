@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -125,8 +125,22 @@ def _pure(model: nnx.Module, method: str) -> jax.tree_util.Partial:
   # jax arrays: numpy arrays held by a user's module would be shared by the merged copies
   state = sharding.replicate(jax.tree.map(jnp.asarray, state))  # a copy on every device of the mesh (several devices)
   # A Partial is a pytree whose leaves are the model's arrays: passed as an argument to a jitted
-  # function, the weights stay device buffers instead of being baked into the program.
-  return jax.tree_util.Partial(functools.partial(_apply, graphdef, method), state)
+  # function, the weights stay device buffers instead of being baked into the program. Its
+  # function (in the treedef, so in jit's cache key) compares by the architecture, so two
+  # models of one architecture (a study's epochs, checkpoints) share their compiled programs.
+  return jax.tree_util.Partial(StaticPartial(_apply, (graphdef, method)), state)
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticPartial:
+  """fn(*args, *rest) with `fn` and `args` hashable: as the function of a `jax.tree_util.Partial`
+  (which sits in the treedef, so in jit's cache key) it compares by value, where a
+  functools.partial compares by identity and makes jit compile again for every new one."""
+  fn: Callable
+  args: tuple
+
+  def __call__(self, *rest):
+    return self.fn(*self.args, *rest)
 
 
 def _apply(graphdef: nnx.GraphDef, method: str, state: nnx.State, x: jax.Array) -> jax.Array:
