@@ -27,14 +27,18 @@ from advbound.models import pooling
 
 @contextlib.contextmanager
 def _flax_pooling():
-  """The networks' pooling replaced by flax's reduce_window while tracing."""
+  """The networks' pooling replaced by flax's reduce_window while tracing. jit's caches are
+  cleared on the way in and out: models of one architecture share compiled programs
+  (`models.StaticPartial`), so a cached program of the other pooling would be reused."""
   ours = pooling.max_pool
   pooling.max_pool = lambda x, window, strides=None, padding="VALID": nnx.max_pool(
       x, tuple(window), strides=strides, padding=padding)
+  jax.clear_caches()
   try:
     yield
   finally:
     pooling.max_pool = ours
+    jax.clear_caches()
 
 
 def _warm(run, repeats: int = 2) -> float:
