@@ -305,3 +305,12 @@ def test_reduced_work_is_projected_per_unit(clock):
   (lp,) = p.loops
   assert (lp.units, lp.ran) == (40, 2 * probe.WARM)
   assert lp.per_unit == pytest.approx(0.5) and p.extra == pytest.approx(0.5 * (40 - 6))
+
+
+def test_each_computes_every_unit_outside_a_probe_and_fills_inside(clock):
+  assert probe.each(lambda i: i * i, 6, "u") == [0, 1, 4, 9, 16, 25]
+  with probe.probing() as p:
+    out = probe.each(lambda i: (clock.advance(2.0), i)[1], 6, "u")
+  assert out == [0, 1, 1, 1, 1, 1]  # units 0 and 1 computed, the rest the warm unit's output
+  (lp,) = p.loops
+  assert (lp.units, lp.ran) == (6, 2) and p.extra == pytest.approx(4 * 2.0)

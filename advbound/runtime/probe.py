@@ -191,6 +191,12 @@ class _ProbedChunks:
     _record(self.probe, self.name, self.n, 2 + self.last, per_unit, False)
 
 
+def each(fn, n: int, name: str, *, last_differs: bool = False) -> list[Any]:
+  """[fn(0), ..., fn(n - 1)] for n alike units; inside a probe fn runs on the units `chunks`
+  picks and a skipped unit's entry is the warm unit's output (`filled`)."""
+  return filled({i: fn(i) for i in chunks(n, name, last_differs=last_differs)}, n)
+
+
 def filled(outputs: dict[int, Any], n: int) -> list[Any]:
   """The outputs of chunks 0 .. n - 1 from those computed ({index: output}): a chunk a probe
   skipped gets the warm chunk's output (the same shape, chunks between the first and the last

@@ -156,18 +156,18 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
       te = draw(test.labels, c, cfg.test_per_class, [int(cfg.seed), c, 1])
       emb = distances.embed(model, np.concatenate([train.images[tr], test.images[te]]),
                             batch_size=int(config.study.batch_size))
-      kls = {}
-      # the maps (and the classes, below) are alike: --estimate runs a few and projects the rest
-      for j in probe.chunks(int(cfg.seeds), "t-SNE maps", last_differs=False):
+
+      def one_map(j: int) -> float:
         points = tsne(emb, perplexity=cfg.perplexity, max_iter=cfg.max_iter,
                       seed=tsne_seed(cfg.seed, c, j), init=cfg.init)
-        kls[j] = divergence.kl_divergence(points[:len(tr)], points[len(tr):],
-                                          grid=int(cfg.grid))
         if j == 0:
           with io.atomic_path(npz) as tmp:
             np.savez(tmp, train=points[:len(tr)].astype(np.float32),
                      test=points[len(tr):].astype(np.float32))
-      kls = probe.filled(kls, int(cfg.seeds))
+        return divergence.kl_divergence(points[:len(tr)], points[len(tr):], grid=int(cfg.grid))
+
+      # the maps (and the classes, below) are alike: --estimate runs a few and projects the rest
+      kls = probe.each(one_map, int(cfg.seeds), "t-SNE maps")
       done = dict(settings=stamp, kl=kls, train=int(len(tr)), test=int(len(te)))
       io.write_json(path, done)
       logging.info("divergence: class %d, %d train + %d test points, KL(train || test) over "
@@ -175,10 +175,8 @@ def run(config, workdir: str, *, data: dict, trained: dict, stamps: dict) -> dic
                    ", ".join(f"{k:.4f}" for k in kls))
     return done
 
-  computed = {}
-  for c in probe.chunks(train.num_classes, "divergence classes", last_differs=False):
-    computed[c] = (of_class(c), c)
-  for c, (done, source) in enumerate(probe.filled(computed, train.num_classes)):
+  classes = probe.each(lambda c: (of_class(c), c), train.num_classes, "divergence classes")
+  for c, (done, source) in enumerate(classes):
     if source != c:  # a class a probe skipped: the warm class's map stands in for it
       shutil.copy2(os.path.join(folder, f"class_{source}.npz"),
                    os.path.join(folder, f"class_{c}.npz"))

@@ -44,11 +44,10 @@ def path(workdir: str, epoch: int) -> str:
 def _in_chunks(attack, x, y, batch: int, name: str) -> np.ndarray:
   """attack(x_chunk, y_chunk) over x [N, ...] in chunks of `batch` rows, concatenated as float32
   [N, ...] (--estimate runs a few chunks and projects the rest)."""
-  num = -(-len(x) // batch)
-  pieces = {}
-  for c in probe.chunks(num, name, last_differs=len(x) % batch != 0):
-    pieces[c] = np.asarray(attack(x[c * batch:(c + 1) * batch], y[c * batch:(c + 1) * batch]))
-  return np.concatenate(probe.filled(pieces, num)).astype(np.float32)
+  pieces = probe.each(
+      lambda c: np.asarray(attack(x[c * batch:(c + 1) * batch], y[c * batch:(c + 1) * batch])),
+      -(-len(x) // batch), name, last_differs=len(x) % batch != 0)
+  return np.concatenate(pieces).astype(np.float32)
 
 
 def bi(fn, x, y, study, bounds, batch: int) -> np.ndarray:
@@ -117,12 +116,10 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
   epochs = epochs_lib.measured(config)
   for with_df in (False, True):
     group = [e for e in epochs if (e in deepfool_epochs) == with_df]
-    computed = {}
-    for c in probe.chunks(len(group), "epochs with DeepFool" if with_df else "epochs",
-                          last_differs=False):
-      computed[c] = examples_of(group[c])
-    for c, (epoch, got) in enumerate(zip(group, probe.filled(computed, len(group)))):
-      if c not in computed:
+    done = probe.each(lambda c: (examples_of(group[c]), c), len(group),
+                      "epochs with DeepFool" if with_df else "epochs")
+    for c, (epoch, (got, source)) in enumerate(zip(group, done)):
+      if source != c:
         write(epoch, got)
       out[str(epoch)] = {k: int(v.shape[0]) for k, v in got.items()}
   return {"epochs": epochs, "counts": {str(e): out[str(e)] for e in epochs}}

@@ -46,23 +46,22 @@ def run(config, workdir: str, *, data: dict, models: epochs_lib.Models) -> dict:
     rates. The columns, and the cells of a column, cost alike: --estimate runs a few of each
     and projects the rest (a skipped one repeats a computed one)."""
     fn = models(e2)
-    cells = {}
-    for i in probe.chunks(t, "profile cells", last_differs=False):
+
+    def cell(i):
       logits = evaluate.logits(fn, stored[ep[i]]["bi_test"], batch_size=batch)
       p = np.asarray(jax.nn.softmax(logits, axis=-1))
-      cells[i] = (p[np.arange(len(yt)), yt], np.argmax(logits, -1) == yt,
-                  evaluate.predict(fn, stored[ep[i]]["bi_train"], batch_size=batch) == yr)
-    cells = probe.filled(cells, t)
+      return (p[np.arange(len(yt)), yt], np.argmax(logits, -1) == yt,
+              evaluate.predict(fn, stored[ep[i]]["bi_train"], batch_size=batch) == yr)
+
+    cells = probe.each(cell, t, "profile cells")
     own = examples.load(workdir, e2, ("bi_eval", "fgsm_eval"))
     right = lambda x, y: stats.of(evaluate.predict(fn, x, batch_size=batch) == y)
     mine = dict(test_accuracy=right(xe, ye), fgsm_accuracy=right(own["fgsm_eval"], ye),
                 bi_accuracy=right(own["bi_eval"], ye), train_accuracy=right(xr, yr))
     return [np.stack(c, axis=1) for c in zip(*cells)], mine
 
-  columns = {}
-  for j in probe.chunks(t, "profile columns", last_differs=False):  # one model at a time
-    columns[j] = column(ep[j])
-  for j, ((p_col, test_col, train_col), mine) in enumerate(probe.filled(columns, t)):
+  columns = probe.each(lambda j: column(ep[j]), t, "profile columns")  # one model at a time
+  for j, ((p_col, test_col, train_col), mine) in enumerate(columns):
     prob[:, :, j], correct_test[:, :, j], correct_train[:, :, j] = p_col, test_col, train_col
     for k, v in mine.items():
       rates[k].append(v)

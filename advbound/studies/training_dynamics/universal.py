@@ -54,27 +54,28 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
     with io.atomic_path(path(workdir, epoch)) as tmp:
       np.savez(tmp, settings=np.asarray(stamp_of(epoch)), **got)
 
-  computed = {}
-  # the epochs cost alike (a compiled loop each): --estimate runs a few and projects the rest
-  # (a skipped epoch stores a computed epoch's perturbations)
-  for c in probe.chunks(len(ep), "epochs", last_differs=False):
-    epoch = ep[c]
+  def perturbations(epoch: int) -> dict:
     got = io.read_npz_if_current(path(workdir, epoch), stamp_of(epoch))
     if got is None:
       fn = models(epoch)
       got = {f"xi_{s}": make(config, fn, data[s], epoch, i) for i, s in enumerate(sources)}
       write(epoch, got)
       logging.info("universal: epoch %d done", epoch)
-    computed[c] = got
-  for c, got in enumerate(probe.filled(computed, len(ep))):
-    if c not in computed:
+    return got
+
+  # the epochs cost alike (a compiled loop each): --estimate runs a few and projects the rest
+  # (a skipped epoch stores a computed epoch's perturbations)
+  done = probe.each(lambda c: (perturbations(ep[c]), c), len(ep), "epochs")
+  for c, (got, source) in enumerate(done):
+    if source != c:
       write(ep[c], got)
     xis[ep[c]] = got
   fixed = epochs_lib.resolve(config, u.fixed_epochs)
   acc = {s: [] for s in sources}
   acc.update({f"fixed_{epochs_lib.label(config, f)}": [] for f in fixed})
-  clean, rows = [], {}
-  for c in probe.chunks(len(ep), "evaluations", last_differs=False):
+  clean = []
+
+  def evaluations(c: int) -> dict:
     fn = models(ep[c])
     row = {"clean": evaluate.accuracy(fn, xt, yt, batch_size=batch)}
     for s in sources:
@@ -83,8 +84,9 @@ def run(config, workdir: str, *, data: dict, stamps: dict, models: epochs_lib.Mo
     for f in fixed:
       row[f"fixed_{epochs_lib.label(config, f)}"] = accuracy_under(
           fn, xis[f]["xi_train"], xt, yt, bounds=bounds, batch_size=batch)
-    rows[c] = row
-  for row in probe.filled(rows, len(ep)):
+    return row
+
+  for row in probe.each(evaluations, len(ep), "evaluations"):
     clean.append(row["clean"])
     for k in acc:
       acc[k].append(row[k])
